@@ -1,0 +1,200 @@
+import ipaddr from 'ipaddr.js';
+
+/**
+ * IP handling for every source. Addresses are parsed strictly (four-part decimal IPv4 only, so
+ * `127.1` or `0x7f.0.0.1` from a header is garbage, not loopback), IPv4-mapped IPv6 becomes IPv4,
+ * zone ids are dropped. Nothing here throws on bad input: parsers return `null`.
+ */
+
+export interface ParsedIPv4 {
+  family: 4;
+  /** The address as an unsigned 32-bit integer. */
+  v4: number;
+}
+
+export interface ParsedIPv6 {
+  family: 6;
+  /** 16 bytes, network order. */
+  bytes: Uint8Array;
+}
+
+export type ParsedIp = ParsedIPv4 | ParsedIPv6;
+
+/** A network: an address with its prefix length, host bits zeroed. */
+export type Cidr = (ParsedIPv4 | ParsedIPv6) & {
+  prefix: number;
+  /** Canonical text: `10.0.0.0/8`, `2001:db8::/64`, or a bare address for /32 and /128. */
+  text: string;
+};
+
+/** Parses a strict dotted-quad IPv4 address to an unsigned integer, or -1. */
+export function parseIPv4(text: string): number {
+  const length = text.length;
+  if (length < 7 || length > 15) return -1;
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return -1; // leading zero: ambiguous (octal in inet_aton)
+      part = part * 10 + (c - 48);
+      if (part > 255) return -1;
+      digits++;
+    } else {
+      return -1;
+    }
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + part;
+}
+
+export function formatIPv4(value: number): string {
+  return `${value >>> 24}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
+}
+
+/**
+ * Parses an IPv4 or IPv6 address. Accepts `[::1]`, zone ids (`fe80::1%eth0`, dropped) and
+ * IPv4-mapped IPv6 (`::ffff:1.2.3.4`, returned as IPv4). Returns `null` for anything else.
+ */
+export function parseIp(input: string): ParsedIp | null {
+  if (typeof input !== 'string') return null;
+  const v4 = parseIPv4(input);
+  if (v4 >= 0) return { family: 4, v4 };
+  let text = input.trim();
+  if (text.length === 0 || text.length > 64) return null;
+  if (text.charCodeAt(0) === 91 /* [ */ && text.charCodeAt(text.length - 1) === 93) {
+    text = text.slice(1, -1);
+  }
+  if (text.indexOf(':') === -1) {
+    const trimmed = parseIPv4(text);
+    return trimmed >= 0 ? { family: 4, v4: trimmed } : null;
+  }
+  const zone = text.indexOf('%');
+  if (zone !== -1) text = text.slice(0, zone);
+  const lower = text.toLowerCase();
+  if (lower.startsWith('::ffff:') && lower.indexOf('.') !== -1) {
+    const mapped = parseIPv4(lower.slice(7));
+    return mapped >= 0 ? { family: 4, v4: mapped } : null;
+  }
+  if (!ipaddr.IPv6.isValid(text)) return null;
+  let address: ipaddr.IPv6;
+  try {
+    address = ipaddr.IPv6.parse(text);
+  } catch {
+    return null;
+  }
+  if (address.isIPv4MappedAddress()) {
+    const bytes = address.toIPv4Address().toByteArray();
+    return { family: 4, v4: bytesToV4(bytes) };
+  }
+  return { family: 6, bytes: Uint8Array.from(address.toByteArray()) };
+}
+
+/** The canonical text of an address: dotted quad, or RFC 5952 IPv6. `null` for garbage. */
+export function normalizeIp(input: string): string | null {
+  const parsed = parseIp(input);
+  return parsed === null ? null : formatIp(parsed);
+}
+
+export function formatIp(ip: ParsedIp): string {
+  if (ip.family === 4) return formatIPv4(ip.v4);
+  const parts: number[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(((ip.bytes[i] as number) << 8) | (ip.bytes[i + 1] as number));
+  return new ipaddr.IPv6(parts).toRFC5952String();
+}
+
+/**
+ * Parses `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a /32 or /128). Host bits are zeroed,
+ * so `10.1.2.3/8` means `10.0.0.0/8`. IPv4-mapped ranges (`::ffff:10.0.0.0/104`) become IPv4.
+ */
+export function parseCidr(input: string): Cidr | null {
+  if (typeof input !== 'string') return null;
+  const text = input.trim();
+  const slash = text.indexOf('/');
+  if (slash === -1) {
+    const ip = parseIp(text);
+    if (ip === null) return null;
+    return makeCidr(ip, ip.family === 4 ? 32 : 128);
+  }
+  const prefixText = text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefixText)) return null;
+  const prefix = Number(prefixText);
+  const addressText = text.slice(0, slash);
+  const lower = addressText.toLowerCase();
+  // A mapped IPv4 range keeps its IPv6 prefix length until we know it is mapped.
+  if (lower.startsWith('::ffff:') && lower.indexOf('.') !== -1) {
+    const v4 = parseIPv4(lower.slice(7));
+    if (v4 < 0 || prefix < 96 || prefix > 128) return null;
+    return makeCidr({ family: 4, v4 }, prefix - 96);
+  }
+  const ip = parseIp(addressText);
+  if (ip === null) return null;
+  if (ip.family === 4) {
+    if (addressText.indexOf(':') !== -1) {
+      // `::ffff:a00:0/104` spelled in hex
+      if (prefix < 96 || prefix > 128) return null;
+      return makeCidr(ip, prefix - 96);
+    }
+    if (prefix > 32) return null;
+    return makeCidr(ip, prefix);
+  }
+  if (prefix > 128) return null;
+  return makeCidr(ip, prefix);
+}
+
+function makeCidr(ip: ParsedIp, prefix: number): Cidr {
+  if (ip.family === 4) {
+    const v4 = maskV4(ip.v4, prefix);
+    const text = prefix === 32 ? formatIPv4(v4) : `${formatIPv4(v4)}/${prefix}`;
+    return { family: 4, v4, prefix, text };
+  }
+  const bytes = maskV6(ip.bytes, prefix);
+  const address = formatIp({ family: 6, bytes });
+  return { family: 6, bytes, prefix, text: prefix === 128 ? address : `${address}/${prefix}` };
+}
+
+export function maskV4(value: number, prefix: number): number {
+  if (prefix <= 0) return 0;
+  if (prefix >= 32) return value >>> 0;
+  return (value & (~0 << (32 - prefix))) >>> 0;
+}
+
+export function maskV6(bytes: Uint8Array, prefix: number): Uint8Array {
+  const out = new Uint8Array(16);
+  const full = prefix >> 3;
+  for (let i = 0; i < full && i < 16; i++) out[i] = bytes[i] as number;
+  const rest = prefix & 7;
+  if (rest !== 0 && full < 16) out[full] = (bytes[full] as number) & (0xff << (8 - rest));
+  return out;
+}
+
+/**
+ * The unit a jail counts and bans: the address itself for IPv4, the `/ipv6Prefix` network for
+ * IPv6 (default 64, because one host usually owns a whole /64). Returns canonical CIDR text.
+ */
+export function clientKey(ip: ParsedIp, ipv6Prefix = 64): string {
+  if (ip.family === 4) return formatIPv4(ip.v4);
+  return makeCidr(ip, ipv6Prefix).text;
+}
+
+/** True when `cidr` covers `ip`. */
+export function cidrContains(cidr: Cidr, ip: ParsedIp): boolean {
+  if (cidr.family !== ip.family) return false;
+  if (ip.family === 4) return maskV4(ip.v4, cidr.prefix) === (cidr as ParsedIPv4).v4;
+  const masked = maskV6(ip.bytes, cidr.prefix);
+  const base = (cidr as ParsedIPv6).bytes;
+  for (let i = 0; i < 16; i++) if (masked[i] !== base[i]) return false;
+  return true;
+}
+
+function bytesToV4(bytes: number[]): number {
+  return (((bytes[0] as number) << 24) >>> 0) + ((bytes[1] as number) << 16) + ((bytes[2] as number) << 8) + (bytes[3] as number);
+}

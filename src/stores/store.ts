@@ -1,0 +1,101 @@
+import type { EventEmitter } from 'node:events';
+import type { Decision } from '../core/types.js';
+
+/**
+ * The contract every store (SQLite, Redis, memory) keeps. The store is the source of truth for
+ * decisions; each instance mirrors it into its local ban table. Methods reject with a
+ * `PortcullisError` (`PC_ERR_STORE_UNAVAILABLE`) when the backend cannot be reached; they never
+ * retry on their own; the guard applies the `on_store_error` policy.
+ */
+export interface Store extends EventEmitter<StoreEventMap> {
+  readonly kind: 'memory' | 'sqlite' | 'redis';
+  /** True when other processes may write to the same store (Redis), so messages matter. */
+  readonly shared: boolean;
+
+  /** Connects / opens the file. Resolves when ready; rejects with a clear error otherwise. */
+  open(): Promise<void>;
+
+  /**
+   * Adds `weight` failures at `timeMs` for `key` in `jail`, drops failures older than
+   * `timeMs - findTimeMs`, and reports the sum still inside the window. When the sum reaches
+   * `maxRetry` the counter is cleared in the same atomic step and `reached` is true, so exactly one
+   * caller (one instance, with Redis) wins the right to ban.
+   */
+  addFailure(input: FailureInput): Promise<FailureResult>;
+
+  /** Forgets the failures counted for `key` in `jail`. */
+  clearFailures(jail: string, key: string): Promise<void>;
+
+  /**
+   * Stores a decision, replacing any decision for the same target (the later expiry wins, a
+   * permanent ban is never shortened), and announces it to other instances. Non-dry-run jail
+   * decisions are also added to the ban history used by `bantime_increment`.
+   * Resolves to the decision as stored (after merging).
+   */
+  putDecision(decision: Decision): Promise<Decision>;
+
+  /** Removes the decision for `target` and announces it. Resolves to the removed one, if any. */
+  deleteDecision(target: string): Promise<Decision | undefined>;
+
+  /**
+   * Streams every decision active at `nowMs` to `onBatch` in batches (restoring 1M bans must not
+   * build one giant array). Resolves to the number delivered.
+   */
+  loadDecisions(nowMs: number, onBatch: (batch: Decision[]) => void): Promise<number>;
+
+  /** The number of bans of `target` recorded since `sinceMs`, in `jail` or (jail `null`) in all. */
+  countBans(target: string, jail: string | null, sinceMs: number): Promise<number>;
+
+  /** Deletes expired decisions and ban history older than `historyBeforeMs`. */
+  purge(nowMs: number, historyBeforeMs: number): Promise<void>;
+
+  /** Reads a saved log position (log jails). */
+  getPosition(id: string): Promise<LogPosition | undefined>;
+  /** Saves a log position. */
+  setPosition(id: string, position: LogPosition): Promise<void>;
+
+  /** Idempotent; resolves when every handle is released. */
+  close(): Promise<void>;
+}
+
+export interface FailureInput {
+  jail: string;
+  /** Client key: canonical IPv4, or the IPv6 /prefix network. */
+  key: string;
+  /** Time of the failure, ms since the epoch. */
+  timeMs: number;
+  /** How many failures this event counts for (default 1). */
+  weight: number;
+  findTimeMs: number;
+  maxRetry: number;
+}
+
+export interface FailureResult {
+  /** Failures inside the window after this one (before the reset, when reached). */
+  count: number;
+  /** True when this failure reached `maxRetry`; the counter has been cleared. */
+  reached: boolean;
+}
+
+export interface LogPosition {
+  /** Byte offset of the next unread byte. */
+  offset: number;
+  /** Inode of the file when the offset was saved. */
+  inode: number;
+  /** Hash of the file's first line, to spot a file replaced under the same inode. */
+  headHash: string;
+}
+
+/** Sent between instances (Redis pub/sub); local writes are not echoed back to the writer. */
+export type StoreMessage =
+  | { type: 'ban'; decision: Decision }
+  | { type: 'unban'; target: string };
+
+export interface StoreEventMap {
+  /** Another instance decided something. */
+  message: [StoreMessage];
+  /** The backend is (again) reachable: the guard reloads every decision. */
+  up: [];
+  /** The backend became unreachable. */
+  down: [Error];
+}

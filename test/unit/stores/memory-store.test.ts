@@ -1,0 +1,4 @@
+import { MemoryStore } from '../../../src/stores/memory/memory-store.js';
+import { storeContract } from '../../helpers/store-contract.js';
+
+storeContract('memory', async () => new MemoryStore());
