@@ -93,6 +93,14 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect((await load(store, T0)).map((d) => d.target)).toEqual(['10.0.0.0/8', '2001:db8::/64']);
     });
 
+    it('replaces a decision that had expired when the new one started', async () => {
+      await store.putDecision(decision('192.0.2.6', { expiresAt: T0 + 1000, banCount: 4 }));
+      const fresh = await store.putDecision(
+        decision('192.0.2.6', { startedAt: T0 + 5000, expiresAt: T0 + 6000, banCount: 1 }),
+      );
+      expect(fresh).toMatchObject({ expiresAt: T0 + 6000, banCount: 1 });
+    });
+
     it('keeps dry-run decisions apart from enforced ones', async () => {
       await store.putDecision(decision('192.0.2.2', { dryRun: true }));
       expect((await load(store, T0))[0]?.dryRun).toBe(true);

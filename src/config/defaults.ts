@@ -1,0 +1,28 @@
+/** Every built-in default in one place (fail2ban's where it has one). */
+export const DEFAULTS = {
+  sqlitePath: './portcullis.db',
+  redisPrefix: 'pc:',
+  redisCommandTimeout: '1s',
+  onStoreError: 'local',
+  dbpurgeage: '1d',
+  logLevel: 'info',
+  jail: {
+    enabled: true,
+    maxretry: 5,
+    findtime: '10m',
+    bantime: '10m',
+    ignoreip: ['127.0.0.0/8', '::1'],
+    ignoreself: true,
+    dryrun: false,
+    ipv6_prefix: 64,
+  },
+  bantimeIncrement: {
+    enabled: false,
+    factor: 1,
+    rndtime: 0,
+    overalljails: false,
+  },
+} as const;
+
+/** The jail name manual bans are recorded under; no configured jail may use it. */
+export const MANUAL_JAIL = 'manual';

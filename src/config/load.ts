@@ -1,0 +1,340 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type * as z from 'zod';
+import { parseDuration } from '../core/duration.js';
+import { ConfigError, ErrorCodes, PortcullisError } from '../core/errors.js';
+import { DEFAULTS, MANUAL_JAIL } from './defaults.js';
+import { configSchema, type JailOptions, type PortcullisOptions } from './schema.js';
+import type { JailConfig, PortcullisConfig, SourceConfig, StoreConfig } from './types.js';
+
+/**
+ * Environment variables that override the file, for containers. Each maps to one key path; the
+ * value is parsed as YAML, so `PORTCULLIS_DEFAULTS_MAXRETRY=3` is the number 3.
+ */
+export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
+  PORTCULLIS_REDIS_URL: ['store', 'redis', 'url'],
+  PORTCULLIS_REDIS_PREFIX: ['store', 'redis', 'prefix'],
+  PORTCULLIS_SQLITE_PATH: ['store', 'sqlite', 'path'],
+  PORTCULLIS_ON_STORE_ERROR: ['store', 'on_store_error'],
+  PORTCULLIS_DBPURGEAGE: ['store', 'dbpurgeage'],
+  PORTCULLIS_LOG_LEVEL: ['log', 'level'],
+  PORTCULLIS_DEFAULTS_MAXRETRY: ['defaults', 'maxretry'],
+  PORTCULLIS_DEFAULTS_FINDTIME: ['defaults', 'findtime'],
+  PORTCULLIS_DEFAULTS_BANTIME: ['defaults', 'bantime'],
+  PORTCULLIS_DEFAULTS_DRYRUN: ['defaults', 'dryrun'],
+};
+
+export interface LoadOptions {
+  /** Environment to read overrides from. Default `process.env`; pass `{}` for none. */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** Reads, validates and resolves a YAML config file. Throws {@link ConfigError} naming the problem. */
+export function loadConfigFile(path: string, options: LoadOptions = {}): PortcullisConfig {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    throw new PortcullisError(ErrorCodes.CONFIG_NOT_FOUND, `${path}: cannot read the configuration: ${reason}`, {
+      cause: error,
+    });
+  }
+  return parseConfigText(text, path, options);
+}
+
+/** Validates YAML text; `name` is what error messages call the file. */
+export function parseConfigText(text: string, name: string, options: LoadOptions = {}): PortcullisConfig {
+  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      document.errors.map((error) => {
+        const at = error.linePos?.[0];
+        const where = at === undefined ? name : `${name}:${at.line}:${at.col}`;
+        return `${where}: invalid YAML: ${(error.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "")}`;
+      }),
+    );
+  }
+  const raw = (document.toJS() ?? {}) as unknown;
+  const base = name === '<config>' ? process.cwd() : dirname(resolve(name));
+  return resolveConfig(raw, { name, baseDir: base, file: name === '<config>' ? null : resolve(name), ...options });
+}
+
+export interface ResolveOptions extends LoadOptions {
+  /** What errors call the input. Default `<config>`. */
+  name?: string;
+  /** Relative paths (the SQLite file) resolve against this. Default the working directory. */
+  baseDir?: string;
+  file?: string | null;
+}
+
+/** Validates a config object (the YAML shape) and resolves defaults, env overrides and units. */
+export function resolveConfig(input: unknown, options: ResolveOptions = {}): PortcullisConfig {
+  const name = options.name ?? '<config>';
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new ConfigError([`${name}: expected a mapping of settings at the top level, got ${describe(input)}`]);
+  }
+  const { value, fromEnv } = applyEnv(input as Record<string, unknown>, options.env ?? process.env);
+  const result = configSchema.safeParse(value, { reportInput: true });
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((issue) => formatIssue(issue, name, fromEnv)));
+  }
+  return buildConfig(result.data, name, options.baseDir ?? process.cwd(), options.file ?? null);
+}
+
+function buildConfig(options: z.output<typeof import('./schema.js').configSchema>, name: string, baseDir: string, file: string | null): PortcullisConfig {
+  const problems: string[] = [];
+  const defaults = options.defaults ?? {};
+  const jails: JailConfig[] = [];
+  for (const [jailName, jailOptions] of Object.entries(options.jails ?? {})) {
+    if (jailName === MANUAL_JAIL) {
+      problems.push(`${name}: jails.${jailName}: "${MANUAL_JAIL}" is reserved for bans made by hand`);
+      continue;
+    }
+    jails.push(buildJail(jailName, { ...defaults, ...(jailOptions ?? {}) }, defaults));
+  }
+  const store = buildStore(options.store, baseDir, name, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze({
+    file,
+    store,
+    onStoreError: options.store?.on_store_error ?? DEFAULTS.onStoreError,
+    dbPurgeAgeMs: parseDuration(options.store?.dbpurgeage ?? DEFAULTS.dbpurgeage),
+    log: { level: options.log?.level ?? DEFAULTS.logLevel },
+    jails,
+  });
+}
+
+function buildJail(name: string, merged: JailOptions, defaults: JailOptions): JailConfig {
+  const d = DEFAULTS.jail;
+  const increment = { ...DEFAULTS.bantimeIncrement, ...(defaults.bantime_increment ?? {}), ...(merged.bantime_increment ?? {}) };
+  return {
+    name,
+    enabled: merged.enabled ?? d.enabled,
+    source: buildSource(merged.source),
+    filter: merged.filter ?? null,
+    maxRetry: merged.maxretry ?? d.maxretry,
+    findTimeMs: parseDuration(merged.findtime ?? d.findtime),
+    banTimeMs: parseDuration(merged.bantime ?? d.bantime),
+    banTimeIncrement: increment.enabled
+      ? {
+          factor: increment.factor ?? 1,
+          multipliers: increment.multipliers ?? null,
+          maxTimeMs: increment.maxtime === undefined ? null : parseDuration(increment.maxtime),
+          rndTimeMs: parseDuration(increment.rndtime ?? 0),
+          overallJails: increment.overalljails ?? false,
+        }
+      : null,
+    ignoreIp: merged.ignoreip ?? [...d.ignoreip],
+    ignoreSelf: merged.ignoreself ?? d.ignoreself,
+    dryRun: merged.dryrun ?? d.dryrun,
+    ipv6Prefix: merged.ipv6_prefix ?? d.ipv6_prefix,
+    actions: merged.actions ?? [],
+  };
+}
+
+function buildSource(source: JailOptions['source']): SourceConfig {
+  if (source === undefined || source === 'api') return { kind: 'api' };
+  if (source === 'http') return { kind: 'http' };
+  if (source === 'socket') return { kind: 'socket' };
+  if ('log' in source) return { kind: 'log', paths: Array.isArray(source.log) ? source.log : [source.log] };
+  return { kind: 'command', argv: source.command };
+}
+
+function buildStore(
+  store: z.output<typeof configSchema>['store'],
+  baseDir: string,
+  name: string,
+  problems: string[],
+): StoreConfig {
+  if (store?.memory) return { kind: 'memory' };
+  if (store?.redis !== undefined) {
+    const redis = typeof store.redis === 'string' ? { url: store.redis } : store.redis;
+    const modes = [redis.url, redis.sentinels, redis.cluster].filter((v) => v !== undefined).length;
+    if (modes !== 1) problems.push(`${name}: store.redis: set exactly one of url, sentinels or cluster`);
+    if (redis.sentinels !== undefined && redis.name === undefined) {
+      problems.push(`${name}: store.redis.name: the Sentinel master group name is required with sentinels`);
+    }
+    return {
+      kind: 'redis',
+      ...(redis.url === undefined ? {} : { url: redis.url }),
+      ...(redis.sentinels === undefined ? {} : { sentinels: redis.sentinels }),
+      ...(redis.name === undefined ? {} : { sentinelName: redis.name }),
+      ...(redis.cluster === undefined ? {} : { cluster: redis.cluster }),
+      ...(redis.username === undefined ? {} : { username: redis.username }),
+      ...(redis.password === undefined ? {} : { password: redis.password }),
+      ...(redis.db === undefined ? {} : { db: redis.db }),
+      ...(redis.tls === undefined ? {} : { tls: redis.tls }),
+      prefix: redis.prefix ?? DEFAULTS.redisPrefix,
+      commandTimeoutMs: parseDuration(redis.command_timeout ?? DEFAULTS.redisCommandTimeout),
+    };
+  }
+  const sqlite = store?.sqlite ?? DEFAULTS.sqlitePath;
+  const path = typeof sqlite === 'string' ? sqlite : sqlite.path;
+  return { kind: 'sqlite', path: path === ':memory:' || isAbsolute(path) ? path : resolve(baseDir, path) };
+}
+
+function applyEnv(
+  input: Record<string, unknown>,
+  env: Readonly<Record<string, string | undefined>>,
+): { value: Record<string, unknown>; fromEnv: Map<string, string> } {
+  const value = structuredClone(input);
+  const fromEnv = new Map<string, string>();
+  for (const [variable, path] of Object.entries(ENV_OVERRIDES)) {
+    const text = env[variable];
+    if (text === undefined || text === '') continue;
+    const store = value.store as Record<string, unknown> | undefined;
+    if (path[0] === 'store' && (path[1] === 'redis' || path[1] === 'sqlite')) {
+      // Choosing a backend by environment replaces the file's choice rather than clashing with it.
+      const other = path[1] === 'redis' ? ['sqlite', 'memory'] : ['redis', 'memory'];
+      if (store !== undefined && typeof store === 'object') for (const key of other) delete store[key];
+      const current = store?.[path[1]];
+      if (typeof current === 'string') {
+        (store as Record<string, unknown>)[path[1]] = path[1] === 'redis' ? { url: current } : { path: current };
+      }
+    }
+    setPath(value, path, parseEnvValue(text));
+    fromEnv.set(path.join('.'), variable);
+  }
+  return { value, fromEnv };
+}
+
+function parseEnvValue(text: string): unknown {
+  if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
+  if (text === 'true' || text === 'false') return text === 'true';
+  return text;
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (next === null || typeof next !== 'object') node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1] as string] = value;
+}
+
+/** `portcullis.yaml: jails.sshd.findtime: expected a duration like "10m", got "10 minutes"` */
+export function formatIssue(issue: z.core.$ZodIssue, name: string, fromEnv: ReadonlyMap<string, string> = new Map()): string {
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    const known = knownKeysAt(path);
+    return issue.keys
+      .map((key) => {
+        const suggestion = closest(key, known);
+        const hint = suggestion === undefined ? '' : ` (did you mean "${suggestion}"?)`;
+        return `${name}: ${[...path, key].join('.')}: unknown setting${hint}`;
+      })
+      .join('\n');
+  }
+  const where = path.length === 0 ? '(top level)' : path.join('.');
+  const variable = fromEnv.get(where);
+  const origin = variable === undefined ? name : `${name} (from environment ${variable})`;
+  return `${origin}: ${where}: ${describeIssue(issue)}`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const input = (issue as { input?: unknown }).input;
+  if (/\bgot\b/.test(issue.message) || issue.message.startsWith('choose ') || issue.message.startsWith('set ')) {
+    return issue.message;
+  }
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${article(issue.expected)}, got ${describe(input)}`;
+    case 'invalid_value':
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describe(input)}`;
+    case 'too_small':
+      return issue.origin === 'array'
+        ? `expected at least ${issue.minimum} entries, got ${describe(input)}`
+        : `expected at least ${issue.minimum}, got ${describe(input)}`;
+    case 'too_big':
+      return `expected at most ${issue.maximum}, got ${describe(input)}`;
+    case 'invalid_key':
+      return issue.issues[0]?.message ?? `invalid key, got ${describe(input)}`;
+    case 'invalid_format':
+      return `expected text matching ${issue.pattern ?? issue.format}, got ${describe(input)}`;
+    default:
+      return `${issue.message}, got ${describe(input)}`;
+  }
+}
+
+function article(type: string): string {
+  if (type === 'object' || type === 'record') return 'a mapping';
+  if (type === 'boolean') return 'true or false';
+  if (type === 'array') return 'a list';
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null (an empty value)';
+  if (Array.isArray(value)) return `a list ${truncate(JSON.stringify(value))}`;
+  if (typeof value === 'object') return `a mapping ${truncate(JSON.stringify(value))}`;
+  return truncate(JSON.stringify(value));
+}
+
+function truncate(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+const JAIL_KEYS = [
+  'enabled', 'source', 'filter', 'maxretry', 'findtime', 'bantime', 'bantime_increment', 'ignoreip',
+  'ignoreself', 'dryrun', 'ipv6_prefix', 'actions',
+];
+const KEYS_AT: Record<string, string[]> = {
+  '': ['$schema', 'store', 'log', 'defaults', 'jails'],
+  store: ['sqlite', 'redis', 'memory', 'on_store_error', 'dbpurgeage'],
+  'store.redis': ['url', 'sentinels', 'name', 'cluster', 'username', 'password', 'db', 'tls', 'prefix', 'command_timeout'],
+  log: ['level'],
+  defaults: JAIL_KEYS,
+  jail: JAIL_KEYS,
+  bantime_increment: ['enabled', 'factor', 'multipliers', 'maxtime', 'rndtime', 'overalljails'],
+};
+
+function knownKeysAt(path: readonly string[]): readonly string[] {
+  if (path.length === 2 && path[0] === 'jails') return KEYS_AT.jail as string[];
+  const last = path[path.length - 1];
+  if (last === 'bantime_increment') return KEYS_AT.bantime_increment as string[];
+  return KEYS_AT[path.join('.')] ?? [];
+}
+
+/** The known key nearest to `key` by edit distance, when it is plausibly a typo. */
+function closest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
+  for (const candidate of known) {
+    const distance = editDistance(key.toLowerCase(), candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j] as number;
+      row[j] = Math.min(current + 1, (row[j - 1] as number) + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length] as number;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+export type { PortcullisOptions };

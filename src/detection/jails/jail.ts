@@ -1,0 +1,39 @@
+import { networkInterfaces } from 'node:os';
+import type { JailConfig } from '../../config/types.js';
+import { clientKey, type ParsedIp } from '../../core/ip.js';
+import { CidrSet } from '../../core/prefix-trie.js';
+
+/** A configured jail, ready to judge clients: its settings plus its compiled ignore list. */
+export class Jail {
+  readonly config: JailConfig;
+  readonly #ignore: CidrSet;
+
+  constructor(config: JailConfig, selfAddresses: readonly string[] = hostAddresses()) {
+    this.config = config;
+    this.#ignore = new CidrSet(config.ignoreIp);
+    if (config.ignoreSelf) for (const address of selfAddresses) this.#ignore.add(address);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** `ignoreip` and `ignoreself`: these clients are never counted nor banned by this jail. */
+  isIgnored(ip: ParsedIp): boolean {
+    return this.#ignore.has(ip);
+  }
+
+  /** The unit this jail counts and bans: the IPv4 address, or the IPv6 `/ipv6_prefix` network. */
+  keyOf(ip: ParsedIp): string {
+    return clientKey(ip, this.config.ipv6Prefix);
+  }
+}
+
+/** Every address configured on this host's interfaces (for `ignoreself`). */
+export function hostAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const entry of list ?? []) out.push(entry.address.split('%')[0] as string);
+  }
+  return out;
+}
