@@ -146,17 +146,19 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
   async open(): Promise<void> {
     this.#assertNotClosed();
     if (this.#connection !== undefined) return;
+    let movedAside = false;
     try {
-      this.#connection = connect(this.#path);
-      return;
+      this.#connection = connect(this.#path, this.#logger, (err) => {
+        this.#moveAside(err);
+        movedAside = true;
+      });
     } catch (err) {
-      if (!isCorruption(err) || isInMemory(this.#path)) throw openError(this.#path, err);
-      this.#moveAside(err);
-    }
-    try {
-      this.#connection = connect(this.#path);
-    } catch (err) {
-      throw openError(this.#path, err);
+      if (!movedAside) throw openError(this.#path, err);
+      try {
+        this.#connection = connect(this.#path, this.#logger);
+      } catch (retryError) {
+        throw openError(this.#path, retryError);
+      }
     }
   }
 
@@ -269,9 +271,14 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
   #recover(operation: string, connection: Connection, err: Error): PortcullisError {
     this.#connection = undefined;
     try {
-      connection.db.close();
-      const movedTo = this.#moveAside(err);
-      this.#connection = connect(this.#path);
+      let movedTo: string;
+      try {
+        movedTo = this.#moveAside(err);
+      } finally {
+        // Only after the move: closing the last connection deletes the -wal file by name.
+        connection.db.close();
+      }
+      this.#connection = connect(this.#path, this.#logger);
       return new PortcullisError(
         ErrorCodes.STORE_CORRUPT,
         `SQLite database ${this.#path} turned out corrupt while trying to ${operation}; it was moved to ${movedTo} and an empty database replaces it`,
@@ -303,18 +310,31 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
   }
 }
 
-/** Opens the file, applies the pragmas and schema, and prepares every statement. */
-function connect(file: string): Connection {
+/**
+ * Opens the file, applies the pragmas and schema, and prepares every statement. When SQLite
+ * reports corruption, `onCorrupt` runs while the file is still open: closing the last connection
+ * deletes its -wal file, which may hold the latest commits and belongs with the evidence.
+ */
+function connect(file: string, logger: Logger, onCorrupt?: (err: unknown) => void): Connection {
   if (!isInMemory(file)) assertDirectory(file);
   const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
   try {
+    // Before anything writes to the file: refuse another application's database untouched.
+    const version = checkSchemaVersion(db);
     // In WAL mode a commit is in the WAL file before it returns; synchronous=NORMAL only skips the
     // fsync, so a killed process (kill -9, OOM) loses nothing: the kernel still writes the page
     // cache. Only an OS crash or power loss can drop the last transactions. FULL would fsync
     // every ban for a risk fail2ban does not cover either.
-    db.pragma('journal_mode = WAL');
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal' && !isInMemory(file)) {
+      // Some network file systems cannot share WAL memory; SQLite then keeps its rollback journal.
+      logger.warn(
+        { path: file, journalMode: mode },
+        'SQLite could not switch to WAL mode; writes will block readers',
+      );
+    }
     db.pragma('synchronous = NORMAL');
-    migrate(db);
+    if (version !== SCHEMA_VERSION) migrate(db);
     const statements = prepare(db);
     return {
       db,
@@ -328,7 +348,11 @@ function connect(file: string): Connection {
       }).immediate,
     };
   } catch (err) {
-    db.close();
+    try {
+      if (onCorrupt !== undefined && isCorruption(err) && !isInMemory(file)) onCorrupt(err);
+    } finally {
+      db.close();
+    }
     throw err;
   }
 }
@@ -344,28 +368,34 @@ function assertDirectory(file: string): void {
   if (!stats.isDirectory()) throw new Error(`${directory} is not a directory`);
 }
 
-function migrate(db: Database.Database): void {
+/** Reads the schema version: the first read of the file, so a non-database fails here. */
+function checkSchemaVersion(db: Database.Database): number {
   const version = db.pragma('user_version', { simple: true }) as number;
-  if (version === SCHEMA_VERSION) return;
-  db.transaction(() => {
-    // Re-read under the write lock: a CLI opening the same new file may have created it meanwhile.
-    const current = db.pragma('user_version', { simple: true }) as number;
-    if (current === SCHEMA_VERSION) return;
-    if (current > SCHEMA_VERSION) {
-      throw new Error(
-        `schema version ${current} was written by a newer portcullis (this one knows up to ${SCHEMA_VERSION})`,
-      );
-    }
+  if (version > SCHEMA_VERSION) {
+    throw new Error(
+      `schema version ${version} was written by a newer portcullis (this one knows up to ${SCHEMA_VERSION})`,
+    );
+  }
+  if (version === 0) {
     const tables = db
       .prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'table'")
       .pluck()
       .all();
+    // Never add tables to another application's database (e.g. fail2ban's own file).
     if (tables.length > 0) {
-      // Refuse to add tables to another application's database (e.g. fail2ban's own file).
       throw new Error(
         `not a portcullis database (it holds the tables ${tables.join(', ')}); give portcullis a file of its own`,
       );
     }
+  }
+  return version;
+}
+
+/** Creates (later: upgrades) the schema. Version 0 is an empty file. */
+function migrate(db: Database.Database): void {
+  db.transaction(() => {
+    // Re-check under the write lock: a CLI opening the same new file may have created it meanwhile.
+    if (checkSchemaVersion(db) === SCHEMA_VERSION) return;
     db.exec(SCHEMA_V1);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();

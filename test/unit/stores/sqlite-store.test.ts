@@ -109,6 +109,21 @@ describe('SqliteStore', () => {
     expect(targets.size).toBe(delivered);
   });
 
+  it('lets a second connection (the CLI) write to the same file while the first is open', async () => {
+    const file = freshPath();
+    const daemon = track(new SqliteStore({ path: file }));
+    const cli = track(new SqliteStore({ path: file }));
+    await daemon.open();
+    await cli.open();
+    await Promise.all([
+      daemon.putDecision(decision('192.0.2.1')),
+      cli.putDecision(decision('192.0.2.2', { jail: 'manual' })),
+    ]);
+    expect((await loadAll(daemon, T0)).map((d) => d.target)).toEqual(['192.0.2.1', '192.0.2.2']);
+    expect((await cli.deleteDecision('192.0.2.1'))?.target).toBe('192.0.2.1');
+    expect((await loadAll(daemon, T0)).map((d) => d.target)).toEqual(['192.0.2.2']);
+  });
+
   it('overwrites a saved log position', async () => {
     const store = track(new SqliteStore({ path: freshPath() }));
     await store.open();

@@ -1,0 +1,714 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+import { ConfigError, ErrorCodes, PortcullisError } from '../../core/errors.js';
+import { type Logger, silentLogger } from '../../core/logger.js';
+import { type Decision, isActive } from '../../core/types.js';
+import type {
+  FailureInput,
+  FailureResult,
+  LogPosition,
+  Store,
+  StoreEventMap,
+  StoreMessage,
+} from '../store.js';
+import { ADD_FAILURE, DELETE_DECISION, PURGE_DECISIONS, PURGE_HISTORY, PUT_DECISION } from './scripts.js';
+
+export interface RedisStoreOptions {
+  /** `redis://` or `rediss://` URL of a standalone server (user, password and `/db` may be in it). */
+  url?: string;
+  /** Sentinel mode: sentinel addresses; requires `sentinelName`. */
+  sentinels?: { host: string; port: number }[];
+  /** Sentinel mode: the master group name (`sentinel monitor <name> ...`). */
+  sentinelName?: string;
+  /** Cluster mode: seed node URLs (`redis://host:port`). */
+  cluster?: string[];
+  /** ACL user; overrides one given in `url`. */
+  username?: string;
+  /** Password; overrides one given in `url`. */
+  password?: string;
+  /** Database index; not allowed in cluster mode. Default 0 (or the `/db` of `url`). */
+  db?: number;
+  /** Use TLS. Default false, or true for a `rediss://` URL. */
+  tls?: boolean;
+  /**
+   * Key prefix, default `pc:`. Every key and the pub/sub channel start with it. In cluster mode it
+   * is wrapped in a hash tag (`{pc:}`) unless it already holds one.
+   */
+  prefix?: string;
+  /** How long a command may wait for its reply before failing with `PC_ERR_STORE_UNAVAILABLE`, ms; default 1000. */
+  commandTimeoutMs?: number;
+  /** How long `open()` keeps trying to reach Redis before it rejects, ms; default 5000. */
+  openTimeoutMs?: number;
+  /**
+   * How long a target's ban history lives after its latest ban, ms; default 30 days. Keep it at
+   * least as long as the history the guard counts (`dbpurgeage`); `purge()` trims it sooner.
+   */
+  historyTtlMs?: number;
+  /** Identifies this instance in pub/sub so it ignores its own messages; default `${hostname}:${pid}:${random}`. */
+  instanceId?: string;
+  logger?: Logger;
+}
+
+const DEFAULTS = {
+  prefix: 'pc:',
+  commandTimeoutMs: 1000,
+  openTimeoutMs: 5000,
+  historyTtlMs: 30 * 24 * 3_600_000,
+} as const;
+
+/** Failure windows outlive `findtime` by this much, so a little clock skew between instances is harmless. */
+const FAILURE_TTL_SLACK_MS = 60_000;
+/** Decisions per HSCAN page when restoring. */
+const LOAD_PAGE = 10_000;
+/** Decisions (or history targets) removed per purge script call: each call stays well under a millisecond or two. */
+const PURGE_BATCH = 1000;
+
+/** Reconnect backoff: 100 ms, 200 ms, ... capped at 2 s; ioredis keeps retrying forever. */
+function retryDelayMs(attempt: number): number {
+  return Math.min(attempt * 100, 2000);
+}
+
+interface ScriptCommands {
+  pcAddFailure(
+    key: string,
+    timeMs: number,
+    member: string,
+    findTimeMs: number,
+    maxRetry: number,
+    ttlMs: number,
+  ): Promise<[string, number]>;
+  pcPutDecision(...keysAndArgs: (string | number)[]): Promise<string>;
+  pcDeleteDecision(bans: string, exp: string, target: string, channel: string, message: string): Promise<string | null>;
+  pcPurgeDecisions(bans: string, exp: string, nowMs: number, limit: number): Promise<number>;
+  /** Variable key count: the first argument is the number of keys. */
+  pcPurgeHistory(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
+}
+
+type Client = (Redis | Cluster) & ScriptCommands;
+
+interface Keys {
+  bans: string;
+  expiries: string;
+  historyIndex: string;
+  positions: string;
+  channel: string;
+}
+
+type State = 'idle' | 'opening' | 'up' | 'down' | 'closed';
+
+/**
+ * The store for several instances: counters, decisions, ban history and log positions in Redis
+ * (standalone, Sentinel or Cluster), with bans and unbans announced to every instance over
+ * pub/sub.
+ *
+ * Layout under the prefix `p`:
+ * - `p fail:<jail>:<key>`: a failure window (sorted set, see `ADD_FAILURE`), expires on its own;
+ * - `p bans`: hash target → decision JSON; `p bans:exp`: sorted set target → expiry (+inf = permanent);
+ * - `p hist:<target>`: ban history (sorted set `<jail>:<time>:<unique>` → time), expires on its own;
+ *   `p hist-index`: target → time of its oldest history entry, so purge never scans the keyspace;
+ * - `p pos`: hash id → log position JSON; channel `p events`.
+ *
+ * Connection policy: commands never queue. While Redis is unreachable every command rejects at
+ * once (or after `commandTimeoutMs` when the server does not answer) with
+ * `PC_ERR_STORE_UNAVAILABLE`, and ioredis reconnects in the background with a capped backoff.
+ * `'down'` is emitted once per outage, `'up'` once the command and the subscriber connections are
+ * both back and the subscription is live again, so a reload started on `'up'` misses nothing.
+ */
+export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
+  readonly kind = 'redis' as const;
+  readonly shared = true;
+  /** The id this instance puts in its pub/sub messages. */
+  readonly instanceId: string;
+  /** The effective key prefix (hash-tagged in cluster mode). */
+  readonly keyPrefix: string;
+
+  readonly #options: RedisStoreOptions;
+  readonly #commandTimeoutMs: number;
+  readonly #openTimeoutMs: number;
+  readonly #historyTtlMs: number;
+  readonly #logger: Logger;
+  readonly #where: string;
+  readonly #keys: Keys;
+  /** Precomputed pub/sub message heads: the decision JSON (or target) and `}` are appended. */
+  readonly #banMessageHead: string;
+  readonly #unbanMessageHead: string;
+  /** Makes failure and history members unique across instances without a random call per event. */
+  readonly #memberSeed = randomBytes(6).toString('base64url');
+  #memberSeq = 0;
+
+  #state: State = 'idle';
+  #client: Client | undefined;
+  #subscriber: Redis | Cluster | undefined;
+  #clientReady = false;
+  #subscriberReady = false;
+  #lastError: Error | undefined;
+  #opening: Promise<void> | undefined;
+  #settleOpen: ((error?: Error) => void) | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: RedisStoreOptions) {
+    super();
+    validate(options);
+    this.#options = options;
+    this.#commandTimeoutMs = options.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs;
+    this.#openTimeoutMs = options.openTimeoutMs ?? DEFAULTS.openTimeoutMs;
+    this.#historyTtlMs = options.historyTtlMs ?? DEFAULTS.historyTtlMs;
+    this.#logger = options.logger ?? silentLogger;
+    this.instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    const prefix = options.prefix ?? DEFAULTS.prefix;
+    // Redis Cluster only runs a multi-key script when all its keys live in one hash slot. Only the
+    // part of a key between the first `{` and `}` is hashed, so a hash-tagged prefix puts every
+    // portcullis key in the same slot (and on one shard: the price of atomic decisions).
+    this.keyPrefix = options.cluster !== undefined && !/\{[^}]+\}/.test(prefix) ? `{${prefix}}` : prefix;
+    this.#keys = {
+      bans: `${this.keyPrefix}bans`,
+      expiries: `${this.keyPrefix}bans:exp`,
+      historyIndex: `${this.keyPrefix}hist-index`,
+      positions: `${this.keyPrefix}pos`,
+      channel: `${this.keyPrefix}events`,
+    };
+    this.#where = describeServer(options);
+    const from = JSON.stringify(this.instanceId);
+    this.#banMessageHead = `{"from":${from},"type":"ban","decision":`;
+    this.#unbanMessageHead = `{"from":${from},"type":"unban","target":`;
+  }
+
+  /**
+   * Connects the command and subscriber connections and subscribes to the channel. Rejects with
+   * `PC_ERR_STORE_UNAVAILABLE` when Redis is not ready within `openTimeoutMs` (at once when the
+   * server refuses the credentials or the database), leaving no connection or timer behind.
+   */
+  open(): Promise<void> {
+    if (this.#state === 'closed') {
+      return Promise.reject(new PortcullisError(ErrorCodes.CLOSED, 'the redis store is closed'));
+    }
+    this.#opening ??= this.#connect().catch((error: unknown) => {
+      this.#opening = undefined;
+      throw error;
+    });
+    return this.#opening;
+  }
+
+  async addFailure(input: FailureInput): Promise<FailureResult> {
+    const key = this.#failureKey(input.jail, input.key);
+    const member = `${input.timeMs}:${this.#uniqueId()}:${input.weight}`;
+    const [count, reached] = await this.#run('addFailure', (c) =>
+      c.pcAddFailure(
+        key,
+        input.timeMs,
+        member,
+        input.findTimeMs,
+        input.maxRetry,
+        input.findTimeMs + FAILURE_TTL_SLACK_MS,
+      ),
+    );
+    return { count: Number(count), reached: reached === 1 };
+  }
+
+  async clearFailures(jail: string, key: string): Promise<void> {
+    await this.#run('clearFailures', (c) => c.del(this.#failureKey(jail, key)));
+  }
+
+  async putDecision(decision: Decision): Promise<Decision> {
+    const { expiresAt, banCount, ...rest } = decision;
+    const head = JSON.stringify(rest).slice(0, -1);
+    const recordHistory = decision.jail !== 'manual' && !decision.dryRun;
+    const historyMember = recordHistory ? `${decision.jail}:${decision.startedAt}:${this.#uniqueId()}` : '';
+    const keys = this.#keys;
+    const stored = await this.#run('putDecision', (c) =>
+      c.pcPutDecision(
+        keys.bans,
+        keys.expiries,
+        this.#historyKey(decision.target),
+        keys.historyIndex,
+        decision.target,
+        head,
+        expiresAt === null ? 'null' : String(expiresAt),
+        String(banCount),
+        decision.dryRun ? '1' : '0',
+        historyMember,
+        decision.startedAt,
+        this.#historyTtlMs,
+        keys.channel,
+        this.#banMessageHead,
+      ),
+    );
+    return JSON.parse(stored) as Decision;
+  }
+
+  async deleteDecision(target: string): Promise<Decision | undefined> {
+    const message = `${this.#unbanMessageHead}${JSON.stringify(target)}}`;
+    const removed = await this.#run('deleteDecision', (c) =>
+      c.pcDeleteDecision(this.#keys.bans, this.#keys.expiries, target, this.#keys.channel, message),
+    );
+    return removed === null ? undefined : (JSON.parse(removed) as Decision);
+  }
+
+  /**
+   * Streams active decisions page by page with HSCAN. HSCAN returns every entry present for the
+   * whole scan at least once, even while other instances ban, unban and purge; paging the expiry
+   * index by rank or offset would skip entries when a purge shifts it. A target can (rarely, while
+   * Redis resizes the hash) come twice; loading a ban twice is harmless.
+   */
+  async loadDecisions(nowMs: number, onBatch: (batch: Decision[]) => void): Promise<number> {
+    let cursor = '0';
+    let delivered = 0;
+    do {
+      const [next, entries] = await this.#run('loadDecisions', (c) =>
+        c.hscan(this.#keys.bans, cursor, 'COUNT', LOAD_PAGE),
+      );
+      cursor = next;
+      const batch: Decision[] = [];
+      for (let i = 1; i < entries.length; i += 2) {
+        const decision = JSON.parse(entries[i] as string) as Decision;
+        if (isActive(decision.expiresAt, nowMs)) batch.push(decision);
+      }
+      if (batch.length > 0) {
+        delivered += batch.length;
+        onBatch(batch);
+      }
+    } while (cursor !== '0');
+    return delivered;
+  }
+
+  async countBans(target: string, jail: string | null, sinceMs: number): Promise<number> {
+    const key = this.#historyKey(target);
+    if (jail === null) return this.#run('countBans', (c) => c.zcount(key, sinceMs, '+inf'));
+    const members = await this.#run('countBans', (c) => c.zrangebyscore(key, sinceMs, '+inf'));
+    let count = 0;
+    for (const member of members) {
+      // `<jail>:<time>:<unique>`: the jail is everything before the last two colons.
+      const end = member.lastIndexOf(':', member.lastIndexOf(':') - 1);
+      if (member.slice(0, end) === jail) count++;
+    }
+    return count;
+  }
+
+  async purge(nowMs: number, historyBeforeMs: number): Promise<void> {
+    const keys = this.#keys;
+    let removed: number;
+    do {
+      removed = await this.#run('purge', (c) =>
+        c.pcPurgeDecisions(keys.bans, keys.expiries, nowMs, PURGE_BATCH),
+      );
+    } while (removed === PURGE_BATCH);
+
+    let targets: string[];
+    do {
+      targets = await this.#run('purge', (c) =>
+        c.zrangebyscore(keys.historyIndex, '-inf', `(${historyBeforeMs}`, 'LIMIT', 0, PURGE_BATCH),
+      );
+      if (targets.length === 0) break;
+      const historyKeys = targets.map((target) => this.#historyKey(target));
+      await this.#run('purge', (c) =>
+        c.pcPurgeHistory(targets.length + 1, keys.historyIndex, ...historyKeys, historyBeforeMs, ...targets),
+      );
+    } while (targets.length === PURGE_BATCH);
+  }
+
+  async getPosition(id: string): Promise<LogPosition | undefined> {
+    const raw = await this.#run('getPosition', (c) => c.hget(this.#keys.positions, id));
+    if (raw === null) return undefined;
+    const { offset, inode, headHash } = JSON.parse(raw) as LogPosition;
+    return { offset, inode, headHash };
+  }
+
+  async setPosition(id: string, position: LogPosition): Promise<void> {
+    const { offset, inode, headHash } = position;
+    await this.#run('setPosition', (c) =>
+      c.hset(this.#keys.positions, id, JSON.stringify({ offset, inode, headHash })),
+    );
+  }
+
+  /** Idempotent. Quits both connections (or drops them when Redis is away) and stops reconnecting. */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#state = 'closed';
+      this.#settleOpen?.(new PortcullisError(ErrorCodes.CLOSED, 'the redis store was closed while opening'));
+      this.#closing = this.#release();
+    }
+    return this.#closing;
+  }
+
+  // ── connection lifecycle ──────────────────────────────────────────────────────────────────
+
+  async #connect(): Promise<void> {
+    this.#state = 'opening';
+    const client = this.#createConnection('portcullis') as Client;
+    client.defineCommand('pcAddFailure', { lua: ADD_FAILURE, numberOfKeys: 1 });
+    client.defineCommand('pcPutDecision', { lua: PUT_DECISION, numberOfKeys: 4 });
+    client.defineCommand('pcDeleteDecision', { lua: DELETE_DECISION, numberOfKeys: 2 });
+    client.defineCommand('pcPurgeDecisions', { lua: PURGE_DECISIONS, numberOfKeys: 2 });
+    client.defineCommand('pcPurgeHistory', { lua: PURGE_HISTORY });
+    const subscriber = this.#createConnection('portcullis-sub');
+    this.#client = client;
+    this.#subscriber = subscriber;
+
+    client.on('error', (error: Error) => this.#onError('command', error));
+    subscriber.on('error', (error: Error) => this.#onError('subscriber', error));
+    client.on('ready', () => {
+      this.#clientReady = true;
+      this.#checkUp();
+    });
+    subscriber.on('ready', () => this.#subscribe(subscriber));
+    client.on('close', () => {
+      this.#clientReady = false;
+      this.#checkDown();
+    });
+    subscriber.on('close', () => {
+      this.#subscriberReady = false;
+      this.#checkDown();
+    });
+    subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
+
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#settleOpen?.(
+          new PortcullisError(
+            ErrorCodes.STORE_UNAVAILABLE,
+            `could not connect to Redis at ${this.#where} within ${this.#openTimeoutMs} ms` +
+              (this.#lastError ? `: ${this.#lastError.message}` : ''),
+            { cause: this.#lastError, help: 'check that Redis is running and reachable, and the store.redis settings' },
+          ),
+        );
+      }, this.#openTimeoutMs);
+      this.#settleOpen = (error) => {
+        this.#settleOpen = undefined;
+        clearTimeout(timer);
+        if (error === undefined) {
+          resolve();
+          return;
+        }
+        if (this.#state !== 'closed') this.#state = 'idle';
+        this.#dropConnections();
+        reject(error);
+      };
+    });
+  }
+
+  #createConnection(name: string): Redis | Cluster {
+    const options = this.#options;
+    const redisOptions: RedisOptions = {
+      connectionName: name,
+      username: options.username,
+      password: options.password,
+      tls: options.tls ? {} : undefined,
+      // Fail fast instead of queueing: a command issued while Redis is away rejects at once,
+      // one in flight when the connection drops rejects on the drop (maxRetriesPerRequest 0),
+      // and one the server never answers rejects after commandTimeout. Nothing is resent later,
+      // because the caller has already been told it failed.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: this.#commandTimeoutMs,
+      connectTimeout: this.#openTimeoutMs,
+      retryStrategy: retryDelayMs,
+      // Resubscribed by hand on 'ready', so 'up' is only emitted once messages flow again.
+      autoResubscribe: false,
+      disableClientInfo: true,
+    };
+    if (options.cluster !== undefined) {
+      const tls = options.tls || options.cluster.some((seed) => seed.startsWith('rediss:'));
+      const clusterOptions: ClusterOptions = {
+        redisOptions: { ...redisOptions, tls: tls ? {} : undefined },
+        enableOfflineQueue: false,
+        clusterRetryStrategy: retryDelayMs,
+      };
+      return new Cluster(options.cluster.map(parseNode), clusterOptions);
+    }
+    if (options.sentinels !== undefined) {
+      return new Redis({
+        ...redisOptions,
+        db: options.db,
+        sentinels: options.sentinels,
+        name: options.sentinelName,
+        sentinelRetryStrategy: retryDelayMs,
+      });
+    }
+    const url = new URL(options.url as string);
+    const dbInPath = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : undefined;
+    return new Redis({
+      ...redisOptions,
+      host: stripBrackets(url.hostname) || '127.0.0.1',
+      port: url.port === '' ? 6379 : Number(url.port),
+      username: options.username ?? (url.username === '' ? undefined : decodeURIComponent(url.username)),
+      password: options.password ?? (url.password === '' ? undefined : decodeURIComponent(url.password)),
+      db: options.db ?? dbInPath,
+      tls: options.tls || url.protocol === 'rediss:' ? {} : undefined,
+    });
+  }
+
+  #subscribe(subscriber: Redis | Cluster): void {
+    subscriber.subscribe(this.#keys.channel).then(
+      () => {
+        // The connection may have dropped again while the reply was on its way.
+        if (subscriber.status !== 'ready' || subscriber !== this.#subscriber) return;
+        this.#subscriberReady = true;
+        this.#checkUp();
+      },
+      (error: Error) => this.#onError('subscriber', error),
+    );
+  }
+
+  #checkUp(): void {
+    if (!this.#clientReady || !this.#subscriberReady) return;
+    if (this.#state === 'opening') {
+      this.#state = 'up';
+      this.#logger.info({ store: 'redis', where: this.#where }, 'connected to Redis');
+      this.#settleOpen?.();
+      this.emit('up');
+    } else if (this.#state === 'down') {
+      this.#state = 'up';
+      this.#logger.info({ store: 'redis', where: this.#where }, 'Redis is reachable again');
+      this.emit('up');
+    }
+  }
+
+  #checkDown(): void {
+    if (this.#state !== 'up') return;
+    this.#state = 'down';
+    const error = new PortcullisError(ErrorCodes.STORE_UNAVAILABLE, `lost the connection to Redis at ${this.#where}`, {
+      cause: this.#lastError,
+    });
+    this.#logger.warn(
+      { store: 'redis', where: this.#where, err: this.#lastError?.message },
+      'Redis is unreachable; reconnecting',
+    );
+    this.emit('down', error);
+  }
+
+  #onError(connection: 'command' | 'subscriber', error: Error): void {
+    this.#lastError = error;
+    // ioredis reports every failed reconnect attempt; 'down' already told the operator once.
+    this.#logger.debug({ store: 'redis', connection, err: error.message }, 'Redis connection error');
+    // A reply error while connecting (wrong password, bad db index) will not fix itself by retrying.
+    if (this.#state === 'opening' && error.name === 'ReplyError') {
+      this.#settleOpen?.(
+        new PortcullisError(ErrorCodes.STORE_UNAVAILABLE, `Redis at ${this.#where} refused the connection: ${error.message}`, {
+          cause: error,
+          help: 'check store.redis username, password and db',
+        }),
+      );
+    }
+  }
+
+  #onMessage(channel: string, raw: string): void {
+    if (channel !== this.#keys.channel) return;
+    let parsed: { from?: unknown; type?: unknown; decision?: Decision; target?: unknown };
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      this.#logger.warn({ store: 'redis', channel }, 'ignored a malformed message');
+      return;
+    }
+    if (parsed.from === this.instanceId) return;
+    let message: StoreMessage;
+    if (parsed.type === 'ban' && typeof parsed.decision === 'object' && parsed.decision !== null) {
+      message = { type: 'ban', decision: parsed.decision };
+    } else if (parsed.type === 'unban' && typeof parsed.target === 'string') {
+      message = { type: 'unban', target: parsed.target };
+    } else {
+      this.#logger.warn({ store: 'redis', channel }, 'ignored a message of unknown shape');
+      return;
+    }
+    try {
+      this.emit('message', message);
+    } catch (error) {
+      // A throwing listener must not unwind into ioredis' reply parser; surface it as an
+      // uncaught exception, as a plain EventEmitter would.
+      process.nextTick(() => {
+        throw error;
+      });
+    }
+  }
+
+  /** Disconnects both connections at once: no graceful QUIT, no reconnect afterwards. */
+  #dropConnections(): void {
+    const connections = [this.#client, this.#subscriber];
+    this.#client = undefined;
+    this.#subscriber = undefined;
+    this.#clientReady = false;
+    this.#subscriberReady = false;
+    for (const connection of connections) connection?.disconnect();
+  }
+
+  async #release(): Promise<void> {
+    const connections = [this.#client, this.#subscriber].filter((c) => c !== undefined);
+    this.#client = undefined;
+    this.#subscriber = undefined;
+    this.#clientReady = false;
+    this.#subscriberReady = false;
+    await Promise.all(connections.map((connection) => quit(connection, this.#commandTimeoutMs)));
+  }
+
+  // ── commands ──────────────────────────────────────────────────────────────────────────────
+
+  async #run<T>(operation: string, command: (client: Client) => Promise<T>): Promise<T> {
+    const client = this.#client;
+    if (client === undefined) {
+      if (this.#state === 'closed') throw new PortcullisError(ErrorCodes.CLOSED, 'the redis store is closed');
+      throw new PortcullisError(ErrorCodes.STORE_UNAVAILABLE, 'the redis store is not open; call open() first');
+    }
+    try {
+      return await command(client);
+    } catch (error) {
+      if (this.#state === 'closed') {
+        throw new PortcullisError(ErrorCodes.CLOSED, 'the redis store is closed', { cause: error });
+      }
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new PortcullisError(ErrorCodes.STORE_UNAVAILABLE, `Redis ${operation} failed: ${reason}`, {
+        cause: error,
+        help: `check that Redis at ${this.#where} is running and reachable; portcullis reconnects on its own`,
+      });
+    }
+  }
+
+  #failureKey(jail: string, key: string): string {
+    // Jail names are encoded so a ':' in one cannot make two (jail, key) pairs collide.
+    return `${this.keyPrefix}fail:${encodeURIComponent(jail)}:${key}`;
+  }
+
+  #historyKey(target: string): string {
+    return `${this.keyPrefix}hist:${target}`;
+  }
+
+  #uniqueId(): string {
+    this.#memberSeq = (this.#memberSeq + 1) % Number.MAX_SAFE_INTEGER;
+    return `${this.#memberSeed}${this.#memberSeq.toString(36)}`;
+  }
+}
+
+/** QUIT when the connection is up (pending replies arrive first), otherwise just stop reconnecting. */
+async function quit(connection: Redis | Cluster, timeoutMs: number): Promise<void> {
+  if (connection.status === 'end') return;
+  if (connection.status !== 'ready') {
+    // No socket is open while reconnecting; disconnect() clears the pending reconnect timer.
+    const live = connection.status === 'connecting' || connection.status === 'connect';
+    const ended = live ? waitForEnd(connection, timeoutMs) : Promise.resolve();
+    connection.disconnect();
+    await ended;
+    return;
+  }
+  const ended = waitForEnd(connection, timeoutMs);
+  try {
+    await connection.quit();
+  } catch {
+    connection.disconnect();
+  }
+  await ended;
+}
+
+function waitForEnd(connection: Redis | Cluster, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      connection.disconnect();
+      resolve();
+    }, timeoutMs);
+    connection.once('end', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function validate(options: RedisStoreOptions): void {
+  const problems: string[] = [];
+  const modes = (['url', 'sentinels', 'cluster'] as const).filter((name) => options[name] !== undefined);
+  if (modes.length !== 1) {
+    problems.push(
+      `store.redis: set exactly one of url, sentinels or cluster (got ${modes.length === 0 ? 'none' : modes.join(' and ')})`,
+    );
+  }
+  if (options.url !== undefined && !isRedisUrl(options.url)) {
+    problems.push(`store.redis.url: expected a redis:// or rediss:// URL, got ${JSON.stringify(redact(options.url))}`);
+  }
+  if (options.sentinels !== undefined) {
+    if (!Array.isArray(options.sentinels) || options.sentinels.length === 0) {
+      problems.push('store.redis.sentinels: expected at least one { host, port }');
+    } else {
+      options.sentinels.forEach((s, i) => {
+        if (typeof s?.host !== 'string' || s.host === '' || !isPort(s.port)) {
+          problems.push(`store.redis.sentinels[${i}]: expected { host, port }, got ${JSON.stringify(s)}`);
+        }
+      });
+    }
+    if (typeof options.sentinelName !== 'string' || options.sentinelName === '') {
+      problems.push('store.redis.sentinelName: required with sentinels (the master group name)');
+    }
+  }
+  if (options.cluster !== undefined) {
+    if (!Array.isArray(options.cluster) || options.cluster.length === 0) {
+      problems.push('store.redis.cluster: expected at least one seed node URL');
+    } else {
+      options.cluster.forEach((seed, i) => {
+        if (!isRedisUrl(seed)) {
+          problems.push(`store.redis.cluster[${i}]: expected a redis:// or rediss:// URL, got ${JSON.stringify(redact(seed))}`);
+        }
+      });
+    }
+    if (options.db !== undefined && options.db !== 0) {
+      problems.push(`store.redis.db: Redis Cluster has only database 0, got ${options.db}`);
+    }
+  }
+  if (options.db !== undefined && (!Number.isInteger(options.db) || options.db < 0)) {
+    problems.push(`store.redis.db: expected a database index (0, 1, ...), got ${options.db}`);
+  }
+  for (const name of ['commandTimeoutMs', 'openTimeoutMs', 'historyTtlMs'] as const) {
+    const value = options[name];
+    if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
+      problems.push(`store.redis.${name}: expected a positive number of milliseconds, got ${value}`);
+    }
+  }
+  if (options.prefix !== undefined && typeof options.prefix !== 'string') {
+    problems.push(`store.redis.prefix: expected a string, got ${JSON.stringify(options.prefix)}`);
+  }
+  if (options.instanceId !== undefined && (typeof options.instanceId !== 'string' || options.instanceId === '')) {
+    problems.push('store.redis.instanceId: expected a non-empty string');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+}
+
+function isRedisUrl(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+function isPort(value: unknown): boolean {
+  return Number.isInteger(value) && (value as number) > 0 && (value as number) < 65536;
+}
+
+/** A URL without its password, for messages and logs. */
+function redact(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password !== '') url.password = '***';
+    return url.toString();
+  } catch {
+    return '<unparsable URL>';
+  }
+}
+
+function describeServer(options: RedisStoreOptions): string {
+  if (options.url !== undefined) return redact(options.url);
+  if (options.sentinels !== undefined) {
+    const list = options.sentinels.map((s) => `${s.host}:${s.port}`).join(',');
+    return `sentinels ${list} (master "${options.sentinelName}")`;
+  }
+  return `cluster ${(options.cluster ?? []).map(redact).join(',')}`;
+}
+
+function parseNode(seed: string): { host: string; port: number } {
+  const url = new URL(seed);
+  return { host: stripBrackets(url.hostname), port: url.port === '' ? 6379 : Number(url.port) };
+}
+
+function stripBrackets(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
