@@ -480,7 +480,10 @@ export class Guard extends EventEmitter<GuardEventMap> {
 
   #storeFailed(error: unknown): void {
     this.#stats.storeErrors++;
-    if (!isPortcullisError(error, ErrorCodes.STORE_UNAVAILABLE) && !isPortcullisError(error, ErrorCodes.CLOSED)) {
+    if (isPortcullisError(error, ErrorCodes.STORE_CORRUPT)) {
+      // The file was replaced by an empty one: what this instance enforces must be written back.
+      this.#requeueEnforced();
+    } else if (!isPortcullisError(error, ErrorCodes.STORE_UNAVAILABLE) && !isPortcullisError(error, ErrorCodes.CLOSED)) {
       // A bug or an unexpected backend answer: surface it, but keep enforcing.
       this.#logger.error({ err: error }, 'unexpected store error');
     }
@@ -561,6 +564,25 @@ export class Guard extends EventEmitter<GuardEventMap> {
       }
     }
     this.#logger.info({ event: 'restore', bans: table.size, dryRun: dryRun.size }, `${table.size} bans loaded`);
+  }
+
+  #requeueEnforced(): void {
+    for (const entry of this.#table.entries()) {
+      if (this.#pending.has(entry.target)) continue;
+      this.#queue(entry.target, {
+        kind: 'put',
+        decision: {
+          target: entry.target,
+          jail: entry.jail,
+          reason: 'restored after the store was lost',
+          startedAt: this.#clock.now(),
+          expiresAt: Number.isFinite(entry.expiresAt) ? entry.expiresAt : null,
+          banCount: 1,
+          dryRun: false,
+          origin: this.#instanceId,
+        },
+      });
+    }
   }
 
   #queue(target: string, pending: Pending): void {

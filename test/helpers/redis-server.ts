@@ -19,6 +19,10 @@ export interface RedisServerHandle {
   start(): Promise<void>;
   /** SIGKILL, then resolves once the process has exited. */
   kill(): Promise<void>;
+  /** SIGSTOP: the server keeps its sockets but answers nothing, like a host behind a partition. */
+  pause(): void;
+  /** SIGCONT after `pause()`. */
+  resume(): void;
 }
 
 /**
@@ -92,6 +96,7 @@ async function startServer(args: (port: number, dir: string) => string[]): Promi
     if (running === undefined) return;
     const { proc, dir } = running;
     running = undefined;
+    if (signal === 'SIGTERM') proc.kill('SIGCONT'); // a paused server cannot act on SIGTERM
     await terminate(proc, signal);
     rmSync(dir, { recursive: true, force: true });
   };
@@ -113,6 +118,12 @@ async function startServer(args: (port: number, dir: string) => string[]): Promi
     port,
     stop: () => halt('SIGTERM'),
     kill: () => halt('SIGKILL'),
+    pause() {
+      running?.proc.kill('SIGSTOP');
+    },
+    resume() {
+      running?.proc.kill('SIGCONT');
+    },
     async start() {
       if (running !== undefined) throw new Error('redis-server is already running');
       // The port was just released; redis binds with SO_REUSEADDR, so it can take it again at once.

@@ -42,6 +42,13 @@ export interface RedisStoreOptions {
   /** How long `open()` keeps trying to reach Redis before it rejects, ms; default 5000. */
   openTimeoutMs?: number;
   /**
+   * Both connections are PINGed this often, ms; default 5000. A connection whose PING gets no
+   * reply within `commandTimeoutMs` is dropped and reconnected (emitting `'down'`, then `'up'`),
+   * so a silently dead link (no RST, e.g. a network partition) is noticed in seconds, not when TCP
+   * keepalive gives up two hours later, while the subscriber would miss every ban.
+   */
+  heartbeatMs?: number;
+  /**
    * How long a target's ban history lives after its latest ban, ms; default 30 days. Keep it at
    * least as long as the history the guard counts (`dbpurgeage`); `purge()` trims it sooner.
    */
@@ -55,6 +62,7 @@ const DEFAULTS = {
   prefix: 'pc:',
   commandTimeoutMs: 1000,
   openTimeoutMs: 5000,
+  heartbeatMs: 5000,
   historyTtlMs: 30 * 24 * 3_600_000,
 } as const;
 
@@ -127,6 +135,7 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
   readonly #options: RedisStoreOptions;
   readonly #commandTimeoutMs: number;
   readonly #openTimeoutMs: number;
+  readonly #heartbeatMs: number;
   readonly #historyTtlMs: number;
   readonly #logger: Logger;
   readonly #where: string;
@@ -147,6 +156,7 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
   #opening: Promise<void> | undefined;
   #settleOpen: ((error?: Error) => void) | undefined;
   #closing: Promise<void> | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
 
   constructor(options: RedisStoreOptions) {
     super();
@@ -154,6 +164,7 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
     this.#options = options;
     this.#commandTimeoutMs = options.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs;
     this.#openTimeoutMs = options.openTimeoutMs ?? DEFAULTS.openTimeoutMs;
+    this.#heartbeatMs = options.heartbeatMs ?? DEFAULTS.heartbeatMs;
     this.#historyTtlMs = options.historyTtlMs ?? DEFAULTS.historyTtlMs;
     this.#logger = options.logger ?? silentLogger;
     this.instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
@@ -362,6 +373,11 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
       this.#checkDown();
     });
     subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
+    this.#heartbeat = setInterval(() => {
+      this.#probe(client, 'command');
+      this.#probe(subscriber, 'subscriber');
+    }, this.#heartbeatMs);
+    this.#heartbeat.unref();
 
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -404,6 +420,9 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
       autoResendUnfulfilledCommands: false,
       commandTimeout: this.#commandTimeoutMs,
       connectTimeout: this.#openTimeoutMs,
+      // disconnect() arms a timer of this length even when the socket is already gone (as it is
+      // between reconnect attempts); ioredis' 2 s default would hold the process open that long.
+      disconnectTimeout: 200,
       retryStrategy: retryDelayMs,
       // Resubscribed by hand on 'ready', so 'up' is only emitted once messages flow again.
       autoResubscribe: false,
@@ -450,6 +469,19 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
       },
       (error: Error) => this.#onError('subscriber', error),
     );
+  }
+
+  #probe(connection: Redis | Cluster, name: 'command' | 'subscriber'): void {
+    if (connection.status !== 'ready') return;
+    connection.ping().catch((error: Error) => {
+      if (connection.status !== 'ready' || this.#state === 'closed') return;
+      this.#lastError = error;
+      this.#logger.warn(
+        { store: 'redis', connection: name, err: error.message },
+        'Redis did not answer a PING; reconnecting',
+      );
+      connection.disconnect(true);
+    });
   }
 
   #checkUp(): void {
@@ -526,6 +558,7 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
 
   /** Disconnects both connections at once: no graceful QUIT, no reconnect afterwards. */
   #dropConnections(): void {
+    clearInterval(this.#heartbeat);
     const connections = [this.#client, this.#subscriber];
     this.#client = undefined;
     this.#subscriber = undefined;
@@ -535,6 +568,7 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
   }
 
   async #release(): Promise<void> {
+    clearInterval(this.#heartbeat);
     const connections = [this.#client, this.#subscriber].filter((c) => c !== undefined);
     this.#client = undefined;
     this.#subscriber = undefined;
@@ -655,7 +689,7 @@ function validate(options: RedisStoreOptions): void {
   if (options.db !== undefined && (!Number.isInteger(options.db) || options.db < 0)) {
     problems.push(`store.redis.db: expected a database index (0, 1, ...), got ${options.db}`);
   }
-  for (const name of ['commandTimeoutMs', 'openTimeoutMs', 'historyTtlMs'] as const) {
+  for (const name of ['commandTimeoutMs', 'openTimeoutMs', 'heartbeatMs', 'historyTtlMs'] as const) {
     const value = options[name];
     if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
       problems.push(`store.redis.${name}: expected a positive number of milliseconds, got ${value}`);

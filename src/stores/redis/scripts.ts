@@ -41,6 +41,7 @@ return {string.format('%.17g', sum), 0}
  * Stores a decision merged with the one already there, records it in the ban history and
  * announces it, in one step. The merge rules are `mergeDecision`'s (src/stores/merge-decision.ts;
  * the integration test compares the two case by case):
+ * - a decision that had expired when the incoming one started is replaced outright;
  * - an enforced decision is never replaced by a dry-run one;
  * - a dry-run decision is replaced outright by an enforced one;
  * - otherwise the incoming decision wins, with the later expiry (null = permanent wins) and the
@@ -65,7 +66,9 @@ if old then
   local o = cjson.decode(old)
   local oldDry = o.dryRun == true
   local newDry = ARGV[5] == '1'
-  if newDry and not oldDry then
+  if o.expiresAt ~= cjson.null and tonumber(o.expiresAt) <= tonumber(ARGV[7]) then
+    -- it had expired when the new one started: replaced outright, nothing carried over
+  elseif newDry and not oldDry then
     keepOld = true
   elseif oldDry == newDry then
     if o.expiresAt == cjson.null or expiresAt == 'null' then

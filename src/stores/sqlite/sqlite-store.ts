@@ -19,6 +19,11 @@ export interface SqliteStoreOptions {
   path: string;
   /** Where the store reports a corrupt file it moved aside. Default: silent. */
   logger?: Logger;
+  /**
+   * How often to check whether another process (the `portcullis ban` CLI) changed the file, in
+   * ms; a change emits `'up'` so the guard reloads its decisions. Default 1000; 0 disables.
+   */
+  watchIntervalMs?: number;
 }
 
 /** `PRAGMA user_version` of the schema below; bump it with a migration in `migrate()`. */
@@ -120,6 +125,9 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
   readonly #logger: Logger;
   #connection: Connection | undefined;
   #closed = false;
+  readonly #watchIntervalMs: number;
+  #watchTimer: NodeJS.Timeout | undefined;
+  #dataVersion = -1;
 
   constructor(options: SqliteStoreOptions) {
     super();
@@ -131,6 +139,7 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
     }
     this.#path = options.path;
     this.#logger = options.logger ?? silentLogger;
+    this.#watchIntervalMs = options.watchIntervalMs ?? 1000;
   }
 
   /** The database file this store was created with. */
@@ -159,6 +168,32 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
       } catch (retryError) {
         throw openError(this.#path, retryError);
       }
+    }
+    this.#startWatching();
+  }
+
+  /**
+   * `PRAGMA data_version` changes only when another connection commits, so polling it is how a
+   * running daemon notices a ban or unban made by the CLI on the same file (there is no pub/sub
+   * on one host). One cheap pragma per interval.
+   */
+  #startWatching(): void {
+    if (this.#watchIntervalMs <= 0 || this.#path === ':memory:') return;
+    this.#dataVersion = this.#readDataVersion();
+    this.#watchTimer = setInterval(() => {
+      const version = this.#readDataVersion();
+      if (version !== this.#dataVersion && version !== -1) {
+        this.#dataVersion = version;
+        this.emit('up');
+      }
+    }, this.#watchIntervalMs).unref();
+  }
+
+  #readDataVersion(): number {
+    try {
+      return Number(this.#connection?.db.pragma('data_version', { simple: true }) ?? -1);
+    } catch {
+      return -1;
     }
   }
 
@@ -232,6 +267,7 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
   /** Idempotent. Closing checkpoints the WAL into the main file. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#watchTimer);
     const connection = this.#connection;
     this.#connection = undefined;
     connection?.db.close();
