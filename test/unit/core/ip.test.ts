@@ -72,3 +72,29 @@ describe('CidrSet', () => {
     expect(set.has('2001:db8::1')).toBe(false);
   });
 });
+
+describe('IPv6 parser agrees with ipaddr.js', () => {
+  it('on valid and invalid forms', async () => {
+    const ipaddr = (await import('ipaddr.js')).default;
+    const samples = [
+      '::', '::1', '1::', '2001:db8::', '2001:db8::1', '2001:0db8:0000:0000:0000:ff00:0042:8329', 'fe80::1:2:3:4',
+      '1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1::8', '64:ff9b::192.0.2.33',
+      '1:2:3:4:5:6:1.2.3.4', 'ABCD:EF01::', '1:2:3:4:5:6:7:8:9', '1::2::3', ':1::', '1:::2', '12345::', 'g::1',
+      '1:2:3:4:5:6:7', '1:2:3:4:5:6:7:1.2.3.4', '::1.2.3', '1:', ':', '::ffff:1.2.3.4', '::ffff:0:0',
+    ];
+    // ipaddr.js reads the deprecated IPv4-compatible form `::1.2.3.4` as mapped; RFC 4291 says ::102:304.
+    expect(normalizeIp('::1.2.3.4')).toBe('::102:304');
+    for (const text of samples) {
+      const ours = parseIp(text);
+      const theirs = ipaddr.IPv6.isValid(text) ? ipaddr.IPv6.parse(text) : null;
+      if (theirs === null) {
+        expect(ours, text).toBeNull();
+      } else if (theirs.isIPv4MappedAddress()) {
+        expect(ours?.family, text).toBe(4);
+        expect(normalizeIp(text)).toBe(theirs.toIPv4Address().toString());
+      } else {
+        expect(normalizeIp(text), text).toBe(theirs.toRFC5952String());
+      }
+    }
+  });
+});
