@@ -44,11 +44,14 @@ const buildMs = performance.now() - t0;
 gc();
 const after = process.memoryUsage();
 const bytes = after.heapUsed + after.arrayBuffers - (before.heapUsed + before.arrayBuffers);
-console.log(`build: ${fmt(buildMs)} ms; memory: ${fmt(bytes / table.size, 1)} bytes per ban (heap + typed arrays, after GC)`);
+console.log(
+  `build: ${fmt(buildMs)} ms; memory: ${fmt(bytes / table.size, 1)} bytes per ban (heap + typed arrays, after GC)`,
+);
 
 // Lookups: half hits on banned addresses, half random (mostly misses that walk the range trie).
 const probes: string[] = [];
-for (let i = 0; i < 1000; i++) probes.push(formatIPv4(i % 2 === 0 ? (banned[rand32() % BANS] as number) : rand32()));
+for (let i = 0; i < 1000; i++)
+  probes.push(formatIPv4(i % 2 === 0 ? (banned[rand32() % BANS] as number) : rand32()));
 const probesV6 = Array.from({ length: 1000 }, (_, i) => `2001:db8:${(i * 7919) % 65536}::${i}`);
 function measure(list: string[], label: string): void {
   const rates: number[] = [];
@@ -59,7 +62,9 @@ function measure(list: string[], label: string): void {
     rates.push(LOOKUPS / ((performance.now() - start) / 1000));
   }
   const rate = median(rates);
-  console.log(`isBanned ${label}: ${fmt(rate)} lookups/s = ${fmt(1e9 / rate, 0)} ns per lookup (median of 5; ${hits} hits)`);
+  console.log(
+    `isBanned ${label}: ${fmt(rate)} lookups/s = ${fmt(1e9 / rate, 0)} ns per lookup (median of 5; ${hits} hits)`,
+  );
 }
 measure(probes, 'IPv4 (50% hits)');
 measure(probesV6, 'IPv6 (misses)');
@@ -75,7 +80,8 @@ try {
     'INSERT OR REPLACE INTO bans (target, jail, reason, started_at, expires_at, ban_count, dry_run, origin) VALUES (?, ?, ?, ?, ?, 1, 0, ?)',
   );
   db.transaction(() => {
-    for (const ip of banned) insert.run(formatIPv4(ip), 'sshd', '5 failures within 10m', Date.now(), expires, 'bench');
+    for (const ip of banned)
+      insert.run(formatIPv4(ip), 'sshd', '5 failures within 10m', Date.now(), expires, 'bench');
   })();
   db.close();
   const times: number[] = [];
@@ -86,7 +92,9 @@ try {
     if (round === 0) console.log(`restore: ${fmt(guard.stats.activeBans)} bans enforced after start`);
     await guard.close();
   }
-  console.log(`restore from SQLite: ${fmt(median(times))} ms to start a guard with ${fmt(BANS)} bans (median of 3)`);
+  console.log(
+    `restore from SQLite: ${fmt(median(times))} ms to start a guard with ${fmt(BANS)} bans (median of 3)`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

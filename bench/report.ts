@@ -3,9 +3,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { PortcullisOptions } from '../src/config/schema.js';
 import { formatIPv4 } from '../src/core/ip.js';
 import { createGuard, type Guard } from '../src/index.js';
-import type { PortcullisOptions } from '../src/config/schema.js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import { fmt, machineLine, median } from './machine.js';
 
@@ -34,7 +34,10 @@ async function measure(label: string, makeStore: () => PortcullisOptions['store'
     let bans = 0;
     for (let round = 0; round < 3; round++) {
       const guard = await createGuard(
-        { store: makeStore(), jails: { bench: { maxretry, findtime: '1h', ignoreip: [], ignoreself: false } } },
+        {
+          store: makeStore(),
+          jails: { bench: { maxretry, findtime: '1h', ignoreip: [], ignoreself: false } },
+        },
         { env: {} },
       );
       const result = await run(guard, clients);
@@ -42,7 +45,9 @@ async function measure(label: string, makeStore: () => PortcullisOptions['store'
       bans = result.bans;
       await guard.close();
     }
-    console.log(`${label}, ${mode}: ${fmt(median(rates))} reports/s (median of 3; ${fmt(bans)} bans per round)`);
+    console.log(
+      `${label}, ${mode}: ${fmt(median(rates))} reports/s (median of 3; ${fmt(bans)} bans per round)`,
+    );
   }
 }
 

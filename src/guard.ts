@@ -1,19 +1,19 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { DEFAULTS, MANUAL_JAIL } from './config/defaults.js';
 import { loadConfigFile, resolveConfig } from './config/load.js';
 import type { PortcullisOptions } from './config/schema.js';
 import type { JailConfig, PortcullisConfig } from './config/types.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { formatDuration, PERMANENT, parseDuration } from './core/duration.js';
-import { ErrorCodes, PortcullisError, isPortcullisError } from './core/errors.js';
+import { ErrorCodes, isPortcullisError, PortcullisError } from './core/errors.js';
 import { parseCidr, parseIp } from './core/ip.js';
 import { type Logger, silentLogger } from './core/logger.js';
 import { type Decision, isActive } from './core/types.js';
 import { type BanEntry, BanTable } from './decisions/ban-table.js';
 import { computeBanTime } from './detection/jails/ban-time.js';
-import { Jail, hostAddresses } from './detection/jails/jail.js';
+import { hostAddresses, Jail } from './detection/jails/jail.js';
 import { createStore } from './stores/create-store.js';
 import { FailureWindows } from './stores/memory/failure-windows.js';
 import type { FailureResult, Store, StoreMessage } from './stores/store.js';
@@ -267,7 +267,10 @@ export class Guard extends EventEmitter<GuardEventMap> {
     this.#assertOpen();
     const cidr = parseCidr(ipOrCidr);
     if (cidr === null) {
-      throw new PortcullisError(ErrorCodes.INVALID_IP, `not an IP address or CIDR range: ${JSON.stringify(ipOrCidr)}`);
+      throw new PortcullisError(
+        ErrorCodes.INVALID_IP,
+        `not an IP address or CIDR range: ${JSON.stringify(ipOrCidr)}`,
+      );
     }
     const jailName = options.jail ?? MANUAL_JAIL;
     const jail = jailName === MANUAL_JAIL ? undefined : this.#jails.get(jailName);
@@ -299,7 +302,10 @@ export class Guard extends EventEmitter<GuardEventMap> {
     this.#assertOpen();
     const cidr = parseCidr(ipOrCidr);
     if (cidr === null) {
-      throw new PortcullisError(ErrorCodes.INVALID_IP, `not an IP address or CIDR range: ${JSON.stringify(ipOrCidr)}`);
+      throw new PortcullisError(
+        ErrorCodes.INVALID_IP,
+        `not an IP address or CIDR range: ${JSON.stringify(ipOrCidr)}`,
+      );
     }
     const target = cidr.text;
     const entry = this.#table.get(target);
@@ -313,7 +319,8 @@ export class Guard extends EventEmitter<GuardEventMap> {
       this.#storeFailed(error);
       this.#queue(target, { kind: 'delete' });
     }
-    if (local) this.emit('unban', { target, jail: entry?.jail ?? stored?.jail ?? MANUAL_JAIL, reason: 'unban' });
+    if (local)
+      this.emit('unban', { target, jail: entry?.jail ?? stored?.jail ?? MANUAL_JAIL, reason: 'unban' });
     return local || stored !== undefined;
   }
 
@@ -370,7 +377,10 @@ export class Guard extends EventEmitter<GuardEventMap> {
       this.#closing = (async () => {
         await this.#reloading?.catch(() => {});
         if (this.#pending.size > 0) {
-          this.#logger.warn({ pending: this.#pending.size }, 'closing with decisions not yet written to the store');
+          this.#logger.warn(
+            { pending: this.#pending.size },
+            'closing with decisions not yet written to the store',
+          );
         }
         await this.#store.close();
       })();
@@ -459,7 +469,8 @@ export class Guard extends EventEmitter<GuardEventMap> {
   readonly #onStoreMessage = (message: StoreMessage): void => {
     if (this.#closed) return;
     if (message.type === 'ban') {
-      if (isActive(message.decision.expiresAt, this.#clock.now())) this.#applyLocal(message.decision, 'remote');
+      if (isActive(message.decision.expiresAt, this.#clock.now()))
+        this.#applyLocal(message.decision, 'remote');
       return;
     }
     const entry = this.#table.get(message.target);
@@ -483,7 +494,10 @@ export class Guard extends EventEmitter<GuardEventMap> {
     if (isPortcullisError(error, ErrorCodes.STORE_CORRUPT)) {
       // The file was replaced by an empty one: what this instance enforces must be written back.
       this.#requeueEnforced();
-    } else if (!isPortcullisError(error, ErrorCodes.STORE_UNAVAILABLE) && !isPortcullisError(error, ErrorCodes.CLOSED)) {
+    } else if (
+      !isPortcullisError(error, ErrorCodes.STORE_UNAVAILABLE) &&
+      !isPortcullisError(error, ErrorCodes.CLOSED)
+    ) {
       // A bug or an unexpected backend answer: surface it, but keep enforcing.
       this.#logger.error({ err: error }, 'unexpected store error');
     }
@@ -563,7 +577,10 @@ export class Guard extends EventEmitter<GuardEventMap> {
         this.emit('unban', { target: entry.target, jail: entry.jail, reason: 'remote' });
       }
     }
-    this.#logger.info({ event: 'restore', bans: table.size, dryRun: dryRun.size }, `${table.size} bans loaded`);
+    this.#logger.info(
+      { event: 'restore', bans: table.size, dryRun: dryRun.size },
+      `${table.size} bans loaded`,
+    );
   }
 
   #requeueEnforced(): void {
@@ -607,7 +624,10 @@ export class Guard extends EventEmitter<GuardEventMap> {
     for (;;) {
       const expired = this.#table.takeExpired(now);
       for (const entry of expired) {
-        this.#logger.info({ event: 'unban', target: entry.target, jail: entry.jail }, `unban ${entry.target} (expired)`);
+        this.#logger.info(
+          { event: 'unban', target: entry.target, jail: entry.jail },
+          `unban ${entry.target} (expired)`,
+        );
         this.emit('unban', { target: entry.target, jail: entry.jail, reason: 'expired' });
       }
       if (expired.length < 10_000) break;
@@ -687,13 +707,17 @@ export async function createGuard(input: GuardConfigInput, options: GuardOptions
 }
 
 function toConfig(input: GuardConfigInput, options: GuardOptions): PortcullisConfig {
-  if (typeof input === 'string') return loadConfigFile(input, options.env === undefined ? {} : { env: options.env });
+  if (typeof input === 'string')
+    return loadConfigFile(input, options.env === undefined ? {} : { env: options.env });
   if (isResolved(input)) return input;
   return resolveConfig(input, options.env === undefined ? {} : { env: options.env });
 }
 
 function isResolved(input: PortcullisOptions | PortcullisConfig): input is PortcullisConfig {
-  return Array.isArray((input as PortcullisConfig).jails) && typeof (input as PortcullisConfig).store?.kind === 'string';
+  return (
+    Array.isArray((input as PortcullisConfig).jails) &&
+    typeof (input as PortcullisConfig).store?.kind === 'string'
+  );
 }
 
 export { DEFAULTS };

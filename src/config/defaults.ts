@@ -16,6 +16,11 @@ export const DEFAULTS = {
     dryrun: false,
     ipv6_prefix: 64,
   },
+  http: {
+    forwardedHeader: 'x-forwarded-for',
+    denyStatus: 403,
+    denyBody: 'Forbidden\n',
+  },
   bantimeIncrement: {
     enabled: false,
     factor: 1,

@@ -3,10 +3,9 @@ import { configSchema } from './schema.js';
 
 /** The JSON Schema of the configuration file, for editor completion (`$schema` or yaml-language-server). */
 export function configJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
-  return {
-    ...schema,
-    $id: 'https://portcullis.dev/schema/portcullis.schema.json',
-    title: 'portcullis configuration',
-  };
+  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
+  return { ...schema, title: 'portcullis configuration' };
 }

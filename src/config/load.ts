@@ -4,9 +4,10 @@ import { parseDocument } from 'yaml';
 import type * as z from 'zod';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError, ErrorCodes, PortcullisError } from '../core/errors.js';
+import { resolveHttpJail } from '../detection/filters/http/jail-options.js';
 import { DEFAULTS, MANUAL_JAIL } from './defaults.js';
 import { configSchema, type JailOptions, type PortcullisOptions } from './schema.js';
-import type { JailConfig, PortcullisConfig, SourceConfig, StoreConfig } from './types.js';
+import type { HttpConfig, JailConfig, PortcullisConfig, SourceConfig, StoreConfig } from './types.js';
 
 /**
  * Environment variables that override the file, for containers. Each maps to one key path; the
@@ -37,10 +38,15 @@ export function loadConfigFile(path: string, options: LoadOptions = {}): Portcul
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-    throw new PortcullisError(ErrorCodes.CONFIG_NOT_FOUND, `${path}: cannot read the configuration: ${reason}`, {
-      cause: error,
-    });
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    throw new PortcullisError(
+      ErrorCodes.CONFIG_NOT_FOUND,
+      `${path}: cannot read the configuration: ${reason}`,
+      {
+        cause: error,
+      },
+    );
   }
   return parseConfigText(text, path, options);
 }
@@ -53,13 +59,18 @@ export function parseConfigText(text: string, name: string, options: LoadOptions
       document.errors.map((error) => {
         const at = error.linePos?.[0];
         const where = at === undefined ? name : `${name}:${at.line}:${at.col}`;
-        return `${where}: invalid YAML: ${(error.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "")}`;
+        return `${where}: invalid YAML: ${(error.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`;
       }),
     );
   }
   const raw = (document.toJS() ?? {}) as unknown;
   const base = name === '<config>' ? process.cwd() : dirname(resolve(name));
-  return resolveConfig(raw, { name, baseDir: base, file: name === '<config>' ? null : resolve(name), ...options });
+  return resolveConfig(raw, {
+    name,
+    baseDir: base,
+    file: name === '<config>' ? null : resolve(name),
+    ...options,
+  });
 }
 
 export interface ResolveOptions extends LoadOptions {
@@ -74,7 +85,9 @@ export interface ResolveOptions extends LoadOptions {
 export function resolveConfig(input: unknown, options: ResolveOptions = {}): PortcullisConfig {
   const name = options.name ?? '<config>';
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw new ConfigError([`${name}: expected a mapping of settings at the top level, got ${describe(input)}`]);
+    throw new ConfigError([
+      `${name}: expected a mapping of settings at the top level, got ${describe(input)}`,
+    ]);
   }
   const { value, fromEnv } = applyEnv(input as Record<string, unknown>, options.env ?? process.env);
   const result = configSchema.safeParse(value, { reportInput: true });
@@ -84,7 +97,12 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Por
   return buildConfig(result.data, name, options.baseDir ?? process.cwd(), options.file ?? null);
 }
 
-function buildConfig(options: z.output<typeof import('./schema.js').configSchema>, name: string, baseDir: string, file: string | null): PortcullisConfig {
+function buildConfig(
+  options: z.output<typeof import('./schema.js').configSchema>,
+  name: string,
+  baseDir: string,
+  file: string | null,
+): PortcullisConfig {
   const problems: string[] = [];
   const defaults = options.defaults ?? {};
   const jails: JailConfig[] = [];
@@ -93,8 +111,24 @@ function buildConfig(options: z.output<typeof import('./schema.js').configSchema
       problems.push(`${name}: jails.${jailName}: "${MANUAL_JAIL}" is reserved for bans made by hand`);
       continue;
     }
-    jails.push(buildJail(jailName, { ...defaults, ...(jailOptions ?? {}) }, defaults));
+    const own = jailOptions ?? {};
+    const http = resolveHttpJail(jailName, own, defaults, {
+      name,
+      baseDir,
+      formatIssue: (issue) => formatIssue(issue, name),
+    });
+    problems.push(...http.problems);
+    const merged = { ...defaults, ...(http.ruleSettings as JailOptions), ...own };
+    jails.push({
+      ...buildJail(jailName, merged, defaults),
+      httpFilter: http.httpFilter as JailConfig['httpFilter'],
+      rate: http.rate,
+    });
   }
+  if (defaults.rate !== undefined) {
+    problems.push(`${name}: defaults.rate: a request rate belongs on one http jail, not in defaults`);
+  }
+  const http = buildHttp(options.http, baseDir, name, problems);
   const store = buildStore(options.store, baseDir, name, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
@@ -104,12 +138,44 @@ function buildConfig(options: z.output<typeof import('./schema.js').configSchema
     dbPurgeAgeMs: parseDuration(options.store?.dbpurgeage ?? DEFAULTS.dbpurgeage),
     log: { level: options.log?.level ?? DEFAULTS.logLevel },
     jails,
+    http,
   });
+}
+
+function buildHttp(
+  http: z.output<typeof configSchema>['http'],
+  baseDir: string,
+  name: string,
+  problems: string[],
+): HttpConfig {
+  const deny = http?.deny;
+  let body = deny?.body ?? DEFAULTS.http.denyBody;
+  let contentType = 'text/plain; charset=utf-8';
+  if (deny?.page !== undefined) {
+    const page = isAbsolute(deny.page) ? deny.page : resolve(baseDir, deny.page);
+    try {
+      body = readFileSync(page, 'utf8');
+      contentType = 'text/html; charset=utf-8';
+    } catch (error) {
+      problems.push(
+        `${name}: http.deny.page: cannot read ${page}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
+    }
+  }
+  return {
+    trustedProxies: http?.trusted_proxies ?? [],
+    forwardedHeader: http?.forwarded_header ?? DEFAULTS.http.forwardedHeader,
+    deny: { status: deny?.status ?? DEFAULTS.http.denyStatus, body, contentType },
+  };
 }
 
 function buildJail(name: string, merged: JailOptions, defaults: JailOptions): JailConfig {
   const d = DEFAULTS.jail;
-  const increment = { ...DEFAULTS.bantimeIncrement, ...(defaults.bantime_increment ?? {}), ...(merged.bantime_increment ?? {}) };
+  const increment = {
+    ...DEFAULTS.bantimeIncrement,
+    ...(defaults.bantime_increment ?? {}),
+    ...(merged.bantime_increment ?? {}),
+  };
   return {
     name,
     enabled: merged.enabled ?? d.enabled,
@@ -192,7 +258,8 @@ function applyEnv(
       if (store !== undefined && typeof store === 'object') for (const key of other) delete store[key];
       const current = store?.[path[1]];
       if (typeof current === 'string') {
-        (store as Record<string, unknown>)[path[1]] = path[1] === 'redis' ? { url: current } : { path: current };
+        (store as Record<string, unknown>)[path[1]] =
+          path[1] === 'redis' ? { url: current } : { path: current };
       }
     }
     setPath(value, path, parseEnvValue(text));
@@ -218,7 +285,11 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
 }
 
 /** `portcullis.yaml: jails.sshd.findtime: expected a duration like "10m", got "10 minutes"` */
-export function formatIssue(issue: z.core.$ZodIssue, name: string, fromEnv: ReadonlyMap<string, string> = new Map()): string {
+export function formatIssue(
+  issue: z.core.$ZodIssue,
+  name: string,
+  fromEnv: ReadonlyMap<string, string> = new Map(),
+): string {
   const path = issue.path.map(String);
   if (issue.code === 'unrecognized_keys') {
     const known = knownKeysAt(path);
@@ -238,7 +309,11 @@ export function formatIssue(issue: z.core.$ZodIssue, name: string, fromEnv: Read
 
 function describeIssue(issue: z.core.$ZodIssue): string {
   const input = (issue as { input?: unknown }).input;
-  if (/\bgot\b/.test(issue.message) || issue.message.startsWith('choose ') || issue.message.startsWith('set ')) {
+  if (
+    /\bgot\b/.test(issue.message) ||
+    issue.message.startsWith('choose ') ||
+    issue.message.startsWith('set ')
+  ) {
     return issue.message;
   }
   switch (issue.code) {
@@ -281,13 +356,37 @@ function truncate(text: string): string {
 }
 
 const JAIL_KEYS = [
-  'enabled', 'source', 'filter', 'maxretry', 'findtime', 'bantime', 'bantime_increment', 'ignoreip',
-  'ignoreself', 'dryrun', 'ipv6_prefix', 'actions',
+  'enabled',
+  'source',
+  'filter',
+  'maxretry',
+  'findtime',
+  'bantime',
+  'bantime_increment',
+  'ignoreip',
+  'ignoreself',
+  'dryrun',
+  'ipv6_prefix',
+  'actions',
+  'rate',
 ];
 const KEYS_AT: Record<string, string[]> = {
-  '': ['$schema', 'store', 'log', 'defaults', 'jails'],
+  '': ['$schema', 'store', 'log', 'http', 'defaults', 'jails'],
+  http: ['trusted_proxies', 'forwarded_header', 'deny'],
+  'http.deny': ['status', 'body', 'page'],
   store: ['sqlite', 'redis', 'memory', 'on_store_error', 'dbpurgeage'],
-  'store.redis': ['url', 'sentinels', 'name', 'cluster', 'username', 'password', 'db', 'tls', 'prefix', 'command_timeout'],
+  'store.redis': [
+    'url',
+    'sentinels',
+    'name',
+    'cluster',
+    'username',
+    'password',
+    'db',
+    'tls',
+    'prefix',
+    'command_timeout',
+  ],
   log: ['level'],
   defaults: JAIL_KEYS,
   jail: JAIL_KEYS,

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { DURATION_PATTERN, parseDuration } from '../core/duration.js';
 import { parseCidr } from '../core/ip.js';
+import { RATE_PATTERN } from '../detection/filters/http/rate.js';
 
 /**
  * The configuration file's schema, the one definition behind validation, the TypeScript types
@@ -15,7 +16,9 @@ const show = (value: unknown): string => (value === undefined ? 'nothing' : JSON
 export const durationSchema = z
   .union(
     [
-      z.string().regex(durationRe, { error: (issue) => `expected a duration like "10m", got ${show(issue.input)}` }),
+      z
+        .string()
+        .regex(durationRe, { error: (issue) => `expected a duration like "10m", got ${show(issue.input)}` }),
       z.number().refine((n) => n === -1 || (Number.isFinite(n) && n >= 0), {
         error: (issue) => `expected a duration like "10m", got ${show(issue.input)}`,
       }),
@@ -56,7 +59,9 @@ export const banTimeIncrementSchema = z
     /** Upper bound of an escalated ban. Default: none. */
     maxtime: durationSchema.optional().describe('Upper bound of an escalated ban time.'),
     /** Adds up to this much random time, so a bot cannot learn the exact release. Default 0. */
-    rndtime: durationSchema.optional().describe('Adds a random 0..rndtime so the release time cannot be predicted.'),
+    rndtime: durationSchema
+      .optional()
+      .describe('Adds a random 0..rndtime so the release time cannot be predicted.'),
     /** Count earlier bans from every jail, not only this one. Default false. */
     overalljails: z.boolean().optional().describe('Count earlier bans from every jail, not only this one.'),
   })
@@ -90,9 +95,15 @@ export const jailSettingsShape = {
   findtime: durationSchema.optional().describe('The window failures are counted in. Default 10m.'),
   bantime: durationSchema.optional().describe('How long a ban lasts; -1 forever. Default 10m.'),
   bantime_increment: banTimeIncrementSchema.optional(),
-  ignoreip: z.array(cidrSchema).optional().describe('Addresses and ranges never banned. Default 127.0.0.0/8, ::1.'),
+  ignoreip: z
+    .array(cidrSchema)
+    .optional()
+    .describe('Addresses and ranges never banned. Default 127.0.0.0/8, ::1.'),
   ignoreself: z.boolean().optional().describe("Never ban this host's own addresses. Default true."),
-  dryrun: z.boolean().optional().describe('Record "would ban" decisions without enforcing them. Default false.'),
+  dryrun: z
+    .boolean()
+    .optional()
+    .describe('Record "would ban" decisions without enforcing them. Default false.'),
   ipv6_prefix: z
     .number()
     .int()
@@ -104,13 +115,27 @@ export const jailSettingsShape = {
     .array(z.union([z.string(), z.record(z.string(), z.unknown())]))
     .optional()
     .describe('What to do beyond the inline deny when a ban starts or ends.'),
+  rate: z
+    .string({ error: (issue) => `expected a rate like "100/10s", got ${show(issue.input)}` })
+    .regex(new RegExp(RATE_PATTERN), {
+      error: (issue) => `expected a rate like "100/10s", got ${show(issue.input)}`,
+    })
+    .optional()
+    .describe(
+      'http jails only: a request rate like "100/10s". Each client exceeding it (per instance) gets 429 and one failure counted in this jail per window; with maxretry 1 the first excess bans.',
+    ),
 };
 
 export const jailSchema = z.strictObject(jailSettingsShape);
 export const defaultsSchema = z.strictObject(jailSettingsShape);
 
 const redisObjectSchema = z.strictObject({
-  url: z.string().regex(/^rediss?:\/\//, { error: (issue) => `expected a redis:// or rediss:// URL, got ${show(issue.input)}` }).optional(),
+  url: z
+    .string()
+    .regex(/^rediss?:\/\//, {
+      error: (issue) => `expected a redis:// or rediss:// URL, got ${show(issue.input)}`,
+    })
+    .optional(),
   sentinels: z
     .array(z.strictObject({ host: z.string(), port: z.number().int().min(1).max(65535) }))
     .min(1)
@@ -123,7 +148,9 @@ const redisObjectSchema = z.strictObject({
   db: z.number().int().min(0).optional(),
   tls: z.boolean().optional(),
   prefix: z.string().optional().describe('Key prefix. Default "pc:".'),
-  command_timeout: durationSchema.optional().describe('A command slower than this counts as an outage. Default 1s.'),
+  command_timeout: durationSchema
+    .optional()
+    .describe('A command slower than this counts as an outage. Default 1s.'),
 });
 
 export const storeSchema = z
@@ -132,7 +159,10 @@ export const storeSchema = z
       .union([z.string(), z.strictObject({ path: z.string() })])
       .optional()
       .describe('The embedded default: a SQLite file. Relative paths are relative to the config file.'),
-    redis: z.union([z.string(), redisObjectSchema]).optional().describe('Shared state for several instances.'),
+    redis: z
+      .union([z.string(), redisObjectSchema])
+      .optional()
+      .describe('Shared state for several instances.'),
     memory: z.literal(true).optional().describe('No persistence at all; for tests and experiments.'),
     on_store_error: z
       .enum(['local', 'deny', 'stop'])
@@ -140,14 +170,52 @@ export const storeSchema = z
       .describe(
         'While the store is unreachable: "local" (default) enforces known bans, counts and bans locally, writes back on return; "stop" enforces known bans but counts nothing; "deny" refuses every client not in ignoreip.',
       ),
-    dbpurgeage: durationSchema.optional().describe('How long ban history is kept for bantime_increment. Default 1d.'),
+    dbpurgeage: durationSchema
+      .optional()
+      .describe('How long ban history is kept for bantime_increment. Default 1d.'),
   })
   .refine((store) => [store.sqlite, store.redis, store.memory].filter((v) => v !== undefined).length <= 1, {
     error: 'choose one of sqlite, redis or memory',
   });
 
+/** Settings shared by the HTTP surfaces (Express middleware, reverse proxy). */
+export const httpSchema = z
+  .strictObject({
+    trusted_proxies: z
+      .array(cidrSchema)
+      .optional()
+      .describe(
+        'Peers whose forwarding header names the client (CIDRs). Default none: the socket peer is the client.',
+      ),
+    forwarded_header: z
+      .enum(['x-forwarded-for', 'forwarded', 'x-real-ip'])
+      .optional()
+      .describe('The header trusted proxies name the client in. Default x-forwarded-for.'),
+    deny: z
+      .strictObject({
+        status: z
+          .number()
+          .int()
+          .min(200)
+          .max(599)
+          .optional()
+          .describe('Status sent to a banned client. Default 403.'),
+        body: z.string().optional().describe('Plain-text body sent to a banned client. Default "Forbidden".'),
+        page: z
+          .string()
+          .optional()
+          .describe('An HTML file sent to a banned client instead of body; relative to the config file.'),
+      })
+      .optional()
+      .describe('The response a banned client gets, with Retry-After while the ban has an end.'),
+  })
+  .describe('HTTP surfaces: who the client is and what a banned client gets.');
+
 export const logSchema = z.strictObject({
-  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional().describe('Default info.'),
+  level: z
+    .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+    .optional()
+    .describe('Default info.'),
 });
 
 export const configSchema = z
@@ -155,6 +223,7 @@ export const configSchema = z
     $schema: z.string().optional(),
     store: storeSchema.optional(),
     log: logSchema.optional(),
+    http: httpSchema.optional(),
     defaults: defaultsSchema.optional(),
     jails: z
       .record(

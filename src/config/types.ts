@@ -8,6 +8,21 @@ export interface PortcullisConfig {
   readonly dbPurgeAgeMs: number;
   readonly log: { readonly level: string };
   readonly jails: readonly JailConfig[];
+  /** HTTP surfaces (middleware, proxy). Absent in hand-built configs: `DEFAULTS.http` applies. */
+  readonly http?: HttpConfig;
+}
+
+/** The `http:` section, resolved. */
+export interface HttpConfig {
+  /** CIDRs whose forwarding header is believed; empty: the socket peer is the client. */
+  readonly trustedProxies: readonly string[];
+  readonly forwardedHeader: 'x-forwarded-for' | 'forwarded' | 'x-real-ip';
+  readonly deny: {
+    readonly status: number;
+    /** The body: `deny.body`, or the contents of `deny.page`. */
+    readonly body: string;
+    readonly contentType: string;
+  };
 }
 
 export type StoreConfig =
@@ -60,4 +75,11 @@ export interface JailConfig {
   readonly dryRun: boolean;
   readonly ipv6Prefix: number;
   readonly actions: readonly (string | Readonly<Record<string, unknown>>)[];
+  /**
+   * http jails: the filter to apply, validated (an `HttpFilterSpec`): the inline object, or the
+   * named rule's filter. `null`/absent: the jail counts only `fail()` reports (and its rate).
+   */
+  readonly httpFilter?: Readonly<Record<string, unknown>> | null;
+  /** http jails: the request rate (`rate: 100/10s`); `null`/absent for none. */
+  readonly rate?: { readonly points: number; readonly durationMs: number } | null;
 }

@@ -84,7 +84,11 @@ export function parseIp(input: string): ParsedIp | null {
   if (isMappedV4(bytes)) {
     return {
       family: 4,
-      v4: (((bytes[12] as number) << 24) >>> 0) + ((bytes[13] as number) << 16) + ((bytes[14] as number) << 8) + (bytes[15] as number),
+      v4:
+        (((bytes[12] as number) << 24) >>> 0) +
+        ((bytes[13] as number) << 16) +
+        ((bytes[14] as number) << 8) +
+        (bytes[15] as number),
     };
   }
   return { family: 6, bytes };

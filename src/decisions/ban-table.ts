@@ -303,7 +303,8 @@ export class BanTable {
     for (;;) {
       let child = 2 * i + 1;
       if (child >= last) break;
-      if (child + 1 < last && (this.#heapExpiry[child + 1] as number) < (this.#heapExpiry[child] as number)) child++;
+      if (child + 1 < last && (this.#heapExpiry[child + 1] as number) < (this.#heapExpiry[child] as number))
+        child++;
       if ((this.#heapExpiry[child] as number) >= expiry) break;
       this.#heap[i] = this.#heap[child] as number;
       this.#heapExpiry[i] = this.#heapExpiry[child] as number;

@@ -1,5 +1,5 @@
-import type { Logger } from '../core/logger.js';
 import type { StoreConfig } from '../config/types.js';
+import type { Logger } from '../core/logger.js';
 import { MemoryStore } from './memory/memory-store.js';
 import type { Store } from './store.js';
 

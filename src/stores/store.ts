@@ -87,9 +87,7 @@ export interface LogPosition {
 }
 
 /** Sent between instances (Redis pub/sub); local writes are not echoed back to the writer. */
-export type StoreMessage =
-  | { type: 'ban'; decision: Decision }
-  | { type: 'unban'; target: string };
+export type StoreMessage = { type: 'ban'; decision: Decision } | { type: 'unban'; target: string };
 
 export interface StoreEventMap {
   /** Another instance decided something. */

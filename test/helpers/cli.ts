@@ -12,7 +12,9 @@ export interface CliResult {
 /** Runs `portcullis ...args` from the sources, to completion. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => {
@@ -48,7 +50,8 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}) {
       const deadline = Date.now() + timeoutMs;
       const found = () => (typeof text === 'string' ? output.includes(text) : text.test(output));
       while (!found()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${text}; output so far:\n${output}`);
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting for ${text}; output so far:\n${output}`);
         if (child.exitCode !== null) throw new Error(`exited (${child.exitCode}) before ${text}:\n${output}`);
         await new Promise((r) => setTimeout(r, 25));
       }

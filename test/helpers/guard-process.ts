@@ -80,7 +80,9 @@ export async function spawnGuard(config: unknown, env: NodeJS.ProcessEnv = {}): 
         waiters.add(waiter);
         const timer = setTimeout(() => {
           waiters.delete(waiter);
-          reject(new Error(`timed out waiting for an event; seen ${JSON.stringify(events)}; stderr: ${stderr}`));
+          reject(
+            new Error(`timed out waiting for an event; seen ${JSON.stringify(events)}; stderr: ${stderr}`),
+          );
         }, timeoutMs);
         exited.then(() => {
           if (waiters.has(waiter)) {

@@ -59,10 +59,20 @@ describe('portcullis run', () => {
   });
 
   it('exits 2 on an invalid config and 1 when the store cannot be opened', async () => {
-    const bad = await runCli(['run', '-c', writeConfig('bad-run.yaml', 'jails: { sshd: { maxretry: -1 } }\n')]);
+    const bad = await runCli([
+      'run',
+      '-c',
+      writeConfig('bad-run.yaml', 'jails: { sshd: { maxretry: -1 } }\n'),
+    ]);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('jails.sshd.maxretry: expected a whole number of failures, at least 1, got -1');
-    const noDir = await runCli(['run', '-c', writeConfig('nodir.yaml', `store: { sqlite: ${join(dir, 'missing/x.db')} }\n`)]);
+    expect(bad.stderr).toContain(
+      'jails.sshd.maxretry: expected a whole number of failures, at least 1, got -1',
+    );
+    const noDir = await runCli([
+      'run',
+      '-c',
+      writeConfig('nodir.yaml', `store: { sqlite: ${join(dir, 'missing/x.db')} }\n`),
+    ]);
     expect(noDir.status).toBe(1);
     expect(noDir.stderr).toContain('PC_ERR_STORE_UNAVAILABLE');
     expect(noDir.stderr).toContain('missing/x.db');
@@ -75,7 +85,9 @@ describe('portcullis ban / unban / decisions', () => {
     const ban = await runCli(['ban', '203.0.113.0/24', '-d', '2h', '-r', 'abuse report', '-c', file]);
     expect(ban.status).toBe(0);
     expect(ban.stdout).toMatch(/^banned 203\.0\.113\.0\/24 until \d{4}-\d\d-\d\dT/);
-    expect((await runCli(['ban', '2001:db8::1', '-d', '-1', '-c', file])).stdout).toBe('banned 2001:db8::1 permanently\n');
+    expect((await runCli(['ban', '2001:db8::1', '-d', '-1', '-c', file])).stdout).toBe(
+      'banned 2001:db8::1 permanently\n',
+    );
 
     const list = await runCli(['decisions', '-c', file]);
     expect(list.stdout).toContain('203.0.113.0/24\tmanual\t1h59m');
@@ -86,7 +98,12 @@ describe('portcullis ban / unban / decisions', () => {
     const again = await runCli(['unban', '203.0.113.0/24', '-c', file]);
     expect(again.status).toBe(1);
     const json = await runCli(['decisions', '--json', '-c', file]);
-    expect(json.stdout.trim().split('\n').map((l) => JSON.parse(l).target)).toEqual(['2001:db8::1']);
+    expect(
+      json.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).target),
+    ).toEqual(['2001:db8::1']);
 
     const garbage = await runCli(['ban', 'not-an-ip', '-c', file]);
     expect(garbage.status).toBe(1);

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createGuard } from '../../src/index.js';
 import type { Decision } from '../../src/core/types.js';
+import { createGuard } from '../../src/index.js';
 import { spawnGuard } from '../helpers/guard-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-restart-'));
@@ -17,7 +17,9 @@ describe('SQLite store across kill -9', () => {
     };
     const first = await spawnGuard(config);
     for (let i = 0; i < 2; i++) await first.call('report', '198.51.100.7', { jail: 'sshd' });
-    const banned = await first.call<{ outcome: string; decision: Decision }>('report', '198.51.100.7', { jail: 'sshd' });
+    const banned = await first.call<{ outcome: string; decision: Decision }>('report', '198.51.100.7', {
+      jail: 'sshd',
+    });
     expect(banned.outcome).toBe('banned');
     const range = await first.call<Decision>('ban', '203.0.113.0/24', { duration: -1 });
     await first.kill('SIGKILL');
@@ -45,7 +47,8 @@ describe('SQLite store across kill -9', () => {
       await cli.ban('192.0.2.99', { duration: '1h' });
       await cli.close();
       const deadline = Date.now() + 5000;
-      while (!daemon.isBanned('192.0.2.99') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (!daemon.isBanned('192.0.2.99') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
       expect(daemon.isBanned('192.0.2.99')).toBe(true);
     } finally {
       await daemon.close();

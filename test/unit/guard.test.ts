@@ -1,14 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createManualClock, type ManualClock } from '../../src/core/clock.js';
-import { createGuard, type Guard, type UnbanEvent } from '../../src/guard.js';
 import type { PortcullisOptions } from '../../src/config/schema.js';
-import { MemoryStore } from '../../src/stores/memory/memory-store.js';
+import { createManualClock, type ManualClock } from '../../src/core/clock.js';
 import type { Decision } from '../../src/core/types.js';
+import { createGuard, type Guard, type UnbanEvent } from '../../src/guard.js';
+import { MemoryStore } from '../../src/stores/memory/memory-store.js';
 
 const MIN = 60_000;
 let guards: Guard[] = [];
 
-async function guardWith(options: PortcullisOptions, clock: ManualClock = createManualClock()): Promise<Guard> {
+async function guardWith(
+  options: PortcullisOptions,
+  clock: ManualClock = createManualClock(),
+): Promise<Guard> {
   const guard = await createGuard(options, { clock, store: new MemoryStore(), env: {}, random: () => 0.5 });
   guards.push(guard);
   return guard;
@@ -70,7 +73,9 @@ describe('jail thresholds', () => {
     const old = clock.now() - 30 * MIN;
     await guard.report('192.0.2.9', { jail: 'sshd', timeMs: old });
     await guard.report('192.0.2.9', { jail: 'sshd', timeMs: old + 11 * MIN });
-    expect((await guard.report('192.0.2.9', { jail: 'sshd', timeMs: old + 22 * MIN })).outcome).toBe('counted');
+    expect((await guard.report('192.0.2.9', { jail: 'sshd', timeMs: old + 22 * MIN })).outcome).toBe(
+      'counted',
+    );
   });
 
   it('weights count as several failures', async () => {
@@ -116,7 +121,9 @@ describe('jail thresholds', () => {
 
 describe('ignoreip and ignoreself', () => {
   it('never counts nor bans ignored v4, v6 and mapped-v4 clients', async () => {
-    const guard = await guardWith(sshd({ maxretry: 1, ignoreip: ['10.0.0.0/8', '2001:db8:abcd::/48', '192.0.2.1'] }));
+    const guard = await guardWith(
+      sshd({ maxretry: 1, ignoreip: ['10.0.0.0/8', '2001:db8:abcd::/48', '192.0.2.1'] }),
+    );
     for (const ip of ['10.1.2.3', '::ffff:10.9.9.9', '2001:db8:abcd:1::5', '192.0.2.1', '::ffff:c000:201']) {
       expect((await guard.report(ip, { jail: 'sshd' })).outcome, ip).toBe('ignored');
       expect(guard.isBanned(ip)).toBe(false);
@@ -143,7 +150,16 @@ describe('ignoreip and ignoreself', () => {
 describe('bad input', () => {
   it('garbage addresses are counted as invalid and never throw', async () => {
     const guard = await guardWith(sshd());
-    for (const ip of ['', 'not-an-ip', '999.1.1.1', '127.1', '1.2.3.4.5', '::ffff:1.2.3', '\u0000', 'x'.repeat(10_000)]) {
+    for (const ip of [
+      '',
+      'not-an-ip',
+      '999.1.1.1',
+      '127.1',
+      '1.2.3.4.5',
+      '::ffff:1.2.3',
+      '\u0000',
+      'x'.repeat(10_000),
+    ]) {
       expect((await guard.report(ip, { jail: 'sshd' })).outcome).toBe('invalid-ip');
       expect(guard.isBanned(ip)).toBe(false);
     }
@@ -152,7 +168,9 @@ describe('bad input', () => {
 
   it('rejects an unknown jail with a coded error', async () => {
     const guard = await guardWith(sshd());
-    await expect(guard.report('192.0.2.1', { jail: 'nope' })).rejects.toMatchObject({ code: 'PC_ERR_UNKNOWN_JAIL' });
+    await expect(guard.report('192.0.2.1', { jail: 'nope' })).rejects.toMatchObject({
+      code: 'PC_ERR_UNKNOWN_JAIL',
+    });
   });
 });
 
@@ -232,7 +250,9 @@ describe('bantime_increment', () => {
   });
 
   it('adds at most rndtime of random time', async () => {
-    const guard = await guardWith(sshd({ maxretry: 1, bantime: '10m', bantime_increment: { enabled: true, rndtime: '4m' } }));
+    const guard = await guardWith(
+      sshd({ maxretry: 1, bantime: '10m', bantime_increment: { enabled: true, rndtime: '4m' } }),
+    );
     const decision = (await guard.report('192.0.2.7', { jail: 'sshd' })).decision as Decision;
     expect((decision.expiresAt as number) - decision.startedAt).toBe(12 * MIN); // random() = 0.5
   });
@@ -295,6 +315,8 @@ describe('manual decisions', () => {
     const guard = await guardWith(sshd());
     await guard.close();
     await guard.close();
-    await expect(guard.report('192.0.2.7', { jail: 'sshd' })).rejects.toMatchObject({ code: 'PC_ERR_CLOSED' });
+    await expect(guard.report('192.0.2.7', { jail: 'sshd' })).rejects.toMatchObject({
+      code: 'PC_ERR_CLOSED',
+    });
   });
 });

@@ -1,5 +1,5 @@
-import { PERMANENT } from '../../core/duration.js';
 import type { BanTimeIncrementConfig } from '../../config/types.js';
+import { PERMANENT } from '../../core/duration.js';
 
 /**
  * The length of a ban, in ms (`-1` for permanent), for a client with `previousBans` earlier bans

@@ -69,7 +69,12 @@ export class FailureWindows {
   *entries(): IterableIterator<{ jail: string; key: string; points: readonly number[]; findTimeMs: number }> {
     for (const [id, window] of this.#windows) {
       const split = id.indexOf('\u0000');
-      yield { jail: id.slice(0, split), key: id.slice(split + 1), points: window.points, findTimeMs: window.findTimeMs };
+      yield {
+        jail: id.slice(0, split),
+        key: id.slice(split + 1),
+        points: window.points,
+        findTimeMs: window.findTimeMs,
+      };
     }
   }
 

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCodes, PortcullisError } from '../../core/errors.js';
 import { type Decision, isActive } from '../../core/types.js';
-import type { FailureInput, FailureResult, LogPosition, Store, StoreEventMap } from '../store.js';
 import { mergeDecision } from '../merge-decision.js';
+import type { FailureInput, FailureResult, LogPosition, Store, StoreEventMap } from '../store.js';
 import { FailureWindows } from './failure-windows.js';
 
 /** A store that lives and dies with the process. For tests and for `store: memory`. */
@@ -55,7 +55,8 @@ export class MemoryStore extends EventEmitter<StoreEventMap> implements Store {
   async countBans(target: string, jail: string | null, sinceMs: number): Promise<number> {
     let count = 0;
     for (const entry of this.#history) {
-      if (entry.target === target && entry.timeMs >= sinceMs && (jail === null || entry.jail === jail)) count++;
+      if (entry.target === target && entry.timeMs >= sinceMs && (jail === null || entry.jail === jail))
+        count++;
     }
     return count;
   }

@@ -12,8 +12,9 @@ import { runFromFile } from './run.js';
 const EXIT_FAILURE = 1;
 const EXIT_CONFIG = 2;
 
-const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string })
-  .version;
+const version = (
+  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 const program = new Command()
   .name('portcullis')
@@ -54,7 +55,9 @@ program
   .action((options: { config: string }) => {
     const config = loadConfigFile(options.config);
     const jails = config.jails.filter((jail) => jail.enabled).map((jail) => jail.name);
-    process.stdout.write(`${options.config}: OK (${jails.length} jail(s): ${jails.join(', ') || 'none'}; store ${config.store.kind})\n`);
+    process.stdout.write(
+      `${options.config}: OK (${jails.length} jail(s): ${jails.join(', ') || 'none'}; store ${config.store.kind})\n`,
+    );
   });
 
 program
@@ -75,7 +78,8 @@ program
     const guard = await createGuard(options.config);
     try {
       const decision = await guard.ban(target, { duration: options.duration, reason: options.reason });
-      const until = decision.expiresAt === null ? 'permanently' : `until ${new Date(decision.expiresAt).toISOString()}`;
+      const until =
+        decision.expiresAt === null ? 'permanently' : `until ${new Date(decision.expiresAt).toISOString()}`;
       process.stdout.write(`banned ${decision.target} ${until}\n`);
     } finally {
       await guard.close();
@@ -121,11 +125,17 @@ program
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
-  if (isPortcullisError(error) && (error.code === 'PC_ERR_CONFIG_INVALID' || error.code === 'PC_ERR_CONFIG_NOT_FOUND')) {
+  if (
+    isPortcullisError(error) &&
+    (error.code === 'PC_ERR_CONFIG_INVALID' || error.code === 'PC_ERR_CONFIG_NOT_FOUND')
+  ) {
     process.stderr.write(`${error.message}\n`);
     process.exit(EXIT_CONFIG);
   }
-  const message = error instanceof PortcullisError ? `${error.code}: ${error.message}` : String((error as Error)?.stack ?? error);
+  const message =
+    error instanceof PortcullisError
+      ? `${error.code}: ${error.message}`
+      : String((error as Error)?.stack ?? error);
   process.stderr.write(`portcullis: ${message}\n`);
   process.exit(EXIT_FAILURE);
 });

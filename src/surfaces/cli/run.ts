@@ -44,7 +44,10 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
         logger.info({ event: 'reload', jails: next.jails.length }, 'configuration reloaded');
       } catch (error) {
         const message = error instanceof ConfigError ? error.message : String(error);
-        logger.error({ event: 'reload-failed', error: message }, 'configuration NOT reloaded; keeping the running one');
+        logger.error(
+          { event: 'reload-failed', error: message },
+          'configuration NOT reloaded; keeping the running one',
+        );
       }
     },
   };

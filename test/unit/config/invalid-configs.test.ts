@@ -21,11 +21,21 @@ describe('invalid configurations print exactly the expected error', () => {
 
 describe('valid configurations', () => {
   it('accepts every documented setting and resolves inheritance and units', () => {
-    const config = loadConfigFile(join(import.meta.dirname, '../../fixtures/configs/valid/full.yaml'), { env: {} });
-    expect(config.store).toEqual({ kind: 'sqlite', path: join(import.meta.dirname, '../../fixtures/configs/valid/state/portcullis.db') });
+    const config = loadConfigFile(join(import.meta.dirname, '../../fixtures/configs/valid/full.yaml'), {
+      env: {},
+    });
+    expect(config.store).toEqual({
+      kind: 'sqlite',
+      path: join(import.meta.dirname, '../../fixtures/configs/valid/state/portcullis.db'),
+    });
     expect(config.dbPurgeAgeMs).toBe(2 * 86_400_000);
     const byName = Object.fromEntries(config.jails.map((j) => [j.name, j]));
-    expect(byName.scanners).toMatchObject({ maxRetry: 2, banTimeMs: 86_400_000, findTimeMs: 600_000, source: { kind: 'http' } });
+    expect(byName.scanners).toMatchObject({
+      maxRetry: 2,
+      banTimeMs: 86_400_000,
+      findTimeMs: 600_000,
+      source: { kind: 'http' },
+    });
     expect(byName['web-auth']?.banTimeIncrement).toEqual({
       factor: 2,
       multipliers: null,
@@ -51,9 +61,18 @@ describe('valid configurations', () => {
   it('environment variables override the file and choose the backend', () => {
     const text = 'store:\n  sqlite: ./a.db\ndefaults:\n  maxretry: 5\njails:\n  sshd: {}\n';
     const config = parseConfigText(text, '/etc/p.yaml', {
-      env: { PORTCULLIS_REDIS_URL: 'redis://cache:6379/2', PORTCULLIS_DEFAULTS_MAXRETRY: '3', PORTCULLIS_LOG_LEVEL: 'warn' },
+      env: {
+        PORTCULLIS_REDIS_URL: 'redis://cache:6379/2',
+        PORTCULLIS_DEFAULTS_MAXRETRY: '3',
+        PORTCULLIS_LOG_LEVEL: 'warn',
+      },
     });
-    expect(config.store).toEqual({ kind: 'redis', url: 'redis://cache:6379/2', prefix: 'pc:', commandTimeoutMs: 1000 });
+    expect(config.store).toEqual({
+      kind: 'redis',
+      url: 'redis://cache:6379/2',
+      prefix: 'pc:',
+      commandTimeoutMs: 1000,
+    });
     expect(config.jails[0]?.maxRetry).toBe(3);
     expect(config.log.level).toBe('warn');
   });

@@ -19,7 +19,9 @@ describe('durations', () => {
   });
 
   it.each(['', '10 minutes', '1y', 'h', '-5', '1h 30m', '10M'])('rejects %j with a coded error', (input) => {
-    expect(() => parseDuration(input)).toThrowError(expect.objectContaining({ code: 'PC_ERR_INVALID_DURATION' }));
+    expect(() => parseDuration(input)).toThrowError(
+      expect.objectContaining({ code: 'PC_ERR_INVALID_DURATION' }),
+    );
   });
 
   it('formats back to config syntax', () => {
