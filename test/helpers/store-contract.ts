@@ -68,7 +68,14 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
     });
 
     it('clearFailures forgets a client', async () => {
-      const base = { jail: 'sshd', key: '192.0.2.11', weight: 1, findTimeMs: 600_000, maxRetry: 3, timeMs: T0 };
+      const base = {
+        jail: 'sshd',
+        key: '192.0.2.11',
+        weight: 1,
+        findTimeMs: 600_000,
+        maxRetry: 3,
+        timeMs: T0,
+      };
       await store.addFailure(base);
       await store.clearFailures('sshd', '192.0.2.11');
       expect(await store.addFailure(base)).toEqual({ count: 1, reached: false });
