@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { hostname } from 'node:os';
 import { DEFAULTS, MANUAL_JAIL } from './config/defaults.js';
 import { loadConfigFile, resolveConfig } from './config/load.js';
@@ -17,6 +18,7 @@ import { hostAddresses, Jail } from './detection/jails/jail.js';
 import { createStore } from './stores/create-store.js';
 import { FailureWindows } from './stores/memory/failure-windows.js';
 import type { FailureResult, Store, StoreMessage } from './stores/store.js';
+import type { ExpressGuardOptions, PortcullisMiddleware } from './surfaces/express/index.js';
 
 /** What `report()` concluded. */
 export type ReportOutcome =
@@ -176,6 +178,44 @@ export class Guard extends EventEmitter<GuardEventMap> {
 
   get store(): Store {
     return this.#store;
+  }
+
+  /** The time source every decision uses (for `Retry-After` and event times). */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  /**
+   * Express (4 or 5) middleware over this guard: `app.use(guard.express())`. Same as
+   * `portcullis(guard, options)` from `portcullis/express`, which is imported on first use so that
+   * loading the engine never loads the HTTP surface. Requests arriving before that import finishes
+   * wait for it.
+   */
+  express(options?: ExpressGuardOptions): PortcullisMiddleware {
+    let ready: PortcullisMiddleware | undefined;
+    const loading = import('./surfaces/express/index.js').then((m) => {
+      ready = m.portcullis(this, options);
+      return ready;
+    });
+    loading.catch(() => {});
+    const middleware = ((req, res, next) => {
+      if (ready !== undefined) return ready(req, res, next);
+      loading.then((mw) => mw(req, res, next), next);
+    }) as PortcullisMiddleware;
+    middleware.fail = (req, jail, fields) => loading.then((mw) => mw.fail(req, jail, fields));
+    return middleware;
+  }
+
+  /**
+   * Reports a failure the application knows about (a wrong password) for the client of `req`
+   * (resolved like the HTTP surfaces do: `http.trusted_proxies`, `http.forwarded_header`).
+   * `jail` defaults to the only jail with `source: api` (or an http jail with neither filter nor
+   * rate); with several candidates it must be named.
+   */
+  async fail(req: IncomingMessage, jail?: string, fields?: ReportOptions['fields']): Promise<ReportResult> {
+    const { pipelineFor } = await import('./sources/http/pipeline.js');
+    const pipeline = pipelineFor(this);
+    return pipeline.fail(pipeline.clientIp(req), jail, fields);
   }
 
   /** The configured jails by name. */
@@ -695,7 +735,7 @@ export async function createGuard(input: GuardConfigInput, options: GuardOptions
   const config = toConfig(input, options);
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const logger = options.logger ?? silentLogger;
-  const store = options.store ?? (await createStore(config.store, { logger, instanceId }));
+  const store = options.store ?? (await createStore(config.store, { logger, instanceId, dbPurgeAgeMs: config.dbPurgeAgeMs }));
   const guard = new Guard(config, store, { ...options, instanceId });
   try {
     await guard.start();

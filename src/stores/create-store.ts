@@ -7,7 +7,11 @@ export interface CreateStoreOptions {
   logger: Logger;
   /** Identifies this instance in shared stores. */
   instanceId: string;
+  /** `store.dbpurgeage`: Redis keeps ban history at least this long. */
+  dbPurgeAgeMs: number;
 }
+
+const DAY_MS = 86_400_000;
 
 /**
  * Builds the configured store. Backends load lazily so a Redis deployment never loads the SQLite
@@ -35,6 +39,7 @@ export async function createStore(config: StoreConfig, options: CreateStoreOptio
         prefix: config.prefix,
         commandTimeoutMs: config.commandTimeoutMs,
         instanceId: options.instanceId,
+        historyTtlMs: Math.max(30 * DAY_MS, options.dbPurgeAgeMs + DAY_MS),
         logger: options.logger,
       });
     }

@@ -72,6 +72,11 @@ async function startServer(args: (port: number, dir: string) => string[]): Promi
     throw new Error('redis-server not found: apt-get install redis-server');
   }
   let running: { proc: ChildProcess; dir: string } | undefined;
+  const reap = () => {
+    if (running === undefined) return;
+    running.proc.kill('SIGKILL');
+    rmSync(running.dir, { recursive: true, force: true });
+  };
 
   const spawnOn = async (port: number): Promise<void> => {
     // A fresh directory per run: nothing is persisted, and a Sentinel's rewritten config is discarded.
@@ -84,6 +89,8 @@ async function startServer(args: (port: number, dir: string) => string[]): Promi
     proc.stdout?.on('data', keep);
     proc.stderr?.on('data', keep);
     running = { proc, dir };
+    // Never leave a server behind when a test run dies before calling stop().
+    process.once('exit', reap);
     try {
       await waitForPing(port, proc);
     } catch (error) {
@@ -96,6 +103,7 @@ async function startServer(args: (port: number, dir: string) => string[]): Promi
     if (running === undefined) return;
     const { proc, dir } = running;
     running = undefined;
+    process.removeListener('exit', reap);
     if (signal === 'SIGTERM') proc.kill('SIGCONT'); // a paused server cannot act on SIGTERM
     await terminate(proc, signal);
     rmSync(dir, { recursive: true, force: true });

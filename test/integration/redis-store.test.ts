@@ -38,7 +38,11 @@ async function keysUnder(prefix: string): Promise<string[]> {
   return keys.sort();
 }
 
-function nextEvent<T extends unknown[]>(store: RedisStore, event: 'message' | 'up' | 'down', timeoutMs = 5000) {
+function nextEvent<T extends unknown[]>(
+  store: RedisStore,
+  event: 'message' | 'up' | 'down',
+  timeoutMs = 5000,
+) {
   return once(store, event, { signal: AbortSignal.timeout(timeoutMs) }) as Promise<T>;
 }
 
@@ -104,12 +108,26 @@ describe('RedisStore', () => {
   it('keeps every key under its prefix, with the documented layout and expiries', async () => {
     const store = makeStore({ historyTtlMs: 86_400_000 });
     await store.open();
-    await store.addFailure({ jail: 'sshd', key: '192.0.2.7', timeMs: T0, weight: 1, findTimeMs: 600_000, maxRetry: 5 });
+    await store.addFailure({
+      jail: 'sshd',
+      key: '192.0.2.7',
+      timeMs: T0,
+      weight: 1,
+      findTimeMs: 600_000,
+      maxRetry: 5,
+    });
     await store.putDecision(decision('192.0.2.7'));
     await store.setPosition('auth', { offset: 1, inode: 2, headHash: 'h' });
     const p = store.keyPrefix;
     expect(await keysUnder(p)).toEqual(
-      [`${p}bans`, `${p}bans:exp`, `${p}fail:sshd:192.0.2.7`, `${p}hist-index`, `${p}hist:192.0.2.7`, `${p}pos`].sort(),
+      [
+        `${p}bans`,
+        `${p}bans:exp`,
+        `${p}fail:sshd:192.0.2.7`,
+        `${p}hist-index`,
+        `${p}hist:192.0.2.7`,
+        `${p}pos`,
+      ].sort(),
     );
     const failureTtl = await admin.pttl(`${p}fail:sshd:192.0.2.7`);
     expect(failureTtl).toBeGreaterThan(600_000);
@@ -141,7 +159,9 @@ describe('RedisStore', () => {
         const incoming = decision(target, { ...b, reason: 'zweiter "Bann" \\ /login ✓', origin: 'b:2' });
         await store.putDecision(existing);
         const expected = mergeDecision(existing, incoming);
-        expect(await store.putDecision(incoming), `${JSON.stringify(a)} then ${JSON.stringify(b)}`).toEqual(expected);
+        expect(await store.putDecision(incoming), `${JSON.stringify(a)} then ${JSON.stringify(b)}`).toEqual(
+          expected,
+        );
       }
     }
     const loaded: Decision[] = [];
@@ -184,18 +204,35 @@ describe('RedisStore', () => {
     expect(results.filter((r) => r.reached)).toHaveLength(5);
   });
 
+  /** Writes decisions straight into the store's keys, far faster than one putDecision each. */
+  async function seed(store: RedisStore, decisions: Decision[]): Promise<void> {
+    for (let at = 0; at < decisions.length; at += 10_000) {
+      const slice = decisions.slice(at, at + 10_000);
+      await admin.hset(`${store.keyPrefix}bans`, ...slice.flatMap((d) => [d.target, JSON.stringify(d)]));
+      await admin.zadd(
+        `${store.keyPrefix}bans:exp`,
+        ...slice.flatMap((d) => [d.expiresAt ?? '+inf', d.target]),
+      );
+    }
+  }
+
+  function address(i: number): string {
+    return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+  }
+
   it('streams many decisions in batches and skips expired ones', async () => {
     const store = makeStore();
     await store.open();
     const total = 25_000;
-    const fields: string[] = [];
-    for (let i = 0; i < total; i++) {
-      const target = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-      // every tenth one has already expired
-      const expiresAt = i % 10 === 0 ? T0 - 1 : T0 + 3_600_000;
-      fields.push(target, JSON.stringify(decision(target, { expiresAt })));
-    }
-    await admin.hset(`${store.keyPrefix}bans`, ...fields);
+    // every tenth one has already expired; a few hundred are permanent (equal scores)
+    await seed(
+      store,
+      Array.from({ length: total }, (_, i) =>
+        decision(address(i), {
+          expiresAt: i % 10 === 0 ? T0 - 1 : i % 97 === 0 ? null : T0 + 1000 + (i % 50),
+        }),
+      ),
+    );
     const sizes: number[] = [];
     const seen = new Set<string>();
     const delivered = await store.loadDecisions(T0, (batch) => {
@@ -205,7 +242,30 @@ describe('RedisStore', () => {
     expect(delivered).toBe(total - total / 10);
     expect(seen.size).toBe(total - total / 10);
     expect(sizes.length).toBeGreaterThan(1);
-    expect(Math.max(...sizes)).toBeLessThanOrEqual(15_000);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(10_000);
+  });
+
+  it('misses no decision when others are unbanned while it loads', async () => {
+    const prefix = uniquePrefix('load-race');
+    const loader = makeStore({ prefix });
+    const other = makeStore({ prefix });
+    await Promise.all([loader.open(), other.open()]);
+    const total = 60_000;
+    // distinct expiries, so the order (longest first) is known: address(0) comes first
+    await seed(
+      loader,
+      Array.from({ length: total }, (_, i) => decision(address(i), { expiresAt: T0 + 10_000_000 - i })),
+    );
+    const seen = new Set<string>();
+    let unbanned: Promise<unknown> | undefined;
+    await loader.loadDecisions(T0, (batch) => {
+      // Removing an already delivered decision shifts every later one up by a rank.
+      unbanned ??= other.deleteDecision(address(0));
+      for (const d of batch) seen.add(d.target);
+    });
+    await unbanned;
+    const missing = Array.from({ length: total - 1 }, (_, i) => address(i + 1)).filter((t) => !seen.has(t));
+    expect(missing).toEqual([]);
   });
 
   it('purges expired decisions in bounded batches and history by age', async () => {
@@ -213,7 +273,9 @@ describe('RedisStore', () => {
     await store.open();
     await Promise.all(
       Array.from({ length: 2500 }, (_, i) =>
-        store.putDecision(decision(`172.16.${i >> 8}.${i & 255}`, { expiresAt: T0 + 1000, startedAt: T0 - i })),
+        store.putDecision(
+          decision(`172.16.${i >> 8}.${i & 255}`, { expiresAt: T0 + 1000, startedAt: T0 - i }),
+        ),
       ),
     );
     await store.putDecision(decision('172.31.0.1', { expiresAt: T0 + 10_000, startedAt: T0 }));
@@ -240,7 +302,9 @@ describe('RedisStore', () => {
     );
     const elapsed = performance.now() - started;
     expect(isPortcullisError(error, ErrorCodes.STORE_UNAVAILABLE)).toBe(true);
-    expect((error as Error).message).toMatch(/could not connect to Redis at redis:\/\/127\.0\.0\.1:\d+\/? within 600 ms/);
+    expect((error as Error).message).toMatch(
+      /could not connect to Redis at redis:\/\/127\.0\.0\.1:\d+\/? within 600 ms/,
+    );
     expect((error as Error).cause).toBeInstanceOf(Error);
     expect(elapsed).toBeLessThan(1500);
     // no reconnect loop keeps sockets or timers alive
@@ -248,8 +312,9 @@ describe('RedisStore', () => {
     const after = countResources();
     expect(after.TCPSocketWrap ?? 0).toBeLessThanOrEqual(before.TCPSocketWrap ?? 0);
     expect(after.Timeout ?? 0).toBeLessThanOrEqual(before.Timeout ?? 0);
-    await expect(store.addFailure({ jail: 'a', key: 'b', timeMs: 0, weight: 1, findTimeMs: 1, maxRetry: 1 })).rejects
-      .toMatchObject({ code: ErrorCodes.STORE_UNAVAILABLE });
+    await expect(
+      store.addFailure({ jail: 'a', key: 'b', timeMs: 0, weight: 1, findTimeMs: 1, maxRetry: 1 }),
+    ).rejects.toMatchObject({ code: ErrorCodes.STORE_UNAVAILABLE });
   });
 
   it('rejects a wrong password at once instead of retrying until the timeout', async () => {
@@ -311,10 +376,23 @@ describe('RedisStore pub/sub', () => {
     console.info(
       `pub/sub ban latency over ${latencies.length}: median ${latencies[10]?.toFixed(2)} ms, max ${latencies.at(-1)?.toFixed(2)} ms`,
     );
-    expect(latencies[10]).toBeLessThan(50);
+    expect(latencies[18]).toBeLessThan(50); // 90th percentile
     // the writer never hears its own messages
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(onA).toEqual([]);
+  });
+
+  it('ignores malformed messages on its channel', async () => {
+    const store = makeStore({ instanceId: 'a' });
+    await store.open();
+    const received: StoreMessage[] = [];
+    store.on('message', (m) => received.push(m));
+    const channel = `${store.keyPrefix}events`;
+    await admin.publish(channel, 'not json');
+    await admin.publish(channel, JSON.stringify({ from: 'x', type: 'ban' }));
+    await admin.publish(channel, JSON.stringify({ from: 'x', type: 'unban', target: '192.0.2.1' }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(received).toEqual([{ type: 'unban', target: '192.0.2.1' }]);
   });
 });
 
@@ -337,14 +415,18 @@ describe('RedisStore outage', () => {
       await down;
 
       const started = performance.now();
-      const error = await a.addFailure({ jail: 'x', key: 'y', timeMs: T0, weight: 1, findTimeMs: 1000, maxRetry: 5 }).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const error = await a
+        .addFailure({ jail: 'x', key: 'y', timeMs: T0, weight: 1, findTimeMs: 1000, maxRetry: 5 })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(performance.now() - started).toBeLessThan(2000);
       expect(isPortcullisError(error, ErrorCodes.STORE_UNAVAILABLE)).toBe(true);
       expect((error as Error).cause).toBeInstanceOf(Error);
-      await expect(a.loadDecisions(0, () => {})).rejects.toMatchObject({ code: ErrorCodes.STORE_UNAVAILABLE });
+      await expect(a.loadDecisions(0, () => {})).rejects.toMatchObject({
+        code: ErrorCodes.STORE_UNAVAILABLE,
+      });
 
       const upA = nextEvent(a, 'up', 10_000);
       const upB = nextEvent(b, 'up', 10_000);
@@ -411,7 +493,11 @@ describe('RedisStore with Sentinel', () => {
     const master = await startRedis();
     const sentinel = await startSentinel(master.port, 'pcmaster');
     try {
-      const store = makeStore({ url: undefined, sentinels: [{ host: '127.0.0.1', port: sentinel.port }], sentinelName: 'pcmaster' });
+      const store = makeStore({
+        url: undefined,
+        sentinels: [{ host: '127.0.0.1', port: sentinel.port }],
+        sentinelName: 'pcmaster',
+      });
       await store.open();
       await store.putDecision(decision('192.0.2.200'));
       const loaded: Decision[] = [];

@@ -51,7 +51,9 @@ return {string.format('%.17g', sum), 0}
  * numbers with 14 digits): the caller sends the incoming decision as a JSON object without its
  * closing brace and without `expiresAt`/`banCount`, and the script appends those two fields.
  *
- * KEYS: bans hash, expiry zset, history zset of this target, history index zset.
+ * A decision whose expiry moves earlier bumps the removals counter (see `loadDecisions`).
+ *
+ * KEYS: bans hash, expiry zset, history zset of this target, history index zset, removals counter.
  * ARGV: target, JSON head, expiresAt ('null' = permanent), banCount, dryRun ('1'/'0'),
  * history member ('' = do not record), startedAt, history TTL ms, channel, message head.
  * Returns the decision as stored (JSON).
@@ -86,11 +88,12 @@ local stored = old
 if not keepOld then
   stored = ARGV[2] .. ',"expiresAt":' .. expiresAt .. ',"banCount":' .. banCount .. '}'
   redis.call('HSET', KEYS[1], target, stored)
-  if expiresAt == 'null' then
-    redis.call('ZADD', KEYS[2], '+inf', target)
-  else
-    redis.call('ZADD', KEYS[2], expiresAt, target)
+  local score = expiresAt == 'null' and '+inf' or expiresAt
+  local previous = redis.call('ZSCORE', KEYS[2], target)
+  if previous and score ~= '+inf' and (previous == 'inf' or tonumber(previous) > tonumber(score)) then
+    redis.call('INCR', KEYS[5])
   end
+  redis.call('ZADD', KEYS[2], score, target)
 end
 if ARGV[6] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
@@ -105,16 +108,18 @@ return stored
 `;
 
 /**
- * Removes a decision and announces the unban (also when there was none here: another instance
- * may still hold it in its ban table).
+ * Removes a decision, bumps the removals counter (see `loadDecisions`) and announces the unban
+ * (also when there was none here: another instance may still hold it in its ban table).
  *
- * KEYS: bans hash, expiry zset. ARGV: target, channel, message. Returns the removed JSON or nil.
+ * KEYS: bans hash, expiry zset, removals counter. ARGV: target, channel, message.
+ * Returns the removed JSON or nil.
  */
 export const DELETE_DECISION = `
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('INCR', KEYS[3])
 end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return old
