@@ -735,7 +735,9 @@ export async function createGuard(input: GuardConfigInput, options: GuardOptions
   const config = toConfig(input, options);
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const logger = options.logger ?? silentLogger;
-  const store = options.store ?? (await createStore(config.store, { logger, instanceId, dbPurgeAgeMs: config.dbPurgeAgeMs }));
+  const store =
+    options.store ??
+    (await createStore(config.store, { logger, instanceId, dbPurgeAgeMs: config.dbPurgeAgeMs }));
   const guard = new Guard(config, store, { ...options, instanceId });
   try {
     await guard.start();

@@ -1,7 +1,7 @@
 import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGuard } from '../../src/index.js';
 import type { Decision } from '../../src/core/types.js';
+import { createGuard } from '../../src/index.js';
 import { type GuardProcess, spawnGuard } from '../helpers/guard-process.js';
 import { type RedisServerHandle, startRedis, uniquePrefix } from '../helpers/redis-server.js';
 
@@ -50,7 +50,9 @@ describe('two guard processes on one Redis', () => {
     // Failures reported on both instances count together.
     await a.call('report', '192.0.2.50', { jail: 'sshd' });
     await b.call('report', '192.0.2.50', { jail: 'sshd' });
-    const result = await a.call<{ outcome: string; started: number }>('report', '192.0.2.50', { jail: 'sshd' });
+    const result = await a.call<{ outcome: string; started: number }>('report', '192.0.2.50', {
+      jail: 'sshd',
+    });
     expect(result.outcome).toBe('banned');
     const banOnA = a.events.find((e) => e.event === 'ban' && e.target === '192.0.2.50');
     const banOnB = await b.waitForEvent((e) => e.event === 'ban' && e.target === '192.0.2.50');
@@ -67,7 +69,9 @@ describe('two guard processes on one Redis', () => {
     expect(unbanOnA.reason).toBe('remote');
     expect(unbanOnA.at - (unbanOnB?.at as number)).toBeLessThan(50);
     expect(await a.call('isBanned', '192.0.2.50')).toBe(false);
-    console.log(`ban A→B ${banLatency.toFixed(2)} ms, unban B→A ${(unbanOnA.at - (unbanOnB?.at as number)).toFixed(2)} ms`);
+    console.log(
+      `ban A→B ${banLatency.toFixed(2)} ms, unban B→A ${(unbanOnA.at - (unbanOnB?.at as number)).toFixed(2)} ms`,
+    );
   });
 
   it('a manual range ban on one instance reaches the other, and a late starter restores it', async () => {
@@ -91,7 +95,10 @@ describe('Redis going away mid-run (on_store_error: local)', () => {
   it('keeps enforcing and banning, and writes every ban made during the outage when Redis returns', async () => {
     const prefix = uniquePrefix('outage');
     const guard = await createGuard(
-      { store: { redis: { url: redis.url, prefix, command_timeout: '500ms' } }, jails: configFor(prefix).jails },
+      {
+        store: { redis: { url: redis.url, prefix, command_timeout: '500ms' } },
+        jails: configFor(prefix).jails,
+      },
       { env: {} },
     );
     const events: string[] = [];
@@ -126,7 +133,10 @@ describe('Redis going away mid-run (on_store_error: local)', () => {
       expect(guard.stats.pendingWrites).toBe(0);
 
       // Every decision made during the outage is in Redis now, as seen by a fresh instance.
-      const fresh = await createGuard({ store: { redis: { url: redis.url, prefix } }, jails: {} }, { env: {} });
+      const fresh = await createGuard(
+        { store: { redis: { url: redis.url, prefix } }, jails: {} },
+        { env: {} },
+      );
       const stored = (await fresh.decisions()).map((d: Decision) => d.target).sort();
       await fresh.close();
       expect(stored).toEqual([...banned].sort());
