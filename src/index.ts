@@ -1,7 +1,7 @@
 export { configJsonSchema } from './config/json-schema.js';
 export { loadConfigFile, parseConfigText, resolveConfig } from './config/load.js';
 export type { JailOptions, PortcullisOptions } from './config/schema.js';
-export type { JailConfig, PortcullisConfig, StoreConfig } from './config/types.js';
+export type { HttpConfig, JailConfig, PortcullisConfig, StoreConfig } from './config/types.js';
 export type { Clock, ManualClock } from './core/clock.js';
 export { createManualClock, systemClock } from './core/clock.js';
 export { formatDuration, PERMANENT, parseDuration } from './core/duration.js';
@@ -12,6 +12,8 @@ export type { Logger } from './core/logger.js';
 export { CidrSet } from './core/prefix-trie.js';
 export type { ClientEvent, Decision } from './core/types.js';
 export type { BanEntry } from './decisions/ban-table.js';
+export type { HttpFilterSpec, HttpRule } from './detection/filters/http/index.js';
+export { bundledHttpRules, compileHttpFilter, loadHttpRule } from './detection/filters/http/index.js';
 export type {
   BanOptions,
   DecisionSource,
@@ -25,5 +27,21 @@ export type {
   UnbanEvent,
 } from './guard.js';
 export { createGuard, Guard } from './guard.js';
+export type {
+  ClientIpOptions,
+  ClientIpResolver,
+  Denial,
+  ForwardedHeader,
+  HttpEvent,
+  HttpPipeline,
+  HttpPipelineOptions,
+  HttpPipelineStats,
+} from './sources/http/index.js';
+export {
+  createClientIpResolver,
+  createHttpPipeline,
+  originalClientAddress,
+  pipelineFor,
+} from './sources/http/index.js';
 export { MemoryStore } from './stores/memory/memory-store.js';
 export type { Store, StoreMessage } from './stores/store.js';

@@ -21,6 +21,21 @@ export const DEFAULTS = {
     denyStatus: 403,
     denyBody: 'Forbidden\n',
   },
+  /** The reverse proxy (`proxy:`); times in ms. */
+  proxy: {
+    headerTimeoutMs: 10_000,
+    requestTimeoutMs: 60_000,
+    idleTimeoutMs: 120_000,
+    keepAliveTimeoutMs: 5_000,
+    upstreamTimeoutMs: 60_000,
+    proxyProtocolTimeoutMs: 5_000,
+    shutdownTimeoutMs: 5_000,
+    maxHeaderSize: 16_384,
+    maxSockets: 256,
+    targetDownMs: 5_000,
+    accessLogFormat: 'combined',
+    accessLogFlushIntervalMs: 1_000,
+  },
   bantimeIncrement: {
     enabled: false,
     factor: 1,

@@ -5,9 +5,17 @@ import type * as z from 'zod';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError, ErrorCodes, PortcullisError } from '../core/errors.js';
 import { resolveHttpJail } from '../detection/filters/http/jail-options.js';
+import { resolveLogJail } from '../detection/filters/regex/jail-options.js';
 import { DEFAULTS, MANUAL_JAIL } from './defaults.js';
 import { configSchema, type JailOptions, type PortcullisOptions } from './schema.js';
-import type { HttpConfig, JailConfig, PortcullisConfig, SourceConfig, StoreConfig } from './types.js';
+import type {
+  HttpConfig,
+  JailConfig,
+  PortcullisConfig,
+  ProxyConfig,
+  SourceConfig,
+  StoreConfig,
+} from './types.js';
 
 /**
  * Environment variables that override the file, for containers. Each maps to one key path; the
@@ -119,8 +127,11 @@ function buildConfig(
     });
     problems.push(...http.problems);
     const merged = { ...defaults, ...(http.ruleSettings as JailOptions), ...own };
+    const log = resolveLogJail(jailName, merged, { name, baseDir });
+    problems.push(...log.problems);
     jails.push({
       ...buildJail(jailName, merged, defaults),
+      ...log.settings,
       httpFilter: http.httpFilter as JailConfig['httpFilter'],
       rate: http.rate,
     });
@@ -129,6 +140,7 @@ function buildConfig(
     problems.push(`${name}: defaults.rate: a request rate belongs on one http jail, not in defaults`);
   }
   const http = buildHttp(options.http, baseDir, name, problems);
+  const proxy = options.proxy === undefined ? undefined : buildProxy(options.proxy, http, baseDir, name, problems);
   const store = buildStore(options.store, baseDir, name, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
@@ -139,7 +151,88 @@ function buildConfig(
     log: { level: options.log?.level ?? DEFAULTS.logLevel },
     jails,
     http,
+    ...(proxy === undefined ? {} : { proxy }),
   });
+}
+
+function buildProxy(
+  proxy: NonNullable<z.output<typeof configSchema>['proxy']>,
+  http: HttpConfig,
+  baseDir: string,
+  name: string,
+  problems: string[],
+): ProxyConfig {
+  const d = DEFAULTS.proxy;
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  if ((proxy.target === undefined) === (proxy.targets === undefined)) {
+    problems.push(`${name}: proxy: set exactly one of target or targets`);
+  }
+  const listeners = Array.isArray(proxy.listen) ? proxy.listen : [proxy.listen];
+  const listen = listeners.map((l, i) => {
+    const entry = typeof l === 'string' ? { address: l } : l;
+    const tls = entry.tls ?? proxy.tls !== undefined;
+    if (tls && proxy.tls === undefined) {
+      problems.push(`${name}: proxy.listen.${i}.tls: needs proxy.tls { cert, key }`);
+    }
+    return { address: entry.address, proxyProtocol: entry.proxy_protocol ?? false, tls };
+  });
+  let deny: ProxyConfig['deny'] = http.deny;
+  if (proxy.deny === 'drop') deny = 'drop';
+  else if (typeof proxy.deny === 'number') deny = { ...http.deny, status: proxy.deny };
+  else if (proxy.deny !== undefined) {
+    const page = proxy.deny.page === undefined ? undefined : at(proxy.deny.page);
+    let body = proxy.deny.body ?? http.deny.body;
+    let contentType = proxy.deny.body === undefined ? http.deny.contentType : 'text/plain; charset=utf-8';
+    if (page !== undefined) {
+      try {
+        body = readFileSync(page, 'utf8');
+        contentType = 'text/html; charset=utf-8';
+      } catch (error) {
+        problems.push(`${name}: proxy.deny.page: cannot read ${page}: ${(error as NodeJS.ErrnoException).code}`);
+      }
+    }
+    deny = { status: proxy.deny.status ?? http.deny.status, body, contentType };
+  }
+  const tls = proxy.tls === undefined ? null : { cert: at(proxy.tls.cert), key: at(proxy.tls.key) };
+  for (const key of ['cert', 'key'] as const) {
+    if (tls === null) break;
+    try {
+      readFileSync(tls[key]);
+    } catch (error) {
+      problems.push(`${name}: proxy.tls.${key}: cannot read ${tls[key]}: ${(error as NodeJS.ErrnoException).code}`);
+    }
+  }
+  const t = proxy.timeouts ?? {};
+  const ms = (value: string | number | undefined, fallback: number) =>
+    value === undefined ? fallback : parseDuration(value);
+  const log = proxy.access_log;
+  return {
+    listen,
+    targets: proxy.targets ?? (proxy.target === undefined ? [] : [proxy.target]),
+    trustedProxies: proxy.trusted_proxies ?? http.trustedProxies,
+    deny,
+    headerTimeoutMs: ms(t.header, d.headerTimeoutMs),
+    requestTimeoutMs: ms(t.request, d.requestTimeoutMs),
+    idleTimeoutMs: ms(t.idle, d.idleTimeoutMs),
+    keepAliveTimeoutMs: ms(t.keep_alive, d.keepAliveTimeoutMs),
+    upstreamTimeoutMs: ms(t.upstream, d.upstreamTimeoutMs),
+    proxyProtocolTimeoutMs: ms(t.proxy_protocol, d.proxyProtocolTimeoutMs),
+    shutdownTimeoutMs: ms(t.shutdown, d.shutdownTimeoutMs),
+    maxHeaderSize: proxy.max_header_size ?? d.maxHeaderSize,
+    maxConnectionsPerIp: proxy.max_connections_per_ip ?? 0,
+    maxSockets: proxy.max_sockets ?? d.maxSockets,
+    targetDownMs: ms(proxy.target_down_time, d.targetDownMs),
+    preserveHost: proxy.preserve_host ?? true,
+    tls,
+    accessLog:
+      log === undefined
+        ? null
+        : {
+            path: at(log.path),
+            format: log.format ?? d.accessLogFormat,
+            flushIntervalMs: ms(log.flush_interval, d.accessLogFlushIntervalMs),
+          },
+  };
 }
 
 function buildHttp(
@@ -205,7 +298,10 @@ function buildSource(source: JailOptions['source']): SourceConfig {
   if (source === undefined || source === 'api') return { kind: 'api' };
   if (source === 'http') return { kind: 'http' };
   if (source === 'socket') return { kind: 'socket' };
-  if ('log' in source) return { kind: 'log', paths: Array.isArray(source.log) ? source.log : [source.log] };
+  if ('log' in source) {
+    const paths = Array.isArray(source.log) ? source.log : [source.log];
+    return source.start === undefined ? { kind: 'log', paths } : { kind: 'log', paths, start: source.start };
+  }
   return { kind: 'command', argv: source.command };
 }
 
@@ -369,9 +465,31 @@ const JAIL_KEYS = [
   'ipv6_prefix',
   'actions',
   'rate',
+  'mode',
+  'datepattern',
+  'logtimezone',
+  'max_line_length',
 ];
 const KEYS_AT: Record<string, string[]> = {
-  '': ['$schema', 'store', 'log', 'http', 'defaults', 'jails'],
+  '': ['$schema', 'store', 'log', 'http', 'proxy', 'defaults', 'jails'],
+  proxy: [
+    'listen',
+    'target',
+    'targets',
+    'trusted_proxies',
+    'deny',
+    'timeouts',
+    'max_header_size',
+    'max_connections_per_ip',
+    'max_sockets',
+    'target_down_time',
+    'preserve_host',
+    'tls',
+    'access_log',
+  ],
+  'proxy.timeouts': ['header', 'request', 'idle', 'keep_alive', 'upstream', 'proxy_protocol', 'shutdown'],
+  'proxy.tls': ['cert', 'key'],
+  'proxy.access_log': ['path', 'format', 'flush_interval'],
   http: ['trusted_proxies', 'forwarded_header', 'deny'],
   'http.deny': ['status', 'body', 'page'],
   store: ['sqlite', 'redis', 'memory', 'on_store_error', 'dbpurgeage'],

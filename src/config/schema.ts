@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { DURATION_PATTERN, parseDuration } from '../core/duration.js';
 import { parseCidr } from '../core/ip.js';
 import { RATE_PATTERN } from '../detection/filters/http/rate.js';
+import { logFilterSchema } from '../detection/filters/regex/filter-definition.js';
 
 /**
  * The configuration file's schema, the one definition behind validation, the TypeScript types
@@ -69,6 +70,12 @@ export const banTimeIncrementSchema = z
 
 const logSourceSchema = z.strictObject({
   log: z.union([z.string(), z.array(z.string()).min(1)]).describe('A file, a glob, or a list of them.'),
+  start: z
+    .enum(['end', 'beginning'])
+    .optional()
+    .describe(
+      'Where to start reading a file that has no saved position: "end" (default) reads only new lines, "beginning" the whole file.',
+    ),
 });
 const commandSourceSchema = z.strictObject({
   command: z.array(z.string()).min(1).describe('A command whose output is followed, as an argument array.'),
@@ -86,9 +93,32 @@ export const jailSettingsShape = {
   enabled: z.boolean().optional().describe('Default true.'),
   source: sourceSchema.optional(),
   filter: z
-    .union([z.string(), z.record(z.string(), z.unknown())])
+    .union([z.string(), logFilterSchema, z.record(z.string(), z.unknown())])
     .optional()
     .describe('A bundled or file rule name, or an inline filter.'),
+  mode: z
+    .string()
+    .optional()
+    .describe('log jails: the filter\'s mode, e.g. "aggressive". Default the filter\'s own.'),
+  datepattern: z
+    .string()
+    .optional()
+    .describe(
+      'log jails: strftime-style date pattern (e.g. "%Y-%m-%d %H:%M:%S") instead of detection; "{NONE}": no dates.',
+    ),
+  logtimezone: z
+    .string()
+    .optional()
+    .describe(
+      'log jails: zone of times written without one: "UTC", "+0100", "Europe/Berlin". Default the host\'s zone.',
+    ),
+  max_line_length: z
+    .number()
+    .int()
+    .min(256)
+    .max(1_048_576)
+    .optional()
+    .describe('log jails: longer lines are cut to this many bytes before matching. Default 16384.'),
   maxretry: positiveInt('a whole number of failures, at least 1')
     .optional()
     .describe('Failures within findtime that cause a ban. Default 5.'),
@@ -211,6 +241,132 @@ export const httpSchema = z
   })
   .describe('HTTP surfaces: who the client is and what a banned client gets.');
 
+/** `host:port`, `[v6]:port` or a bare port (every interface). */
+const LISTEN_RE = /^(?:(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)?:)?(\d{1,5})$/;
+const listenAddressSchema = z
+  .string({ error: (issue) => `expected an address like "0.0.0.0:8080", got ${show(issue.input)}` })
+  .refine((text) => Number(LISTEN_RE.exec(text)?.[1] ?? 65_536) <= 65_535, {
+    error: (issue) =>
+      `expected an address like "0.0.0.0:8080", "[::]:8080" or ":8080", got ${show(issue.input)}`,
+  });
+const targetUrlSchema = z
+  .string({ error: (issue) => `expected a URL like "http://127.0.0.1:3000", got ${show(issue.input)}` })
+  .refine((text) => URL.canParse(text) && /^https?:$/.test(new URL(text).protocol), {
+    error: (issue) => `expected an http:// or https:// URL like "http://127.0.0.1:3000", got ${show(issue.input)}`,
+  });
+const proxyListenerSchema = z.union(
+  [
+    listenAddressSchema,
+    z.strictObject({
+      address: listenAddressSchema.describe('"0.0.0.0:8080", "[::]:8080" (IPv6 only) or ":8080" (every interface).'),
+      proxy_protocol: z
+        .boolean()
+        .optional()
+        .describe(
+          'Require a PROXY protocol v1/v2 header on every connection (from a load balancer); others are closed. Default false.',
+        ),
+      tls: z.boolean().optional().describe('Terminate TLS with proxy.tls. Default: true when proxy.tls is set.'),
+    }),
+  ],
+  { error: (issue) => `expected an address like "0.0.0.0:8080" or { address, proxy_protocol, tls }, got ${show(issue.input)}` },
+);
+
+/** The reverse proxy started by `portcullis run`. */
+export const proxySchema = z
+  .strictObject({
+    listen: z
+      .union([proxyListenerSchema, z.array(proxyListenerSchema).min(1)])
+      .describe('Where to listen: one address or a list ("0.0.0.0:8080", { address, proxy_protocol, tls }).'),
+    target: targetUrlSchema.optional().describe('The upstream application, e.g. http://127.0.0.1:3000.'),
+    targets: z
+      .array(targetUrlSchema)
+      .min(1)
+      .optional()
+      .describe('Several upstreams, used in turn; one that refuses connections is skipped for target_down_time.'),
+    trusted_proxies: z
+      .array(cidrSchema)
+      .optional()
+      .describe(
+        'Peers whose X-Forwarded-For (http.forwarded_header) names the client, and whose chain is extended. Default http.trusted_proxies.',
+      ),
+    deny: z
+      .union([
+        z.literal('drop'),
+        z.number().int().min(200).max(599),
+        z.strictObject({
+          status: z.number().int().min(200).max(599).optional().describe('Default http.deny.status (403).'),
+          body: z.string().optional().describe('Plain-text body. Default http.deny.body.'),
+          page: z.string().optional().describe('An HTML file instead of body; relative to the config file.'),
+        }),
+      ])
+      .optional()
+      .describe(
+        '"drop": a banned client\'s connection is closed at accept, before a byte is read; a status (403) or { status, body, page }: answered. Default http.deny.',
+      ),
+    timeouts: z
+      .strictObject({
+        header: durationSchema.optional().describe('Receiving a request\'s headers (slowloris): 408 after. Default 10s.'),
+        request: durationSchema.optional().describe('Receiving a whole request, body included: 408 after. Default 60s.'),
+        idle: durationSchema.optional().describe('A client connection with no traffic either way is closed. Default 2m.'),
+        keep_alive: durationSchema.optional().describe('An idle keep-alive client connection is closed. Default 5s.'),
+        upstream: durationSchema
+          .optional()
+          .describe('Connecting to, or waiting between reads from, the upstream: 504 after. Default 60s.'),
+        proxy_protocol: durationSchema.optional().describe('Receiving the PROXY protocol header. Default 5s.'),
+        shutdown: durationSchema
+          .optional()
+          .describe('On stop, requests in flight get this long before their connections are closed. Default 5s.'),
+      })
+      .optional(),
+    max_header_size: z
+      .number()
+      .int()
+      .min(1024)
+      .max(1_048_576)
+      .optional()
+      .describe('Largest request head in bytes; larger gets 431. Default 16384.'),
+    max_connections_per_ip: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Concurrent connections one client address may hold; more are closed at accept. Default unlimited.'),
+    max_sockets: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Connections to each upstream (kept alive and reused). Default 256.'),
+    target_down_time: durationSchema
+      .optional()
+      .describe('How long a target that refused a connection is skipped (when others remain). Default 5s.'),
+    preserve_host: z
+      .boolean()
+      .optional()
+      .describe('Send the client\'s Host header upstream (true) or the target\'s host (false). Default true.'),
+    tls: z
+      .strictObject({
+        cert: z.string().describe('PEM certificate chain file; relative to the config file. Re-read on SIGHUP.'),
+        key: z.string().describe('PEM private key file; relative to the config file. Re-read on SIGHUP.'),
+      })
+      .optional()
+      .describe('TLS termination for the listeners (all, unless a listener says tls: false).'),
+    access_log: z
+      .strictObject({
+        path: z.string().describe('The file; relative to the config file. Reopened on SIGUSR1 (logrotate).'),
+        format: z
+          .enum(['combined', 'json'])
+          .optional()
+          .describe('"combined" (Apache/nginx) or "json" (one object per line). Default combined.'),
+        flush_interval: durationSchema
+          .optional()
+          .describe('Lines are buffered and written at least this often. Default 1s.'),
+      })
+      .optional()
+      .describe('An access log of every proxied request (log jails can read it with filter portcullis-access).'),
+  })
+  .describe('The reverse proxy: listeners, upstreams, deny, timeouts, TLS and access log.');
+
 export const logSchema = z.strictObject({
   level: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
@@ -224,6 +380,7 @@ export const configSchema = z
     store: storeSchema.optional(),
     log: logSchema.optional(),
     http: httpSchema.optional(),
+    proxy: proxySchema.optional(),
     defaults: defaultsSchema.optional(),
     jails: z
       .record(

@@ -10,6 +10,49 @@ export interface PortcullisConfig {
   readonly jails: readonly JailConfig[];
   /** HTTP surfaces (middleware, proxy). Absent in hand-built configs: `DEFAULTS.http` applies. */
   readonly http?: HttpConfig;
+  /** The reverse proxy (`proxy:`); absent when the file has none. */
+  readonly proxy?: ProxyConfig;
+}
+
+/** One proxy listener, resolved. */
+export interface ProxyListenConfig {
+  /** `0.0.0.0:8080`, `[::]:8080` (IPv6 only), `:8080` (every interface, dual stack). */
+  readonly address: string;
+  /** Every connection must open with a PROXY protocol v1/v2 header. */
+  readonly proxyProtocol: boolean;
+  /** Terminate TLS with `proxy.tls`. */
+  readonly tls: boolean;
+}
+
+/** The `proxy:` section, resolved (every default applied). Times are milliseconds. */
+export interface ProxyConfig {
+  readonly listen: readonly ProxyListenConfig[];
+  /** Upstream URLs (`http://127.0.0.1:3000`), used round-robin. */
+  readonly targets: readonly string[];
+  /** `proxy.trusted_proxies`, else `http.trusted_proxies`. */
+  readonly trustedProxies: readonly string[];
+  /** `drop`: close a banned client's connection at accept; else the response it gets. */
+  readonly deny: 'drop' | { readonly status: number; readonly body: string; readonly contentType: string };
+  readonly headerTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly upstreamTimeoutMs: number;
+  readonly proxyProtocolTimeoutMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly maxHeaderSize: number;
+  /** 0: unlimited. */
+  readonly maxConnectionsPerIp: number;
+  readonly maxSockets: number;
+  readonly targetDownMs: number;
+  readonly preserveHost: boolean;
+  /** Absolute paths of the PEM files; `null` without TLS. */
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly accessLog: {
+    readonly path: string;
+    readonly format: 'combined' | 'json';
+    readonly flushIntervalMs: number;
+  } | null;
 }
 
 /** The `http:` section, resolved. */
@@ -47,7 +90,12 @@ export type SourceConfig =
   | { readonly kind: 'api' }
   | { readonly kind: 'http' }
   | { readonly kind: 'socket' }
-  | { readonly kind: 'log'; readonly paths: readonly string[] }
+  | {
+      readonly kind: 'log';
+      readonly paths: readonly string[];
+      /** Where a file without a saved position is read from; absent means `end`. */
+      readonly start?: 'end' | 'beginning';
+    }
   | { readonly kind: 'command'; readonly argv: readonly string[] };
 
 export interface BanTimeIncrementConfig {
@@ -82,4 +130,12 @@ export interface JailConfig {
   readonly httpFilter?: Readonly<Record<string, unknown>> | null;
   /** http jails: the request rate (`rate: 100/10s`); `null`/absent for none. */
   readonly rate?: { readonly points: number; readonly durationMs: number } | null;
+  /** log jails: the filter's mode (`aggressive`); `null`/absent: the filter's default. */
+  readonly mode?: string | null;
+  /** log jails: strftime-style date pattern instead of detection; `null`/absent: detect. */
+  readonly datePattern?: string | null;
+  /** log jails: zone of zone-less times (`UTC`, `+0100`, `Europe/Berlin`); `null`/absent: the host's. */
+  readonly logTimezone?: string | null;
+  /** log jails: lines are cut to this many bytes before matching. Default 16384. */
+  readonly maxLineLength?: number;
 }

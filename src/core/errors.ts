@@ -19,6 +19,10 @@ export const ErrorCodes = {
   STORE_CORRUPT: 'PC_ERR_STORE_CORRUPT',
   /** The guard (or a store) was used after `close()`. */
   CLOSED: 'PC_ERR_CLOSED',
+  /** A reverse proxy listener could not listen (address in use, permission denied). */
+  PROXY_LISTEN: 'PC_ERR_PROXY_LISTEN',
+  /** A connection on a `proxy_protocol` listener sent no valid PROXY protocol header in time. */
+  PROXY_PROTOCOL: 'PC_ERR_PROXY_PROTOCOL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -124,6 +124,8 @@ program
     }
   });
 
+(await import('./test-command.js')).registerTestCommand(program);
+
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (
     isPortcullisError(error) &&

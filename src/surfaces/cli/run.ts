@@ -3,6 +3,7 @@ import { loadConfigFile } from '../../config/load.js';
 import type { PortcullisConfig } from '../../config/types.js';
 import { ConfigError } from '../../core/errors.js';
 import { createGuard, type Guard } from '../../guard.js';
+import { startLogJails } from '../../sources/log/log-jail.js';
 import { createProcessLogger } from './logger.js';
 
 export interface RunningInstance {
@@ -19,6 +20,10 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
   const config = loadConfigFile(file);
   const logger = createProcessLogger(config.log.level);
   const guard = await createGuard(config, { logger });
+  const logJails = await startLogJails(guard, { logger }).catch(async (error: unknown) => {
+    await guard.close();
+    throw error;
+  });
   describeStart(logger, config, guard);
 
   // Timers inside the guard are unref'd; this keeps `run` alive while nothing else listens.
@@ -31,6 +36,8 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
       stopping ??= (async () => {
         logger.info({ event: 'stop' }, 'stopping');
         clearInterval(keepAlive);
+        // Log jails first: their last reports must reach the guard before it closes.
+        await logJails.close();
         await guard.close();
         logger.info({ event: 'stopped' }, 'stopped');
       })();
@@ -63,7 +70,7 @@ function describeStart(logger: pino.Logger, config: PortcullisConfig, guard: Gua
         : 'memory';
   for (const jail of config.jails) {
     if (!jail.enabled) continue;
-    if (jail.source.kind !== 'api') {
+    if (jail.source.kind === 'http' || jail.source.kind === 'socket') {
       logger.warn(
         { event: 'source-unavailable', jail: jail.name, source: jail.source.kind },
         `jail ${jail.name}: source "${jail.source.kind}" is not available in this build; the jail only counts report() calls`,

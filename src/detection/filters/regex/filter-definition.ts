@@ -1,0 +1,262 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import * as z from 'zod';
+import { ConfigError } from '../../../core/errors.js';
+
+/** The bundled log filters: `rules/filters/<name>.yaml` at the package root. */
+export const BUNDLED_LOG_FILTERS_DIR = fileURLToPath(new URL('../../../../rules/filters/', import.meta.url));
+
+/** Default lines of one session (`<F-MLFID>`) the filter remembers. */
+export const DEFAULT_MAXLINES = 10;
+
+const regexList = z.union([z.string(), z.array(z.string())]);
+
+const modeShape = {
+  prefregex: z.string().optional().describe('Replaces the top-level prefregex in this mode.'),
+  failregex: regexList.optional().describe('Added after the top-level failregex list in this mode.'),
+  ignoreregex: regexList.optional().describe('Added after the top-level ignoreregex list in this mode.'),
+  datepattern: z.string().optional(),
+  maxlines: z.number().int().min(1).max(1000).optional(),
+  vars: z.record(z.string(), z.string()).optional(),
+};
+
+/**
+ * A log filter, in `rules/filters/<name>.yaml`, in a file a jail names, or inline under a jail's
+ * `filter:`. See the README section "Log filters" for the meaning of each key.
+ */
+export const logFilterSchema = z
+  .strictObject({
+    description: z.string().optional().describe('What the filter catches.'),
+    extends: z
+      .string()
+      .optional()
+      .describe('A bundled filter name or file this one builds on: lists are appended, the rest overrides.'),
+    prefregex: z
+      .string()
+      .optional()
+      .describe('Gate every line must pass; its <F-CONTENT>...</F-CONTENT> part is what failregex sees.'),
+    failregex: regexList.optional().describe('A line matching one of these (in order) is a failure.'),
+    ignoreregex: regexList.optional().describe('A failure whose content matches one of these is ignored.'),
+    datepattern: z.string().optional().describe('strftime-style date pattern instead of detection.'),
+    maxlines: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe('Lines of one <F-MLFID> session remembered (to carry its host to a later line). Default 10.'),
+    vars: z.record(z.string(), z.string()).optional().describe('<name> in a regex is replaced by vars.name.'),
+    mode: z.string().optional().describe('The mode used when the jail names none. Default "normal".'),
+    modes: z
+      .record(z.string(), z.strictObject(modeShape))
+      .optional()
+      .describe("Variants selected by the jail's mode."),
+  })
+  .describe('A log filter: prefregex, failregex, ignoreregex with <HOST>-style tags, run on RE2.');
+
+export type LogFilterSpec = z.output<typeof logFilterSchema>;
+
+/** A pattern and where it was written, for error messages (`rules/filters/sshd.yaml: failregex.2`). */
+export interface RegexSource {
+  source: string;
+  where: string;
+}
+
+/** A filter with `extends` and its mode applied: what the compiler works from. */
+export interface ResolvedFilterDefinition {
+  /** Bundled name, file path, or `inline`. */
+  name: string;
+  description: string;
+  mode: string;
+  /** Every mode the filter defines (empty when it has none). */
+  modes: readonly string[];
+  prefregex: RegexSource | undefined;
+  failregex: readonly RegexSource[];
+  ignoreregex: readonly RegexSource[];
+  datepattern: RegexSource | undefined;
+  maxlines: number;
+  vars: Readonly<Record<string, string>>;
+}
+
+const FILTER_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
+/** True when `reference` names a bundled filter rather than a path. */
+export function isBundledName(reference: string): boolean {
+  return FILTER_NAME.test(reference);
+}
+
+/** Names of the bundled log filters. */
+export function bundledLogFilters(rulesDir: string = BUNDLED_LOG_FILTERS_DIR): string[] {
+  try {
+    return readdirSync(rulesDir)
+      .filter((file) => file.endsWith('.yaml'))
+      .map((file) => file.slice(0, -5))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Where an error is reported: a file, or a key path in the config (`portcullis.yaml: jails.x.filter`). */
+interface Origin {
+  /** `file: ` or `portcullis.yaml: jails.x.filter.` — what goes before a key path. */
+  prefix: string;
+  /** Without a key: `file` or `portcullis.yaml: jails.x.filter`. */
+  whole: string;
+  baseDir: string;
+}
+
+/**
+ * Reads a filter spec (bundled name, path, or inline object), follows `extends`, and applies a
+ * mode. Throws {@link ConfigError} naming the file or key.
+ */
+export function resolveFilterDefinition(
+  spec: string | Record<string, unknown>,
+  mode: string | undefined,
+  options: { rulesDir?: string; baseDir?: string; where?: string; modeWhere?: string } = {},
+): ResolvedFilterDefinition {
+  const rulesDir = options.rulesDir ?? BUNDLED_LOG_FILTERS_DIR;
+  const baseDir = options.baseDir ?? process.cwd();
+  const where = options.where ?? 'filter';
+  const chain: { spec: LogFilterSpec; origin: Origin; name: string }[] = [];
+  let current: string | Record<string, unknown> = spec;
+  let origin: Origin = { prefix: `${where}.`, whole: where, baseDir };
+  const seen = new Set<string>();
+  for (let depth = 0; ; depth++) {
+    let name: string;
+    let raw: unknown;
+    if (typeof current === 'string') {
+      const read = readFilterFile(current, rulesDir, origin);
+      name = read.name;
+      raw = read.raw;
+      origin = { prefix: `${read.file}: `, whole: read.file, baseDir: resolve(read.file, '..') };
+      if (seen.has(read.file))
+        throw new ConfigError([`${read.file}: extends itself (through ${[...seen].join(', ')})`]);
+      seen.add(read.file);
+    } else {
+      name = 'inline';
+      raw = current;
+    }
+    const parsed = logFilterSchema.safeParse(raw);
+    if (!parsed.success) {
+      throw new ConfigError(
+        parsed.error.issues.map((issue) => {
+          const path = issue.path.map(String).join('.');
+          return path === ''
+            ? `${origin.whole}: ${issue.message}`
+            : `${origin.prefix}${path}: ${issue.message}`;
+        }),
+      );
+    }
+    chain.unshift({ spec: parsed.data, origin, name });
+    if (parsed.data.extends === undefined) break;
+    if (depth >= 8) throw new ConfigError([`${origin.prefix}extends: more than 8 levels`]);
+    current = parsed.data.extends;
+    origin = { ...origin, prefix: `${origin.prefix}extends: `, whole: `${origin.prefix}extends` };
+  }
+  return applyMode(chain, mode, options.modeWhere ?? 'mode');
+}
+
+function readFilterFile(
+  reference: string,
+  rulesDir: string,
+  origin: Origin,
+): { name: string; file: string; raw: unknown } {
+  const bundled = isBundledName(reference);
+  const file = bundled
+    ? resolve(rulesDir, `${reference}.yaml`)
+    : isAbsolute(reference)
+      ? reference
+      : resolve(origin.baseDir, reference);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    if (bundled) {
+      const known = bundledLogFilters(rulesDir);
+      throw new ConfigError([
+        `${origin.whole}: no bundled log filter named ${JSON.stringify(reference)} (known: ${known.join(', ') || 'none'})`,
+      ]);
+    }
+    throw new ConfigError([`${origin.whole}: cannot read the filter file ${file}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = parse(text, { uniqueKeys: true });
+  } catch (error) {
+    throw new ConfigError([`${file}: invalid YAML: ${(error as Error).message.split('\n')[0]}`]);
+  }
+  return { name: bundled ? reference : file, file, raw };
+}
+
+function list(value: string | string[] | undefined, prefix: string): RegexSource[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) return [{ source: value, where: prefix.slice(0, -1) }];
+  return value.map((source, i) => ({ source, where: `${prefix}${i}` }));
+}
+
+function applyMode(
+  chain: readonly { spec: LogFilterSpec; origin: Origin; name: string }[],
+  requested: string | undefined,
+  modeWhere: string,
+): ResolvedFilterDefinition {
+  const top = chain[chain.length - 1] as { spec: LogFilterSpec; name: string };
+  let description = '';
+  let prefregex: RegexSource | undefined;
+  let datepattern: RegexSource | undefined;
+  let maxlines = DEFAULT_MAXLINES;
+  let defaultMode: string | undefined;
+  const failregex: RegexSource[] = [];
+  const ignoreregex: RegexSource[] = [];
+  const vars: Record<string, string> = {};
+  type ModeSpec = z.output<z.ZodObject<typeof modeShape>>;
+  const modes = new Map<string, { mode: ModeSpec; prefix: string }[]>();
+  for (const { spec, origin } of chain) {
+    const at = origin.prefix;
+    if (spec.description !== undefined) description = spec.description;
+    if (spec.prefregex !== undefined) prefregex = { source: spec.prefregex, where: `${at}prefregex` };
+    if (spec.datepattern !== undefined) datepattern = { source: spec.datepattern, where: `${at}datepattern` };
+    if (spec.maxlines !== undefined) maxlines = spec.maxlines;
+    if (spec.mode !== undefined) defaultMode = spec.mode;
+    failregex.push(...list(spec.failregex, `${at}failregex.`));
+    ignoreregex.push(...list(spec.ignoreregex, `${at}ignoreregex.`));
+    Object.assign(vars, spec.vars);
+    for (const [name, mode] of Object.entries(spec.modes ?? {})) {
+      const entries = modes.get(name) ?? [];
+      entries.push({ mode, prefix: `${at}modes.${name}.` });
+      modes.set(name, entries);
+    }
+  }
+  const mode = requested ?? defaultMode ?? 'normal';
+  const names = [...modes.keys()];
+  const selected = modes.get(mode);
+  if (selected === undefined && (names.length > 0 || mode !== 'normal')) {
+    const known = names.length === 0 ? 'it has no modes' : `modes: ${names.join(', ')}`;
+    throw new ConfigError([
+      `${modeWhere}: the filter ${JSON.stringify(top.name)} has no mode ${JSON.stringify(mode)} (${known})`,
+    ]);
+  }
+  for (const { mode: entry, prefix } of selected ?? []) {
+    if (entry.prefregex !== undefined) prefregex = { source: entry.prefregex, where: `${prefix}prefregex` };
+    if (entry.datepattern !== undefined)
+      datepattern = { source: entry.datepattern, where: `${prefix}datepattern` };
+    if (entry.maxlines !== undefined) maxlines = entry.maxlines;
+    failregex.push(...list(entry.failregex, `${prefix}failregex.`));
+    ignoreregex.push(...list(entry.ignoreregex, `${prefix}ignoreregex.`));
+    Object.assign(vars, entry.vars);
+  }
+  return {
+    name: top.name,
+    description,
+    mode,
+    modes: names,
+    prefregex,
+    failregex,
+    ignoreregex,
+    datepattern,
+    maxlines,
+    vars,
+  };
+}

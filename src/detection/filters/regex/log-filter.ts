@@ -1,0 +1,675 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type RE2 from 're2';
+import { ConfigError } from '../../../core/errors.js';
+import { normalizeIp, parseCidr } from '../../../core/ip.js';
+import { createDateDetector, type DateDetector, stripDate } from '../../../sources/log/dates.js';
+import { compileRe2, type GroupIndex, hasHostGroup, positionalGroups, Re2CompileError } from './compile.js';
+import {
+  type RegexSource,
+  type ResolvedFilterDefinition,
+  resolveFilterDefinition,
+} from './filter-definition.js';
+import {
+  matchingClose,
+  render,
+  requiredLiterals,
+  splitTopLevel,
+  type Token,
+  tokenize,
+} from './regex-syntax.js';
+import { type Session, SessionTable } from './sessions.js';
+import { expandTags, GROUP, TagError } from './tags.js';
+
+/**
+ * Log filters: fail2ban's `prefregex` / `failregex` / `ignoreregex` model on RE2.
+ *
+ * How a line is processed:
+ *
+ * 1. It is cut to `maxLineLength` characters.
+ * 2. Its date is found (see `sources/log/dates.ts`) and cut out; the rest is the *text*. A line
+ *    without a date gets the time it was read (`now()`) and counts as undated.
+ * 3. `prefregex`, when there is one, must match the whole text; its `<F-CONTENT>` part is the
+ *    *content*. Without a prefregex the content is the text.
+ * 4. The failregexes are tried in order against the content; the first that matches decides.
+ *    `^` and `$` mean the start and end of the content; a regex without them is searched for.
+ * 5. A failure whose content matches an `ignoreregex` (searched, or anchored to the content) is
+ *    ignored. Ignoreregexes are only tried on lines a failregex matched.
+ * 6. The host is normalised (`::ffff:1.2.3.4` → `1.2.3.4`); a host that is not an IP literal (a DNS
+ *    name: nothing is resolved) makes the line a missed one, counted as `badHost`.
+ *
+ * Speed: each regex's required literal text (`sshd`, `Failed `) is checked with `includes()` before
+ * RE2 runs, so lines that cannot match never cross into native code; and when prefregex and a
+ * failregex have the simple shape (anchors only at their ends, content `.+`), they are compiled
+ * into one RE2 program so a matching line costs one RE2 call. Every regex runs on RE2: linear time.
+ */
+
+export interface LogFilterOptions {
+  /** Mode of a filter with `modes:`. Default the filter's `mode`, else `normal`. */
+  mode?: string;
+  /** strftime-style date pattern overriding the filter's; `{NONE}`: lines carry no date. */
+  datepattern?: string;
+  /** Zone of zone-less times: `UTC`, `+0100`, `Europe/Berlin`. Default the host's zone. */
+  logtimezone?: string;
+  /** Lines are cut to this many characters before matching. Default 16384. */
+  maxLineLength?: number;
+  /** Reference clock (ms) for year inference and the time of undated lines. Default `Date.now`. */
+  now?: () => number;
+  /** Relative filter paths resolve against this. Default the working directory. */
+  baseDir?: string;
+  /** What error messages call an inline filter, e.g. `portcullis.yaml: jails.sshd.filter`. Default `filter`. */
+  where?: string;
+  /** What error messages call the place `mode`, `datepattern`, ... are set, e.g. `portcullis.yaml: jails.sshd`. */
+  optionsWhere?: string;
+}
+
+/** One failure found in a line. */
+export interface LogMatch {
+  /** Normalised IP of the client. */
+  ip: string;
+  /** The line's time (ms since the epoch); the time of reading when the line had no date. */
+  timeMs: number;
+  /** Captured fields (`user`, ...), the session's fields under them for multi-line filters. */
+  fields: Record<string, string>;
+  /** Which failregex matched (index in the filter's `failregex` list, mode entries last). */
+  regexIndex: number;
+}
+
+export interface LineResult {
+  /**
+   * - `match`: one failure or more (`matches`);
+   * - `ignored`: a failregex matched but so did an ignoreregex;
+   * - `info`: a failregex matched but no failure results now: a `<F-NOFAIL>` line, or a failure
+   *   waiting for a later line of its session to name the client;
+   * - `missed`: nothing matched (or the host was not an IP, see `badHost`);
+   * - `no-date`: nothing matched and the line had no date (a continuation line, a blank line).
+   */
+  kind: 'match' | 'ignored' | 'info' | 'missed' | 'no-date';
+  matches: LogMatch[];
+  /** The date format found in the line; `undefined` when it had none. */
+  dateFormat?: string;
+  /** The failregex that matched this line (also for `ignored` and `info`). */
+  regexIndex?: number;
+  /** The ignoreregex that matched, for `ignored`. */
+  ignoreIndex?: number;
+  /** The host text of a match that is not an IP address (a DNS name), for `missed`. */
+  badHost?: string;
+}
+
+export interface CompiledLogFilter {
+  /** Bundled name, file path, or `inline`. */
+  readonly name: string;
+  readonly description: string;
+  readonly mode: string;
+  /** The failregexes as written (mode entries last); `regexIndex` points into this. */
+  readonly failregex: readonly string[];
+  readonly ignoreregex: readonly string[];
+  /**
+   * Classifies one line. Never throws; a line it cannot handle is `missed`. Results are read-only
+   * (those of missed lines are shared).
+   */
+  processLine(line: string): LineResult;
+  /** Forgets multi-line sessions (a rotated or truncated file). */
+  reset(): void;
+}
+
+/** Default line cut, in characters. */
+export const DEFAULT_MAX_LINE_LENGTH = 16_384;
+
+const NO_MATCHES = Object.freeze([]) as unknown as LogMatch[];
+/** Host texts whose normalised form is remembered (the cache is emptied when full). */
+const HOST_CACHE_SIZE = 4096;
+
+/**
+ * Loads and compiles a log filter: `spec` is a bundled name (`sshd`), a path to a YAML file, or an
+ * inline definition. `rulesDir` holds `<name>.yaml` files (a directory with a `filters/`
+ * subdirectory means that subdirectory); default the bundled `rules/filters/`. Throws
+ * {@link ConfigError} with one line per problem (`where: failregex.2: RE2 cannot compile ...`).
+ */
+export function loadLogFilter(
+  spec: string | Record<string, unknown>,
+  options: LogFilterOptions = {},
+  rulesDir?: string,
+): CompiledLogFilter {
+  const dir =
+    rulesDir !== undefined && existsSync(join(rulesDir, 'filters')) ? join(rulesDir, 'filters') : rulesDir;
+  const optionsWhere = options.optionsWhere === undefined ? '' : `${options.optionsWhere}.`;
+  const definition = resolveFilterDefinition(spec, options.mode, {
+    ...(dir === undefined ? {} : { rulesDir: dir }),
+    ...(options.baseDir === undefined ? {} : { baseDir: options.baseDir }),
+    ...(options.where === undefined ? {} : { where: options.where }),
+    modeWhere: `${optionsWhere}mode`,
+  });
+  return new RegexLogFilter(definition, options, optionsWhere);
+}
+
+interface Slots {
+  fields: [name: string, indexes: readonly number[]][];
+  host: readonly number[];
+  cidr: readonly number[];
+  mlfid: readonly number[];
+  nofail: readonly number[];
+  forget: readonly number[];
+  content: number;
+}
+
+interface FailRegex {
+  index: number;
+  literals: readonly string[];
+  /** Prefregex and failregex as one program over the text (`null`: use `own` on the content). */
+  full: RE2 | null;
+  fullSlots: Slots | null;
+  own: RE2;
+  ownSlots: Slots;
+}
+
+interface IgnoreRegex {
+  literals: readonly string[];
+  re: RE2;
+}
+
+interface Prefix {
+  re: RE2;
+  slots: Slots;
+  literals: readonly string[];
+  /** Pieces for composing with a failregex, when the prefregex has the simple shape. */
+  compose: { head: string; tail: string } | null;
+}
+
+class RegexLogFilter implements CompiledLogFilter {
+  readonly name: string;
+  readonly description: string;
+  readonly mode: string;
+  readonly failregex: readonly string[];
+  readonly ignoreregex: readonly string[];
+  readonly #regexes: FailRegex[] = [];
+  readonly #ignores: IgnoreRegex[] = [];
+  readonly #prefix: Prefix | null;
+  readonly #prefixLiterals: readonly string[];
+  readonly #dates: DateDetector | null;
+  readonly #now: () => number;
+  readonly #maxLineLength: number;
+  readonly #sessions: SessionTable;
+  readonly #undatedIsMissed: boolean;
+  /** Named groups compiled as non-capturing (an unused <F-MLFID>). */
+  readonly #drop: ReadonlySet<string>;
+  readonly #missedResults = new Map<string | undefined, LineResult>();
+  readonly #hosts = new Map<string, string>();
+
+  constructor(definition: ResolvedFilterDefinition, options: LogFilterOptions, optionsWhere: string) {
+    this.name = definition.name;
+    this.description = definition.description;
+    this.mode = definition.mode;
+    this.failregex = definition.failregex.map((r) => r.source);
+    this.ignoreregex = definition.ignoreregex.map((r) => r.source);
+    this.#now = options.now ?? Date.now;
+    this.#maxLineLength = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
+    this.#sessions = new SessionTable(definition.maxlines);
+    const problems: string[] = [];
+
+    const datepattern = options.datepattern ?? definition.datepattern?.source;
+    this.#undatedIsMissed = datepattern === '{NONE}';
+    this.#dates = null;
+    try {
+      this.#dates =
+        datepattern === '{NONE}'
+          ? null
+          : createDateDetector({ datepattern, logtimezone: options.logtimezone, now: this.#now });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      const fromFilter = options.datepattern === undefined ? definition.datepattern?.where : undefined;
+      for (const problem of error.problems) {
+        // Problems read `datepattern: ...` or `logtimezone: ...`; say where that key was set.
+        problems.push(
+          fromFilter !== undefined && problem.startsWith('datepattern:')
+            ? `${fromFilter}${problem.slice('datepattern'.length)}`
+            : `${optionsWhere}${problem}`,
+        );
+      }
+    }
+
+    const vars = definition.vars;
+    const prefixTokens =
+      definition.prefregex === undefined ? null : this.#expand(definition.prefregex, vars, problems);
+    const failTokens = definition.failregex.map((regex) => this.#expand(regex, vars, problems));
+    const prefixHasHost = prefixTokens !== null && hasHostGroup(prefixTokens);
+    // Sessions cost a capture and a table update per match: only filters that need them (a
+    // failure without a host, <F-NOFAIL>, <F-MLFFORGET>) keep their <F-MLFID> group.
+    const needsSessions = failTokens.some(
+      (tokens) =>
+        tokens !== null &&
+        (hasGroup(tokens, GROUP.nofail) ||
+          hasGroup(tokens, GROUP.forget) ||
+          (!hasHostGroup(tokens) && !prefixHasHost)),
+    );
+    this.#drop = needsSessions ? new Set() : new Set([GROUP.mlfid]);
+    const prefix =
+      prefixTokens === null || definition.prefregex === undefined
+        ? null
+        : this.#compilePrefix(definition.prefregex, prefixTokens, problems);
+    this.#prefix = prefix;
+    this.#prefixLiterals = prefix?.literals ?? [];
+    const prefixHasSession = prefixTokens !== null && hasGroup(prefixTokens, GROUP.mlfid);
+    for (const regex of definition.ignoreregex) {
+      const tokens = this.#expand(regex, vars, problems);
+      if (tokens === null) continue;
+      const { pattern } = positionalGroups(tokens);
+      try {
+        this.#ignores.push({ re: compileRe2(pattern), literals: requiredLiterals(tokens) });
+      } catch (error) {
+        problems.push(re2Message(regex, error));
+      }
+    }
+    definition.failregex.forEach((regex, index) => {
+      const tokens = failTokens[index];
+      if (tokens === null || tokens === undefined) return;
+      const compiled = this.#compileFail(
+        regex,
+        tokens,
+        index,
+        prefix,
+        prefixHasSession || prefixHasHost,
+        problems,
+      );
+      if (compiled !== null) this.#regexes.push(compiled);
+    });
+    if (definition.failregex.length === 0)
+      problems.push(`${options.where ?? 'filter'}: failregex: the filter has no failregex`);
+    if (problems.length > 0) throw new ConfigError(problems);
+  }
+
+  processLine(line: string): LineResult {
+    try {
+      return this.#process(line);
+    } catch {
+      // Whatever a line contains, it is data: a line the engine cannot handle is a missed line.
+      return { kind: 'missed', matches: NO_MATCHES };
+    }
+  }
+
+  reset(): void {
+    this.#sessions.clear();
+  }
+
+  #process(line: string): LineResult {
+    if (line.length > this.#maxLineLength) line = line.slice(0, this.#maxLineLength);
+    let text = line;
+    let timeMs: number;
+    let dateFormat: string | undefined;
+    const date = this.#dates === null ? null : this.#dates.find(line);
+    if (date !== null) {
+      text = stripDate(line, date);
+      timeMs = date.timeMs;
+      dateFormat = date.format;
+    } else {
+      timeMs = this.#now();
+    }
+    const missed = this.#missedResult(dateFormat);
+    for (const literal of this.#prefixLiterals) if (!text.includes(literal)) return missed;
+
+    let prefixMatch: Captures | null | undefined;
+    for (const regex of this.#regexes) {
+      if (!containsAll(text, regex.literals)) continue;
+      let m: Captures | null;
+      let pm: Captures | null = null;
+      let slots: Slots;
+      if (regex.full !== null) {
+        m = wholeMatch(regex.full, text);
+        slots = regex.fullSlots as Slots;
+      } else {
+        if (this.#prefix !== null) {
+          if (prefixMatch === undefined) prefixMatch = this.#prefix.re.exec(text);
+          if (prefixMatch === null) return missed;
+          pm = prefixMatch;
+          m = regex.own.exec(prefixMatch[this.#prefix.slots.content] ?? '');
+        } else {
+          m = regex.own.exec(text);
+        }
+        slots = regex.ownSlots;
+      }
+      if (m === null) continue;
+      return this.#matched(regex.index, m, slots, pm, text, timeMs, dateFormat);
+    }
+    return missed;
+  }
+
+  /** normalizeIp with a small cache: attackers repeat, and IPv6 formatting is slow. */
+  #normalize(text: string): string | undefined {
+    let ip = this.#hosts.get(text);
+    if (ip === undefined) {
+      ip = normalizeIp(text) ?? '';
+      if (this.#hosts.size >= HOST_CACHE_SIZE) this.#hosts.clear();
+      this.#hosts.set(text, ip);
+    }
+    return ip === '' ? undefined : ip;
+  }
+
+  /** Missed lines are most lines: their (read-only) results are shared, one per date format. */
+  #missedResult(dateFormat: string | undefined): LineResult {
+    let result = this.#missedResults.get(dateFormat);
+    if (result === undefined) {
+      result = Object.freeze(
+        dateFormat !== undefined || this.#undatedIsMissed
+          ? { kind: 'missed' as const, matches: NO_MATCHES, dateFormat }
+          : { kind: 'no-date' as const, matches: NO_MATCHES },
+      );
+      this.#missedResults.set(dateFormat, result);
+    }
+    return result;
+  }
+
+  #matched(
+    regexIndex: number,
+    m: Captures,
+    slots: Slots,
+    pm: Captures | null,
+    text: string,
+    timeMs: number,
+    dateFormat: string | undefined,
+  ): LineResult {
+    const prefixSlots = this.#prefix?.slots;
+    const pick = (own: readonly number[], pre: readonly number[] | undefined): string | undefined =>
+      first(m, own) ?? (pm === null || pre === undefined ? undefined : first(pm, pre));
+    const nofail = pick(slots.nofail, prefixSlots?.nofail) !== undefined;
+    const forget = pick(slots.forget, prefixSlots?.forget) !== undefined;
+    const mlfid = pick(slots.mlfid, prefixSlots?.mlfid);
+
+    if (this.#ignores.length > 0 && !nofail) {
+      const content =
+        slots.content > 0
+          ? (m[slots.content] ?? text)
+          : pm !== null && prefixSlots !== undefined
+            ? (pm[prefixSlots.content] ?? text)
+            : text;
+      for (let i = 0; i < this.#ignores.length; i++) {
+        const ignore = this.#ignores[i] as IgnoreRegex;
+        if (containsAll(content, ignore.literals) && ignore.re.test(content)) {
+          return { kind: 'ignored', matches: NO_MATCHES, dateFormat, regexIndex, ignoreIndex: i };
+        }
+      }
+    }
+
+    const fields: Record<string, string> = {};
+    if (pm !== null && prefixSlots !== undefined) collectFields(pm, prefixSlots, fields);
+    collectFields(m, slots, fields);
+    let ip: string | undefined;
+    let badHost: string | undefined;
+    const hostText = pick(slots.host, prefixSlots?.host);
+    if (hostText !== undefined) {
+      ip = this.#normalize(hostText);
+      if (ip === undefined) badHost = hostText;
+    } else {
+      const cidrText = pick(slots.cidr, prefixSlots?.cidr);
+      if (cidrText !== undefined) {
+        const cidr = parseCidr(cidrText);
+        const address = normalizeIp(cidrText.slice(0, cidrText.indexOf('/')));
+        if (cidr === null || address === null) badHost = cidrText;
+        else {
+          ip = address;
+          fields.cidr = cidr.text;
+        }
+      }
+    }
+
+    if (mlfid === undefined) {
+      if (nofail) return { kind: 'info', matches: NO_MATCHES, dateFormat, regexIndex };
+      if (ip === undefined) return { kind: 'missed', matches: NO_MATCHES, dateFormat, regexIndex, badHost };
+      return { kind: 'match', matches: [{ ip, timeMs, fields, regexIndex }], dateFormat, regexIndex };
+    }
+    return this.#sessionLine(mlfid, { ip, fields, nofail, forget, timeMs, regexIndex, dateFormat, badHost });
+  }
+
+  #sessionLine(
+    id: string,
+    line: {
+      ip: string | undefined;
+      fields: Record<string, string>;
+      nofail: boolean;
+      forget: boolean;
+      timeMs: number;
+      regexIndex: number;
+      dateFormat: string | undefined;
+      badHost: string | undefined;
+    },
+  ): LineResult {
+    const session: Session = this.#sessions.touch(id, line.timeMs);
+    if (line.ip !== undefined) session.ip = line.ip;
+    for (const key in line.fields)
+      if (line.fields[key] !== '') session.fields[key] = line.fields[key] as string;
+    const matches: LogMatch[] = [];
+    const ip = session.ip;
+    if (ip !== undefined && session.pending.length > 0) {
+      for (const waiting of session.pending) {
+        matches.push({
+          ip,
+          timeMs: waiting.timeMs,
+          fields: { ...session.fields, ...waiting.fields },
+          regexIndex: waiting.regexIndex,
+        });
+      }
+      session.pending.length = 0;
+    }
+    if (!line.nofail) {
+      const fields = { ...session.fields, ...line.fields };
+      if (ip !== undefined) matches.push({ ip, timeMs: line.timeMs, fields, regexIndex: line.regexIndex });
+      else this.#sessions.hold(session, { timeMs: line.timeMs, fields, regexIndex: line.regexIndex });
+    }
+    if (line.forget) this.#sessions.forget(id);
+    const base = { dateFormat: line.dateFormat, regexIndex: line.regexIndex };
+    if (matches.length > 0) return { kind: 'match', matches, ...base };
+    if (line.badHost !== undefined && !line.nofail)
+      return { kind: 'missed', matches: NO_MATCHES, ...base, badHost: line.badHost };
+    return { kind: 'info', matches: NO_MATCHES, ...base };
+  }
+
+  #expand(regex: RegexSource, vars: Readonly<Record<string, string>>, problems: string[]): Token[] | null {
+    let expanded: string;
+    try {
+      expanded = expandTags(regex.source, vars);
+    } catch (error) {
+      if (!(error instanceof TagError)) throw error;
+      problems.push(`${regex.where}: ${error.message}`);
+      return null;
+    }
+    const tokens = tokenize(expanded);
+    try {
+      // RE2 judges the pattern as written (tags expanded; group names dropped, since several
+      // groups may share one), so its reason is about the user's text.
+      compileRe2(positionalGroups(tokens).pattern);
+    } catch (error) {
+      problems.push(re2Message(regex, error));
+      return null;
+    }
+    const reserved = tokens.find(
+      (t) => t.kind === 'open' && t.name?.startsWith('__') && !Object.values(GROUP).includes(t.name as never),
+    );
+    if (reserved !== undefined) {
+      problems.push(
+        `${regex.where}: group names starting with "__" are reserved, got ${JSON.stringify(reserved.raw)}`,
+      );
+      return null;
+    }
+    return tokens;
+  }
+
+  #compilePrefix(regex: RegexSource, tokens: Token[], problems: string[]): Prefix | null {
+    const contentOpens = tokens.filter((t) => t.kind === 'open' && t.name === GROUP.content).length;
+    if (contentOpens !== 1) {
+      problems.push(
+        `${regex.where}: needs exactly one <F-CONTENT>...</F-CONTENT> (the part failregex sees), found ${contentOpens}`,
+      );
+      return null;
+    }
+    const { pattern, groups } = positionalGroups(tokens, this.#drop);
+    return {
+      re: compileRe2(pattern),
+      slots: slotsOf(groups),
+      literals: requiredLiterals(tokens),
+      compose: composablePrefix(tokens),
+    };
+  }
+
+  #compileFail(
+    regex: RegexSource,
+    tokens: Token[],
+    index: number,
+    prefix: Prefix | null,
+    hostFromPrefix: boolean,
+    problems: string[],
+  ): FailRegex | null {
+    const hasSession = hasGroup(tokens, GROUP.mlfid);
+    const nofail = hasGroup(tokens, GROUP.nofail);
+    if (!hasHostGroup(tokens) && !hostFromPrefix && !hasSession && !nofail) {
+      problems.push(
+        `${regex.where}: has no <HOST> (or <ADDR>, <IP4>, <IP6>, <CIDR>, (?P<host>...)), and neither has the prefregex; only a filter with <F-MLFID> sessions may leave it out`,
+      );
+      return null;
+    }
+    const own = positionalGroups(tokens, this.#drop);
+    const body = composableBody(tokens);
+    let full: RE2 | null = null;
+    let fullSlots: Slots | null = null;
+    if (body !== null && (prefix === null || prefix.compose !== null)) {
+      // The content is captured only when ignoreregexes need it: fewer captures, cheaper matches.
+      const contentGroup = this.#ignores.length > 0 ? `(?P<${GROUP.content}>${body})` : `(?:${body})`;
+      const composed =
+        prefix === null
+          ? `^${contentGroup}$`
+          : `${(prefix.compose as { head: string }).head}${contentGroup}${(prefix.compose as { tail: string }).tail}`;
+      const rewritten = positionalGroups(tokenize(composed), this.#drop);
+      try {
+        full = compileRe2(rewritten.pattern);
+        fullSlots = slotsOf(rewritten.groups);
+      } catch {
+        full = null; // fall back to two steps; the parts compiled on their own
+      }
+    }
+    return {
+      index,
+      literals: requiredLiterals(tokens),
+      full,
+      fullSlots,
+      own: compileRe2(own.pattern),
+      ownSlots: slotsOf(own.groups),
+    };
+  }
+}
+
+function re2Message(regex: RegexSource, error: unknown): string {
+  if (error instanceof Re2CompileError) {
+    return `${regex.where}: RE2 cannot compile ${JSON.stringify(regex.source)}: ${error.reason}`;
+  }
+  throw error;
+}
+
+/** Capture `i` of a match at index `i` (`undefined`: the group took no part). */
+type Captures = ArrayLike<string | undefined>;
+
+/**
+ * Matches a `^...$` program against the whole text. `split` returns `['', ...captures, '']` for a
+ * match and `[text]` otherwise, with `undefined` for groups that took no part, exactly as `exec`;
+ * it is used because node-re2 builds its result about 20% faster than `exec`'s.
+ */
+function wholeMatch(re: RE2, text: string): Captures | null {
+  if (text === '') return re.exec(text);
+  const parts = re.split(text) as (string | undefined)[];
+  return parts.length === 1 ? null : parts;
+}
+
+function containsAll(text: string, literals: readonly string[]): boolean {
+  for (let i = 0; i < literals.length; i++) if (!text.includes(literals[i] as string)) return false;
+  return true;
+}
+
+function first(m: Captures, indexes: readonly number[]): string | undefined {
+  for (let i = 0; i < indexes.length; i++) {
+    const value = m[indexes[i] as number];
+    if (value !== undefined) return value;
+  }
+  return undefined;
+}
+
+function collectFields(m: Captures, slots: Slots, into: Record<string, string>): void {
+  for (const [name, indexes] of slots.fields) {
+    const value = first(m, indexes);
+    if (value !== undefined) into[name] = value;
+  }
+}
+
+function slotsOf(groups: GroupIndex): Slots {
+  const get = (name: string) => groups.byName.get(name) ?? [];
+  const fields: [string, readonly number[]][] = [];
+  for (const [name, indexes] of groups.byName)
+    if (!name.startsWith('__') && name !== 'host') fields.push([name, indexes]);
+  return {
+    fields,
+    host: [...get(GROUP.host), ...get('host')].sort((a, b) => a - b),
+    cidr: get(GROUP.cidr),
+    mlfid: get(GROUP.mlfid),
+    nofail: get(GROUP.nofail),
+    forget: get(GROUP.forget),
+    content: get(GROUP.content)[0] ?? 0,
+  };
+}
+
+function hasGroup(tokens: readonly Token[], name: string): boolean {
+  return tokens.some((t) => t.kind === 'open' && t.name === name);
+}
+
+function isEdgeAnchor(token: Token | undefined, raw: '^' | '$'): boolean {
+  return token !== undefined && token.kind === 'assert' && token.raw === raw;
+}
+
+function hasInnerAnchor(tokens: readonly Token[]): boolean {
+  return tokens.some(
+    (t) => t.kind === 'assert' && (t.raw === '^' || t.raw === '$' || t.raw === '\\A' || t.raw === '\\z'),
+  );
+}
+
+/**
+ * A failregex as a piece to put inside the content group, or `null` when its shape does not allow
+ * it (an anchor or a flags group in the middle, ...). Each top-level alternative keeps its meaning:
+ * anchored where it has `^`/`$`, searched (`.*?` / `.*` padding) where it has not.
+ */
+function composableBody(tokens: readonly Token[]): string | null {
+  const parts: string[] = [];
+  for (const alternative of splitTopLevel(tokens)) {
+    let body = alternative;
+    const start = isEdgeAnchor(body[0], '^');
+    if (start) body = body.slice(1);
+    const end = isEdgeAnchor(body[body.length - 1], '$');
+    if (end) body = body.slice(0, -1);
+    if (hasInnerAnchor(body) || body.some((t) => t.kind === 'flags')) return null;
+    parts.push(`${start ? '' : '.*?'}${render(body)}${end ? '' : '.*'}`);
+  }
+  return parts.length === 1 ? (parts[0] as string) : `(?:${parts.join('|')})`;
+}
+
+/**
+ * The text before and after the content group, to compose with a failregex, or `null` unless the
+ * prefregex is one sequence with `<F-CONTENT>` at the top level holding `.+`/`.*` (any text).
+ */
+function composablePrefix(tokens: readonly Token[]): { head: string; tail: string } | null {
+  if (splitTopLevel(tokens).length !== 1) return null;
+  const open = tokens.findIndex((t) => t.kind === 'open' && t.name === GROUP.content);
+  let depth = 0;
+  for (let i = 0; i < open; i++) {
+    const kind = (tokens[i] as Token).kind;
+    if (kind === 'open') depth++;
+    else if (kind === 'close') depth--;
+    else if (kind === 'flags' && depth === 0) return null;
+  }
+  if (depth !== 0) return null;
+  const close = matchingClose(tokens, open);
+  const inner = render(tokens.slice(open + 1, close));
+  if (!['.+', '.*', '.+?', '.*?'].includes(inner)) return null;
+  if (tokens[close + 1]?.kind === 'quant') return null;
+  let head = tokens.slice(0, open);
+  let tail = tokens.slice(close + 1);
+  const start = isEdgeAnchor(head[0], '^');
+  if (start) head = head.slice(1);
+  const end = isEdgeAnchor(tail[tail.length - 1], '$');
+  if (end) tail = tail.slice(0, -1);
+  if (hasInnerAnchor(head) || hasInnerAnchor(tail) || tail.some((t) => t.kind === 'flags')) return null;
+  return { head: `^${start ? '' : '.*?'}${render(head)}`, tail: `${render(tail)}${end ? '' : '.*'}$` };
+}

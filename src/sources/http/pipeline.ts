@@ -1,0 +1,480 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { DEFAULTS } from '../../config/defaults.js';
+import type { HttpConfig, PortcullisConfig } from '../../config/types.js';
+import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
+import { type ParsedIp, parseIp } from '../../core/ip.js';
+import {
+  type CompiledHttpFilter,
+  compileHttpFilter,
+  distinctValue,
+} from '../../detection/filters/http/compile.js';
+import { DistinctTracker } from '../../detection/filters/http/distinct.js';
+import type { DistinctField, HttpFilterSpec } from '../../detection/filters/http/filter-schema.js';
+import type { Jail } from '../../detection/jails/jail.js';
+import type { Guard, ReportResult } from '../../guard.js';
+import { type ClientIpResolver, createClientIpResolver, type ForwardedHeader } from './client-ip.js';
+import { type Denial, type DenyResponse, RATE_LIMITED_RESPONSE, writeDenial } from './deny.js';
+import { type HttpEvent, httpEventOf } from './http-event.js';
+
+export interface HttpPipelineOptions {
+  /** Overrides `http.trusted_proxies` (CIDRs). Default: the config's. */
+  trustedProxies?: readonly string[];
+  /** Overrides `http.forwarded_header`. Default: the config's (`x-forwarded-for`). */
+  forwardedHeader?: ForwardedHeader;
+  /** Overrides the response a banned client gets. Default: `http.deny` (403, `Forbidden`). */
+  deny?: Partial<DenyResponse>;
+  /**
+   * Told about unexpected failures while observing (never thrown into the application).
+   * Default: the guard's `error` event, when it has listeners.
+   */
+  onError?: (error: Error) => void;
+}
+
+export interface HttpPipelineStats {
+  /** Requests refused because the client is banned (`check()` answers that found a ban). */
+  denied: number;
+  /** Requests refused with 429 by a rate jail. */
+  rateLimited: number;
+  /** Finished exchanges handed to filters. */
+  observed: number;
+  /** Failures reported to jails (filters, rates and `fail()`). */
+  failures: number;
+  /** Unexpected errors while observing (a bug or a store rejection other than an outage). */
+  errors: number;
+  /** Requests from a trusted proxy whose forwarding header was unusable (the peer was used). */
+  malformedForwarded: number;
+  /** Requests a trusted proxy named with an obfuscated identifier (`for=unknown`): not judged. */
+  unknownClients: number;
+}
+
+/**
+ * The HTTP request pipeline both HTTP surfaces (Express middleware, reverse proxy) are built on.
+ * It speaks raw Node `IncomingMessage`/`ServerResponse` only. A request's journey:
+ *
+ * 1. `clientIp(req)` — who is asking (PROXY protocol hook, trusted proxies, forwarding header);
+ * 2. `check(ip)` — synchronous ban-table lookup, no I/O; a {@link Denial} for a banned client;
+ * 3. `rate(req, ip)` — rate jails (in-memory limiter); `undefined` when no rate jail applies;
+ * 4. `track(req, res, ip)` — after the response closes, the exchange becomes an {@link HttpEvent}
+ *    and goes to `observe()`: every http jail whose filter matches gets a failure.
+ *
+ * `admit()` runs 1–4 and writes the refusal itself; a surface that answers differently (the proxy
+ * dropping the connection) calls the steps one by one.
+ */
+export interface HttpPipeline {
+  readonly guard: Guard;
+  /** Canonical client address, or `null` when it cannot be known. Never throws. */
+  clientIp(req: IncomingMessage): string | null;
+  /** Synchronous: why `ip` must be refused now, or `undefined`. No I/O, no allocation when allowed. */
+  check(ip: string): Denial | undefined;
+  /** True when some rate jail is configured (so `rate()` may return a promise). */
+  readonly hasRateJails: boolean;
+  /**
+   * Counts the request against every rate jail it falls under. `undefined` (synchronously) when
+   * none applies; else a promise of the refusal, if any. The first request over a rate reports one
+   * failure to the jail; a dry-run jail never refuses. Never rejects.
+   */
+  rate(req: IncomingMessage, ip: string, url?: string): Promise<Denial | undefined> | undefined;
+  /** True when some jail judges finished exchanges (so `track()` does something). */
+  readonly observing: boolean;
+  /**
+   * Arranges for the exchange to be observed when `res` closes (finished or aborted). `url` is the
+   * request target (default `req.url`). A no-op when no jail observes.
+   */
+  track(req: IncomingMessage, res: ServerResponse, ip: string, url?: string): void;
+  /** Judges one exchange: reports a failure to each matching jail. Never rejects. */
+  observe(event: HttpEvent): Promise<void>;
+  /**
+   * Reports an application-known failure (a wrong password) for `ip`. `jail` defaults to the only
+   * jail that takes such reports (see {@link failJailOf}). Rejects with `PC_ERR_UNKNOWN_JAIL` when
+   * that is ambiguous; resolves `{ outcome: 'invalid-ip' }` for a `null` ip.
+   */
+  fail(ip: string | null, jail?: string, fields?: ReportFields): Promise<ReportResult>;
+  /** Writes the refusal for `denial` (the configured deny response, or 429 for a rate). */
+  deny(res: ServerResponse, denial: Denial): void;
+  /**
+   * The whole journey for one request: resolves the client, refuses (and answers) a banned or
+   * over-rate one, tracks the rest. `true`: continue to the application; `false`: answered.
+   * A promise only when a rate jail applies. Never throws or rejects.
+   */
+  admit(req: IncomingMessage, res: ServerResponse, url?: string): boolean | Promise<boolean>;
+  /** A snapshot of the counters. */
+  readonly stats: HttpPipelineStats;
+  /** Forgets per-client state (distinct values, rate counters). Idempotent. */
+  close(): void;
+}
+
+export type ReportFields = Readonly<Record<string, string | number | undefined>>;
+
+interface ObservingJail {
+  jail: Jail;
+  filter: CompiledHttpFilter;
+  distinct: DistinctTracker | undefined;
+}
+
+interface RateJail {
+  jail: Jail;
+  filter: CompiledHttpFilter | undefined;
+  points: number;
+  durationMs: number;
+  limiter: RateLimiterMemory;
+}
+
+const PATH_FIELD_MAX = 200;
+const shared = new WeakMap<Guard, HttpPipeline>();
+
+/**
+ * The guard's default pipeline (configured by its `http:` section), created on first use and
+ * shared by `guard.express()`, `guard.fail()` and `portcullis(guard)` without options.
+ */
+export function pipelineFor(guard: Guard): HttpPipeline {
+  let pipeline = shared.get(guard);
+  if (pipeline === undefined) {
+    pipeline = createHttpPipeline(guard);
+    shared.set(guard, pipeline);
+  }
+  return pipeline;
+}
+
+/** Builds a pipeline over `guard`. It follows `guard.reload()`: jails and `http:` are re-read. */
+export function createHttpPipeline(guard: Guard, options: HttpPipelineOptions = {}): HttpPipeline {
+  return new Pipeline(guard, options);
+}
+
+class Pipeline implements HttpPipeline {
+  readonly guard: Guard;
+  readonly #options: HttpPipelineOptions;
+  #config: PortcullisConfig | undefined;
+  #jailsRef: ReadonlyMap<string, Jail> | undefined;
+  #resolver!: ClientIpResolver;
+  #denyResponse!: DenyResponse;
+  #observers: ObservingJail[] = [];
+  #rateJails: RateJail[] = [];
+  #rateNeedsEvent = false;
+  readonly #counts = { denied: 0, rateLimited: 0, observed: 0, failures: 0, errors: 0 };
+  readonly #malformedBase = { malformed: 0, unknown: 0 };
+
+  constructor(guard: Guard, options: HttpPipelineOptions) {
+    this.guard = guard;
+    this.#options = options;
+    this.#refresh();
+  }
+
+  get hasRateJails(): boolean {
+    this.#refresh();
+    return this.#rateJails.length > 0;
+  }
+
+  get observing(): boolean {
+    this.#refresh();
+    return this.#observers.length > 0;
+  }
+
+  get stats(): HttpPipelineStats {
+    return {
+      ...this.#counts,
+      malformedForwarded: this.#malformedBase.malformed + this.#resolver.stats.malformed,
+      unknownClients: this.#malformedBase.unknown + this.#resolver.stats.unknown,
+    };
+  }
+
+  clientIp(req: IncomingMessage): string | null {
+    this.#refresh();
+    return this.#resolver.resolve(req);
+  }
+
+  check(ip: string): Denial | undefined {
+    const guard = this.guard;
+    if (!guard.isBanned(ip)) return undefined;
+    this.#counts.denied++;
+    const entry = guard.lookup(ip);
+    // No entry: refused by the outage policy (on_store_error: deny); worth retrying soon.
+    let retryAfterS: number | undefined = 1;
+    if (entry !== undefined) {
+      retryAfterS = Number.isFinite(entry.expiresAt)
+        ? Math.max(1, Math.ceil((entry.expiresAt - guard.clock.now()) / 1000))
+        : undefined;
+    }
+    return { reason: 'banned', status: this.#denyResponse.status, retryAfterS, jail: entry?.jail };
+  }
+
+  rate(req: IncomingMessage, ip: string, url?: string): Promise<Denial | undefined> | undefined {
+    const rateJails = this.#rateJails;
+    if (rateJails.length === 0) return undefined;
+    const parsed = parseIp(ip);
+    if (parsed === null) return undefined;
+    const event = this.#rateNeedsEvent ? requestEventOf(req, ip, url ?? req.url ?? '/') : undefined;
+    let pending: Promise<Denial | undefined>[] | undefined;
+    for (const rateJail of rateJails) {
+      if (rateJail.jail.isIgnored(parsed)) continue;
+      if (rateJail.filter !== undefined && !rateJail.filter.matches(event as HttpEvent)) continue;
+      const consumed = rateJail.limiter
+        .consume(rateJail.jail.keyOf(parsed))
+        .then(noDenial, (rejection: unknown) => this.#overRate(rateJail, ip, rejection));
+      if (pending === undefined) pending = [];
+      pending.push(consumed);
+    }
+    if (pending === undefined) return undefined;
+    if (pending.length === 1) return pending[0];
+    return Promise.all(pending).then((denials) => denials.find((d) => d !== undefined));
+  }
+
+  track(req: IncomingMessage, res: ServerResponse, ip: string, url?: string): void {
+    if (this.#observers.length === 0) return;
+    const startedAt = performance.now();
+    const target = url ?? req.url ?? '/';
+    res.on('close', () => {
+      let event: HttpEvent;
+      try {
+        event = httpEventOf(req, res, ip, target, startedAt, this.guard.clock.now());
+      } catch (error) {
+        this.#failed(error);
+        return;
+      }
+      void this.observe(event);
+    });
+  }
+
+  observe(event: HttpEvent): Promise<void> {
+    try {
+      const reports = this.#judge(event);
+      if (reports === undefined) return DONE;
+      return Promise.all(reports).then(noop);
+    } catch (error) {
+      this.#failed(error);
+      return DONE;
+    }
+  }
+
+  /** Runs the filters synchronously; the reports of the jails that matched, if any. */
+  #judge(event: HttpEvent): Promise<void>[] | undefined {
+    this.#refresh();
+    const observers = this.#observers;
+    if (observers.length === 0) return undefined;
+    this.#counts.observed++;
+    let parsed: ParsedIp | null | undefined;
+    let reports: Promise<void>[] | undefined;
+    for (const observer of observers) {
+      if (!observer.filter.matches(event)) continue;
+      if (observer.distinct !== undefined) {
+        parsed ??= parseIp(event.ip);
+        if (parsed === null || observer.jail.isIgnored(parsed)) continue;
+        const value = distinctValue(event, observer.filter.distinct as DistinctField);
+        if (!observer.distinct.isNew(observer.jail.keyOf(parsed), value, event.timeMs)) continue;
+      }
+      if (reports === undefined) reports = [];
+      reports.push(this.#report(event.ip, observer.jail.name, fieldsOf(event), event.timeMs));
+    }
+    return reports;
+  }
+
+  async fail(ip: string | null, jail?: string, fields?: ReportFields): Promise<ReportResult> {
+    this.#refresh();
+    const name = jail ?? failJailOf(this.guard);
+    if (!this.guard.jails.has(name)) {
+      throw new PortcullisError(ErrorCodes.UNKNOWN_JAIL, `fail(): no jail named ${JSON.stringify(name)}`);
+    }
+    if (ip === null) return { outcome: 'invalid-ip' };
+    this.#counts.failures++;
+    return this.guard.report(ip, fields === undefined ? { jail: name } : { jail: name, fields });
+  }
+
+  deny(res: ServerResponse, denial: Denial): void {
+    writeDenial(res, denial, denial.reason === 'rate' ? RATE_LIMITED_RESPONSE : this.#denyResponse);
+  }
+
+  admit(req: IncomingMessage, res: ServerResponse, url?: string): boolean | Promise<boolean> {
+    try {
+      this.#refresh();
+      const ip = this.#resolver.resolve(req);
+      if (ip === null) return true;
+      const denial = this.check(ip);
+      if (denial !== undefined) {
+        this.deny(res, denial);
+        return false;
+      }
+      const limited = this.#rateJails.length === 0 ? undefined : this.rate(req, ip, url);
+      if (limited === undefined) {
+        this.track(req, res, ip, url);
+        return true;
+      }
+      return limited.then(
+        (over) => {
+          if (over !== undefined) {
+            this.deny(res, over);
+            return false;
+          }
+          this.track(req, res, ip, url);
+          return true;
+        },
+        (error: unknown) => {
+          this.#failed(error);
+          return true;
+        },
+      );
+    } catch (error) {
+      // A guard bug must not take the application down: fail open, and say so.
+      this.#failed(error);
+      return true;
+    }
+  }
+
+  close(): void {
+    for (const observer of this.#observers) observer.distinct?.clear();
+    this.#observers = [];
+    this.#rateJails = [];
+  }
+
+  async #report(ip: string, jail: string, fields: ReportFields, timeMs?: number): Promise<void> {
+    this.#counts.failures++;
+    try {
+      await this.guard.report(ip, timeMs === undefined ? { jail, fields } : { jail, fields, timeMs });
+    } catch (error) {
+      if (isPortcullisError(error, ErrorCodes.CLOSED)) return; // shutting down: nothing to count
+      this.#failed(error);
+    }
+  }
+
+  #overRate(rateJail: RateJail, ip: string, rejection: unknown): Denial | undefined {
+    if (!(rejection instanceof RateLimiterRes)) {
+      this.#failed(rejection);
+      return undefined;
+    }
+    // One failure per window: only the request that first crosses the rate reports.
+    if (rejection.consumedPoints === rateJail.points + 1) {
+      void this.#report(ip, rateJail.jail.name, { rate: `${rateJail.points}/${rateJail.durationMs}ms` });
+    }
+    if (rateJail.jail.config.dryRun) return undefined;
+    this.#counts.rateLimited++;
+    return {
+      reason: 'rate',
+      status: RATE_LIMITED_RESPONSE.status,
+      retryAfterS: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)),
+      jail: rateJail.jail.name,
+    };
+  }
+
+  #failed(error: unknown): void {
+    this.#counts.errors++;
+    const err = error instanceof Error ? error : new Error(String(error));
+    if (this.#options.onError !== undefined) {
+      try {
+        this.#options.onError(err);
+      } catch {
+        // The error handler itself failed; nothing sensible is left to do.
+      }
+    } else if (this.guard.listenerCount('error') > 0) {
+      this.guard.emit('error', err);
+    }
+  }
+
+  /** Re-reads `http:` and the jails when the guard was reloaded (an identity check otherwise). */
+  #refresh(): void {
+    const config = this.guard.config;
+    if (config !== this.#config) {
+      if (this.#resolver !== undefined) {
+        this.#malformedBase.malformed += this.#resolver.stats.malformed;
+        this.#malformedBase.unknown += this.#resolver.stats.unknown;
+      }
+      const http: Partial<HttpConfig> = config.http ?? {};
+      this.#resolver = createClientIpResolver({
+        trustedProxies: this.#options.trustedProxies ?? http.trustedProxies ?? [],
+        forwardedHeader:
+          this.#options.forwardedHeader ?? http.forwardedHeader ?? DEFAULTS.http.forwardedHeader,
+      });
+      this.#denyResponse = {
+        status: this.#options.deny?.status ?? http.deny?.status ?? DEFAULTS.http.denyStatus,
+        body: this.#options.deny?.body ?? http.deny?.body ?? DEFAULTS.http.denyBody,
+        contentType: this.#options.deny?.contentType ?? http.deny?.contentType ?? 'text/plain; charset=utf-8',
+      };
+      this.#config = config;
+    }
+    const jails = this.guard.jails;
+    if (jails !== this.#jailsRef) {
+      this.#buildJails(jails);
+      this.#jailsRef = jails;
+    }
+  }
+
+  #buildJails(jails: ReadonlyMap<string, Jail>): void {
+    const previousRates = new Map(this.#rateJails.map((r) => [r.jail.name, r]));
+    const previousDistinct = new Map(this.#observers.map((o) => [o.jail.name, o]));
+    const observers: ObservingJail[] = [];
+    const rateJails: RateJail[] = [];
+    for (const jail of jails.values()) {
+      const config = jail.config;
+      if (config.source.kind !== 'http') continue;
+      const spec = (config.httpFilter ?? null) as HttpFilterSpec | null;
+      const filter = spec === null ? undefined : compileHttpFilter(spec);
+      if (config.rate != null) {
+        const { points, durationMs } = config.rate;
+        const old = previousRates.get(jail.name);
+        const limiter =
+          old !== undefined && old.points === points && old.durationMs === durationMs
+            ? old.limiter
+            : new RateLimiterMemory({
+                points,
+                duration: durationMs / 1000,
+                keyPrefix: `pc-rate:${jail.name}`,
+              });
+        rateJails.push({ jail, filter, points, durationMs, limiter });
+        continue;
+      }
+      if (filter === undefined) continue;
+      const old = previousDistinct.get(jail.name)?.distinct;
+      const distinct =
+        filter.distinct === undefined
+          ? undefined
+          : old !== undefined && old.windowMs === config.findTimeMs
+            ? old
+            : new DistinctTracker({
+                windowMs: config.findTimeMs,
+                maxValuesPerClient: Math.max(64, config.maxRetry * 2),
+              });
+      observers.push({ jail, filter, distinct });
+    }
+    this.#observers = observers;
+    this.#rateJails = rateJails;
+    this.#rateNeedsEvent = rateJails.some((r) => r.filter !== undefined);
+  }
+}
+
+function noDenial(): undefined {
+  return undefined;
+}
+
+function noop(): void {}
+
+const DONE: Promise<void> = Promise.resolve();
+
+/**
+ * The jail `fail()` reports to when none is named: the only jail with `source: api` or an http
+ * jail with neither filter nor rate. Throws `PC_ERR_UNKNOWN_JAIL` naming the candidates otherwise.
+ */
+export function failJailOf(guard: Guard): string {
+  const candidates: string[] = [];
+  for (const jail of guard.jails.values()) {
+    const config = jail.config;
+    if (config.source.kind === 'api') candidates.push(jail.name);
+    else if (config.source.kind === 'http' && config.httpFilter == null && config.rate == null) {
+      candidates.push(jail.name);
+    }
+  }
+  if (candidates.length === 1) return candidates[0] as string;
+  throw new PortcullisError(
+    ErrorCodes.UNKNOWN_JAIL,
+    candidates.length === 0
+      ? 'fail(): no jail takes application reports; add one with source: api (or an http jail without filter and rate)'
+      : `fail(): several jails could take this report (${candidates.join(', ')}); name one: fail(req, 'jail')`,
+  );
+}
+
+function fieldsOf(event: HttpEvent): ReportFields {
+  const path = event.path.length > PATH_FIELD_MAX ? `${event.path.slice(0, PATH_FIELD_MAX)}...` : event.path;
+  return { method: event.method, path, status: event.status };
+}
+
+/** The request half of an event, for rate jails whose filter looks at the request. */
+function requestEventOf(req: IncomingMessage, ip: string, url: string): HttpEvent {
+  return httpEventOf(req, undefined, ip, url, performance.now(), 0);
+}

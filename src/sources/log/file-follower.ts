@@ -1,0 +1,611 @@
+import { createHash } from 'node:crypto';
+import { type FileHandle, open, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { formatDuration } from '../../core/duration.js';
+import { type Logger, silentLogger } from '../../core/logger.js';
+import type { LogPosition, Store } from '../../stores/store.js';
+import { BatchQueue, type LineHandler } from './batch-queue.js';
+import { type DirectoryWatch, watchDirectory } from './directory-watch.js';
+import { DEFAULT_MAX_LINE_LENGTH, LineSplitter } from './line-splitter.js';
+import { LogThrottle } from './log-throttle.js';
+
+/** The part of a store a follower needs to remember where it stopped. */
+export type PositionStore = Pick<Store, 'getPosition' | 'setPosition'>;
+
+/** Options of {@link FileFollower}. */
+export interface FileFollowerOptions {
+  /** The file to follow. Relative paths resolve against the working directory. */
+  path: string;
+  /** Receives every complete line, in batches; see {@link LineHandler} for when a batch counts as done. */
+  onLines: LineHandler;
+  /**
+   * Where to load and save the read position (`<jail>:<absolute path>` is the usual id). Without
+   * it the follower starts according to `start` every time.
+   */
+  positions?: { store: PositionStore; id: string };
+  /**
+   * Where to start when no position is saved: `end` (default) reads only lines written from now
+   * on; `beginning` reads the whole file. A file that appears after the start is always read from
+   * its beginning.
+   */
+  start?: 'end' | 'beginning';
+  /** Longest line kept, in bytes; longer lines are cut. Default 16384. */
+  maxLineLength?: number;
+  /** How often the file is checked even when no change is notified, in ms. Default 1000. */
+  pollIntervalMs?: number;
+  /** How often an unreadable file is tried again, in ms. Default 5000. */
+  retryIntervalMs?: number;
+  /** Positions are saved at most this often (and at close), in ms. Default 1000. */
+  saveIntervalMs?: number;
+  /**
+   * A rotated or deleted file is kept open and read until it has not grown for this long, in ms,
+   * so lines its writer adds before reopening the log are not lost. Default 5000.
+   */
+  drainGraceMs?: number;
+  /** Bytes read per read call. Default 131072. */
+  chunkSize?: number;
+  /** Batches handed to `onLines` and not yet settled before reading pauses. Default 16. */
+  maxInFlight?: number;
+  /** Use `fs.watch` on the directory for low latency (polling stays as the safety net). Default true. */
+  watch?: boolean;
+  logger?: Logger;
+}
+
+/** Counters of one follower. */
+export interface FileFollowerStats {
+  /** Complete lines handed to `onLines`. */
+  lines: number;
+  /** Bytes read. */
+  bytes: number;
+  /** Lines cut to `maxLineLength`. */
+  truncatedLines: number;
+  /** Rotations, truncations, replacements and deletions seen. */
+  rotations: number;
+}
+
+const HEAD_BYTES = 512;
+
+interface OpenFile {
+  readonly fh: FileHandle;
+  readonly ino: number;
+  /** The first line (at most HEAD_BYTES), once the file has one. */
+  head: Buffer | undefined;
+  headHash: string;
+  /** Next byte to read. */
+  offset: number;
+  readonly splitter: LineSplitter;
+  lastGrowthMs: number;
+}
+
+/**
+ * Follows one log file the way fail2ban does, and survives what logrotate and friends do to it:
+ *
+ * - **rename + create**: the old file is read to its end (and kept open for `drainGraceMs` in case
+ *   its writer has not reopened yet), the new one is read from byte 0;
+ * - **copytruncate**: the size falls below the read offset: read again from 0;
+ * - **replaced in place** (same inode, different first line): read again from 0;
+ * - **deleted**: what is left is read, then the follower waits for the path to come back and reads
+ *   the new file from 0;
+ * - **missing or unreadable**: logged once, retried; the follower never throws after `start()`.
+ *
+ * With `positions`, the offset after the last line whose batch was fully handled is saved (at most
+ * every `saveIntervalMs`, and at close) with the file's inode and a hash of its first line; on the
+ * next start the follower resumes there if the file is still the same one, otherwise reads it from 0.
+ */
+export class FileFollower {
+  readonly path: string;
+  readonly #options: Required<Omit<FileFollowerOptions, 'positions' | 'onLines' | 'logger' | 'path'>>;
+  readonly #positions: FileFollowerOptions['positions'];
+  readonly #logger: Logger;
+  readonly #queue: BatchQueue<LogPosition>;
+  #buffer: Buffer;
+  readonly #stats: FileFollowerStats = { lines: 0, bytes: 0, truncatedLines: 0, rotations: 0 };
+  readonly #truncationLog = new LogThrottle(60_000, 1);
+  #current: OpenFile | undefined;
+  #old: OpenFile[] = [];
+  /** Where to resume at the next open, if that file is still the same one. */
+  #resume: LogPosition | undefined;
+  #state: 'new' | 'waiting' | 'error' | 'open' = 'new';
+  #errorCode: string | undefined;
+  #retryAtMs = 0;
+  #announcedWaiting = false;
+  #watching: DirectoryWatch | undefined;
+  #watchingAll: DirectoryWatch | undefined;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #saveTimer: NodeJS.Timeout | undefined;
+  #committed: LogPosition | undefined;
+  #saved: LogPosition | undefined;
+  #saving: Promise<void> = Promise.resolve();
+  #running: Promise<void> | undefined;
+  #again = false;
+  #started = false;
+  #starting: Promise<void> | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: FileFollowerOptions) {
+    this.path = resolve(options.path);
+    this.#options = {
+      start: options.start ?? 'end',
+      maxLineLength: options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH,
+      pollIntervalMs: options.pollIntervalMs ?? 1000,
+      retryIntervalMs: options.retryIntervalMs ?? 5000,
+      saveIntervalMs: options.saveIntervalMs ?? 1000,
+      drainGraceMs: options.drainGraceMs ?? 5000,
+      chunkSize: options.chunkSize ?? 128 * 1024,
+      maxInFlight: options.maxInFlight ?? 16,
+      watch: options.watch ?? true,
+    };
+    if (this.#options.start !== 'end' && this.#options.start !== 'beginning') {
+      throw new RangeError(
+        `start: expected "end" or "beginning", got ${JSON.stringify(this.#options.start)}`,
+      );
+    }
+    for (const key of [
+      'pollIntervalMs',
+      'retryIntervalMs',
+      'saveIntervalMs',
+      'chunkSize',
+      'maxInFlight',
+    ] as const) {
+      const value = this.#options[key];
+      if (!Number.isFinite(value) || value <= 0)
+        throw new RangeError(`${key}: expected a positive number, got ${value}`);
+    }
+    this.#positions = options.positions;
+    this.#logger = options.logger ?? silentLogger;
+    // Grown to chunkSize on the first full read: idle followers of a big glob stay small.
+    this.#buffer = Buffer.allocUnsafe(Math.min(16_384, this.#options.chunkSize));
+    this.#queue = new BatchQueue<LogPosition>(options.onLines, {
+      maxInFlight: this.#options.maxInFlight,
+      onCommit: (position) => {
+        this.#committed = position;
+        this.#scheduleSave();
+      },
+      onError: (error) =>
+        this.#logger.error(
+          { err: error, path: this.path },
+          `${this.path}: lines could not be handled; its position will not advance until restart`,
+        ),
+    });
+  }
+
+  get stats(): FileFollowerStats {
+    return { ...this.#stats, truncatedLines: this.#truncatedLines() };
+  }
+
+  /** True while a file is open (or a rotated one still being read) or lines are being handled. */
+  get active(): boolean {
+    return this.#current !== undefined || this.#old.length > 0 || this.#queue.inFlight > 0;
+  }
+
+  /** The last position whose lines were all handled (saved or about to be). */
+  get committedPosition(): LogPosition | undefined {
+    return this.#committed;
+  }
+
+  /**
+   * Loads the saved position, opens the file if it exists and starts watching. Resolves once the
+   * start offset is decided; reading continues in the background. Never rejects for file problems.
+   */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    this.#started = true;
+    if (this.#positions !== undefined) {
+      try {
+        this.#resume = await this.#positions.store.getPosition(this.#positions.id);
+        this.#saved = this.#resume;
+      } catch (error) {
+        this.#logger.warn(
+          { err: error, path: this.path },
+          `${this.path}: saved position unavailable; starting afresh`,
+        );
+      }
+    }
+    if (this.#closed) return;
+    await this.#open(true);
+    if (this.#closed) return;
+    this.#watch();
+    this.#pollTimer = setInterval(() => {
+      this.#watch();
+      this.#schedule();
+    }, this.#options.pollIntervalMs).unref();
+    this.#schedule();
+  }
+
+  /**
+   * Stops reading, waits until every batch already handed to `onLines` has settled, saves the
+   * position and closes the files. A partial last line stays unread (it is read whole next time).
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      clearInterval(this.#pollTimer);
+      clearTimeout(this.#saveTimer);
+      this.#watching?.close();
+      this.#watchingAll?.close();
+      await this.#starting?.catch(() => {});
+      await this.#running;
+      await this.#queue.drain();
+      const files = [...this.#old, ...(this.#current === undefined ? [] : [this.#current])];
+      this.#old = [];
+      this.#current = undefined;
+      await Promise.all(files.map((file) => file.fh.close().catch(() => {})));
+      await this.#save();
+    })();
+    return this.#closing;
+  }
+
+  #schedule(): void {
+    if (this.#closed || !this.#started) return;
+    if (this.#running !== undefined) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    do {
+      this.#again = false;
+      try {
+        await this.#cycle();
+      } catch (error) {
+        await this.#failed(error);
+      }
+    } while (this.#again && !this.#closed);
+    this.#running = undefined;
+  }
+
+  async #cycle(): Promise<void> {
+    for (const old of [...this.#old]) await this.#drainOld(old);
+    if (this.#closed) return;
+    if (this.#current === undefined) {
+      if (this.#state === 'error' && Date.now() < this.#retryAtMs) return;
+      if (!(await this.#open(false))) return;
+    }
+    const file = this.#current as OpenFile;
+    const { size } = await file.fh.stat();
+    if (size < file.offset) {
+      await this.#restart(file, size, 'truncated');
+    } else if (file.head === undefined) {
+      this.#setHead(file, await readHead(file.fh, size));
+    } else {
+      const head = await readHead(file.fh, size);
+      if (head === undefined || !head.equals(file.head)) await this.#restart(file, size, 'replaced');
+    }
+    await this.#drain(file, true);
+    if (this.#closed) return;
+    let ino: number;
+    try {
+      ino = (await stat(this.path)).ino;
+    } catch (error) {
+      if (!isMissing(error)) throw error;
+      this.#retire(file, 'deleted');
+      return;
+    }
+    if (ino !== file.ino) {
+      this.#retire(file, 'rotated');
+      this.#again = true;
+    }
+  }
+
+  /** Opens the path; decides where to start. Returns false when it is missing or unreadable. */
+  async #open(initial: boolean): Promise<boolean> {
+    let fh: FileHandle;
+    try {
+      // Refuse directories, FIFOs and devices before open(): a FIFO would block the reading thread.
+      const info = await stat(this.path);
+      if (!info.isFile()) throw notAFile(this.path, info.isDirectory());
+      fh = await open(this.path, 'r');
+    } catch (error) {
+      this.#openFailed(error);
+      return false;
+    }
+    try {
+      const info = await fh.stat();
+      if (!info.isFile()) throw notAFile(this.path, info.isDirectory());
+      if (this.#closed) {
+        await fh.close();
+        return false;
+      }
+      const head = await readHead(fh, info.size);
+      const file: OpenFile = {
+        fh,
+        ino: info.ino,
+        head: undefined,
+        headHash: '',
+        offset: 0,
+        splitter: new LineSplitter(this.#options.maxLineLength),
+        lastGrowthMs: Date.now(),
+      };
+      this.#setHead(file, head);
+      const resume = this.#resume;
+      this.#resume = undefined;
+      let how: string;
+      if (resume !== undefined) {
+        const same =
+          resume.inode === file.ino &&
+          (resume.headHash === '' || resume.headHash === file.headHash) &&
+          resume.offset <= info.size;
+        file.offset = same ? resume.offset : 0;
+        how = same
+          ? `resuming at byte ${file.offset}`
+          : 'it changed while stopped; reading it from the start';
+      } else if (initial && this.#options.start === 'end') {
+        file.offset = await lastLineStart(fh, info.size);
+        how = 'reading new lines only';
+      } else {
+        how = 'reading it from the start';
+      }
+      if (this.#errorCode !== undefined)
+        this.#logger.info({ path: this.path }, `${this.path} is readable again`);
+      this.#errorCode = undefined;
+      this.#announcedWaiting = false;
+      this.#state = 'open';
+      this.#current = file;
+      this.#queue.mark(this.#positionOf(file));
+      this.#logger.info({ path: this.path, offset: file.offset }, `following ${this.path}: ${how}`);
+      return true;
+    } catch (error) {
+      await fh.close().catch(() => {});
+      this.#openFailed(error);
+      return false;
+    }
+  }
+
+  #openFailed(error: unknown): void {
+    if (isMissing(error)) {
+      this.#state = 'waiting';
+      if (!this.#announcedWaiting) {
+        this.#announcedWaiting = true;
+        this.#logger.info({ path: this.path }, `${this.path} does not exist (yet); waiting for it`);
+      }
+      return;
+    }
+    const code = (error as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
+    this.#state = 'error';
+    this.#retryAtMs = Date.now() + this.#options.retryIntervalMs;
+    if (code !== this.#errorCode) {
+      this.#errorCode = code;
+      this.#logger.error(
+        { path: this.path, code },
+        `cannot read ${this.path}: ${describeError(error)}; retrying every ${formatDuration(this.#options.retryIntervalMs)}`,
+      );
+    }
+  }
+
+  /** An unexpected error while reading an open file: close it, retry later from the same place. */
+  async #failed(error: unknown): Promise<void> {
+    const file = this.#current;
+    if (file !== undefined) {
+      this.#current = undefined;
+      this.#resume = this.#positionOf(file);
+      this.#stats.truncatedLines += file.splitter.truncatedLines;
+      await file.fh.close().catch(() => {});
+    }
+    this.#openFailed(error);
+  }
+
+  /** Reads to the end of the file, handing complete lines to the queue. */
+  async #drain(file: OpenFile, tracked: boolean): Promise<boolean> {
+    let grew = false;
+    while (!this.#closed) {
+      const { bytesRead } = await file.fh.read(this.#buffer, 0, this.#buffer.length, file.offset);
+      if (bytesRead === 0) break;
+      grew = true;
+      file.offset += bytesRead;
+      this.#stats.bytes += bytesRead;
+      const before = file.splitter.truncatedLines;
+      const lines = file.splitter.push(this.#buffer.subarray(0, bytesRead));
+      if (file.splitter.truncatedLines !== before) this.#noteTruncated(file, before);
+      if (lines.length > 0) {
+        if (tracked && file.head === undefined) this.#setHead(file, await readHead(file.fh, file.offset));
+        await this.#hand(lines, tracked ? this.#positionOf(file) : undefined);
+      }
+      if (bytesRead < this.#buffer.length) break;
+      if (this.#buffer.length < this.#options.chunkSize)
+        this.#buffer = Buffer.allocUnsafe(this.#options.chunkSize);
+    }
+    return grew;
+  }
+
+  async #drainOld(file: OpenFile): Promise<void> {
+    let grew = false;
+    try {
+      grew = await this.#drain(file, false);
+    } catch {
+      // An old file that cannot be read any more is simply done.
+      file.lastGrowthMs = Number.NEGATIVE_INFINITY;
+    }
+    const now = Date.now();
+    if (grew) file.lastGrowthMs = now;
+    if (this.#closed || now - file.lastGrowthMs < this.#options.drainGraceMs) return;
+    this.#old = this.#old.filter((other) => other !== file);
+    const tail = file.splitter.flush();
+    if (tail !== undefined) await this.#hand([tail], undefined);
+    this.#stats.truncatedLines += file.splitter.truncatedLines;
+    await file.fh.close().catch(() => {});
+    this.#watch();
+  }
+
+  /** The current file went away (deleted) or the path names another file now (rotated). */
+  #retire(file: OpenFile, how: 'deleted' | 'rotated'): void {
+    this.#current = undefined;
+    this.#stats.rotations++;
+    file.lastGrowthMs = Date.now();
+    this.#old.push(file);
+    this.#watch();
+    if (how === 'deleted') {
+      this.#state = 'waiting';
+      this.#announcedWaiting = true;
+      this.#logger.info(
+        { path: this.path },
+        `${this.path} was deleted; reading what is left, then waiting for it`,
+      );
+    } else {
+      this.#logger.info(
+        { path: this.path },
+        `${this.path} was rotated; finishing the old file, then the new one`,
+      );
+    }
+  }
+
+  /** Copytruncate or in-place replacement: the same file now holds other lines. */
+  async #restart(file: OpenFile, size: number, how: 'truncated' | 'replaced'): Promise<void> {
+    this.#stats.rotations++;
+    const tail = file.splitter.flush();
+    if (tail !== undefined) await this.#hand([tail], undefined);
+    file.splitter.reset();
+    file.offset = 0;
+    this.#setHead(file, await readHead(file.fh, size));
+    this.#queue.mark(this.#positionOf(file));
+    this.#logger.info({ path: this.path }, `${this.path} was ${how}; reading it from the start`);
+  }
+
+  async #hand(lines: string[], position: LogPosition | undefined): Promise<void> {
+    this.#stats.lines += lines.length;
+    const full = this.#queue.push({ lines, source: this.path }, position);
+    if (full !== undefined) await full;
+  }
+
+  #setHead(file: OpenFile, head: Buffer | undefined): void {
+    file.head = head === undefined ? undefined : Buffer.from(head);
+    file.headHash = head === undefined ? '' : createHash('sha256').update(head).digest('hex').slice(0, 32);
+  }
+
+  #positionOf(file: OpenFile): LogPosition {
+    return { offset: file.offset - file.splitter.heldBytes, inode: file.ino, headHash: file.headHash };
+  }
+
+  #noteTruncated(file: OpenFile, before: number): void {
+    const { allowed, suppressed } = this.#truncationLog.take();
+    if (!allowed) return;
+    const more = suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : '';
+    this.#logger.warn(
+      {
+        path: this.path,
+        cut: file.splitter.truncatedLines - before,
+        maxLineLength: this.#options.maxLineLength,
+      },
+      `${this.path}: line longer than ${this.#options.maxLineLength} bytes cut${more}`,
+    );
+  }
+
+  #truncatedLines(): number {
+    let count = this.#stats.truncatedLines;
+    for (const file of [...this.#old, ...(this.#current === undefined ? [] : [this.#current])]) {
+      count += file.splitter.truncatedLines;
+    }
+    return count;
+  }
+
+  /**
+   * Subscribes to changes of our file name in its directory, and while a rotated file is still
+   * being read, to every change there (its writes show up under its new name).
+   */
+  #watch(): void {
+    if (!this.#options.watch || this.#closed) return;
+    const dir = dirname(this.path);
+    if (this.#watching === undefined || this.#watching.broken) {
+      this.#watching?.close();
+      this.#watching = subscribe(dir, basename(this.path), this.#onChange);
+    }
+    if (this.#old.length > 0) {
+      if (this.#watchingAll === undefined || this.#watchingAll.broken) {
+        this.#watchingAll?.close();
+        this.#watchingAll = subscribe(dir, undefined, this.#onChange);
+      }
+    } else if (this.#watchingAll !== undefined) {
+      this.#watchingAll.close();
+      this.#watchingAll = undefined;
+    }
+  }
+
+  readonly #onChange = (): void => this.#schedule();
+
+  #scheduleSave(): void {
+    if (this.#positions === undefined || this.#saveTimer !== undefined || this.#closed) return;
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined;
+      void this.#save();
+    }, this.#options.saveIntervalMs).unref();
+  }
+
+  /** Saves the committed position if it moved; saves never overlap. */
+  #save(): Promise<void> {
+    this.#saving = this.#saving.then(async () => {
+      const positions = this.#positions;
+      const position = this.#committed;
+      if (positions === undefined || position === undefined || samePosition(position, this.#saved)) return;
+      try {
+        await positions.store.setPosition(positions.id, position);
+        this.#saved = position;
+      } catch (error) {
+        this.#logger.warn({ err: error, path: this.path }, `${this.path}: could not save the read position`);
+        this.#scheduleSave();
+      }
+    });
+    return this.#saving;
+  }
+}
+
+/** The file's first line (at most 512 bytes), or `undefined` while it has no complete one. */
+async function readHead(fh: FileHandle, size: number): Promise<Buffer | undefined> {
+  const length = Math.min(size, HEAD_BYTES);
+  if (length === 0) return undefined;
+  const buffer = Buffer.alloc(length);
+  const { bytesRead } = await fh.read(buffer, 0, length, 0);
+  const newline = buffer.subarray(0, bytesRead).indexOf(0x0a);
+  if (newline !== -1) return buffer.subarray(0, newline + 1);
+  return bytesRead === HEAD_BYTES ? buffer : undefined;
+}
+
+/** Offset just after the last `\n` before `size` (looking back 64 KiB at most), for `start: end`. */
+async function lastLineStart(fh: FileHandle, size: number): Promise<number> {
+  const length = Math.min(size, 65_536);
+  if (length === 0) return 0;
+  const buffer = Buffer.alloc(length);
+  const { bytesRead } = await fh.read(buffer, 0, length, size - length);
+  const newline = buffer.subarray(0, bytesRead).lastIndexOf(0x0a);
+  if (newline !== -1) return size - length + newline + 1;
+  return length === size ? 0 : size;
+}
+
+/** A directory watch, or `undefined` when the directory cannot be watched (yet): polling covers it. */
+function subscribe(dir: string, name: string | undefined, listener: () => void): DirectoryWatch | undefined {
+  try {
+    return watchDirectory(dir, name, listener);
+  } catch {
+    return undefined;
+  }
+}
+
+function samePosition(a: LogPosition, b: LogPosition | undefined): boolean {
+  return b !== undefined && a.offset === b.offset && a.inode === b.inode && a.headHash === b.headHash;
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function notAFile(path: string, directory: boolean): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${path} is not a regular file`), {
+    code: directory ? 'EISDIR' : 'ENOTREG',
+  });
+}
+
+function describeError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'it is a directory';
+  if (code === 'ENOTREG') return 'not a regular file';
+  if (code === 'ELOOP') return 'too many symbolic links';
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,138 @@
+/** Longest line kept, in bytes, unless a source says otherwise. */
+export const DEFAULT_MAX_LINE_LENGTH = 16_384;
+
+const NEWLINE = 0x0a;
+const CARRIAGE_RETURN = 13;
+
+/**
+ * Splits a byte stream into complete lines, decoded as UTF-8 (invalid sequences become U+FFFD,
+ * NUL bytes stay). A line longer than `maxLineLength` bytes is cut to that length and the rest of
+ * it is dropped as it arrives, so memory never grows past the limit however long the line is. The
+ * bytes after the last `\n` are held until the line is completed (or {@link flush}ed).
+ *
+ * Complete lines are decoded in one call per chunk: a `\n` byte can never be part of a multi-byte
+ * UTF-8 sequence, so decoding many lines at once gives exactly what decoding each would.
+ */
+export class LineSplitter {
+  readonly #max: number;
+  readonly #decoder = new TextDecoder('utf-8', { fatal: false });
+  #pending: Buffer | undefined;
+  #pendingLength = 0;
+  #held = 0;
+  #discarding = false;
+  #truncated = 0;
+
+  /** @param maxLineLength longest line kept, in bytes. Default 16384. */
+  constructor(maxLineLength = DEFAULT_MAX_LINE_LENGTH) {
+    if (!Number.isSafeInteger(maxLineLength) || maxLineLength < 1) {
+      throw new RangeError(`maxLineLength: expected a whole number of bytes >= 1, got ${maxLineLength}`);
+    }
+    this.#max = maxLineLength;
+  }
+
+  /**
+   * Bytes received after the last `\n` (the line being held, including any part already dropped
+   * because it was too long). `bytes pushed - heldBytes` is where the last complete line ended.
+   */
+  get heldBytes(): number {
+    return this.#held;
+  }
+
+  /** Lines cut to `maxLineLength` so far. */
+  get truncatedLines(): number {
+    return this.#truncated;
+  }
+
+  /**
+   * Feeds bytes; returns the lines they complete, without their `\n` (and without a `\r` before
+   * it). The chunk is not kept: callers may reuse its memory once this returns.
+   */
+  push(chunk: Uint8Array): string[] {
+    const out: string[] = [];
+    const firstNewline = chunk.indexOf(NEWLINE);
+    if (firstNewline === -1) {
+      this.#hold(chunk, 0, chunk.length);
+      return out;
+    }
+    let start = 0;
+    if (this.#held > 0) {
+      this.#hold(chunk, 0, firstNewline);
+      out.push(this.#takeHeld());
+      start = firstNewline + 1;
+    }
+    const lastNewline = chunk.lastIndexOf(NEWLINE);
+    if (lastNewline >= start) {
+      this.#splitComplete(chunk.subarray(start, lastNewline), out);
+      start = lastNewline + 1;
+    }
+    if (start < chunk.length) this.#hold(chunk, start, chunk.length);
+    return out;
+  }
+
+  /** Returns the held partial line as a line (the stream ended), or `undefined` when there is none. */
+  flush(): string | undefined {
+    return this.#held > 0 ? this.#takeHeld() : undefined;
+  }
+
+  /** Forgets the held partial line. */
+  reset(): void {
+    this.#pendingLength = 0;
+    this.#held = 0;
+    this.#discarding = false;
+  }
+
+  /** `region` holds whole lines separated by `\n`, the last one's `\n` excluded. */
+  #splitComplete(region: Uint8Array, out: string[]): void {
+    if (region.length > this.#max && hasLongLine(region, this.#max)) {
+      // Rare: cut lines one by one.
+      let from = 0;
+      for (;;) {
+        const newline = region.indexOf(NEWLINE, from);
+        const end = newline === -1 ? region.length : newline;
+        if (end - from > this.#max) this.#truncated++;
+        out.push(stripCr(this.#decoder.decode(region.subarray(from, Math.min(end, from + this.#max)))));
+        if (newline === -1) return;
+        from = newline + 1;
+      }
+    }
+    const lines = this.#decoder.decode(region).split('\n');
+    for (const line of lines) out.push(stripCr(line));
+  }
+
+  #hold(chunk: Uint8Array, from: number, to: number): void {
+    const length = to - from;
+    this.#held += length;
+    if (this.#discarding || length === 0) return;
+    const room = this.#max - this.#pendingLength;
+    const take = Math.min(room, length);
+    if (take > 0) {
+      this.#pending ??= Buffer.allocUnsafe(this.#max);
+      this.#pending.set(chunk.subarray(from, from + take), this.#pendingLength);
+      this.#pendingLength += take;
+    }
+    if (length > room) this.#discarding = true;
+  }
+
+  #takeHeld(): string {
+    if (this.#discarding) this.#truncated++;
+    const line =
+      this.#pending === undefined ? '' : this.#decoder.decode(this.#pending.subarray(0, this.#pendingLength));
+    this.reset();
+    return stripCr(line);
+  }
+}
+
+function hasLongLine(region: Uint8Array, max: number): boolean {
+  let from = 0;
+  for (;;) {
+    const newline = region.indexOf(NEWLINE, from);
+    const end = newline === -1 ? region.length : newline;
+    if (end - from > max) return true;
+    if (newline === -1) return false;
+    from = newline + 1;
+  }
+}
+
+function stripCr(line: string): string {
+  return line.charCodeAt(line.length - 1) === CARRIAGE_RETURN ? line.slice(0, -1) : line;
+}

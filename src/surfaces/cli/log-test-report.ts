@@ -1,0 +1,198 @@
+import type { CompiledLogFilter, LineResult, LogMatch } from '../../detection/filters/regex/log-filter.js';
+
+/**
+ * What `portcullis test` found in a log: counts by line kind, hits per regex, date formats seen,
+ * and (on request) the matched, missed and ignored lines themselves. Pure counting; no I/O.
+ */
+export interface LogTestReport {
+  filter: { name: string; mode: string; description: string };
+  log: string;
+  lines: {
+    total: number;
+    /** Lines that produced at least one failure. */
+    matched: number;
+    ignored: number;
+    /** Lines that matched nothing (undated ones included). */
+    missed: number;
+    /** Lines a failregex matched that produced no failure yet (`<F-NOFAIL>`, waiting sessions). */
+    info: number;
+    /** Missed lines without a date. */
+    noDate: number;
+    /** Lines whose host was not an IP address (a DNS name: nothing is resolved). */
+    badHost: number;
+    /** Lines cut to `max_line_length`. */
+    truncated: number;
+  };
+  /** Failures found (a line can carry several, from a multi-line session). */
+  failures: number;
+  failregex: { index: number; regex: string; hits: number }[];
+  ignoreregex: { index: number; regex: string; hits: number }[];
+  /** Date format name → lines. */
+  dateFormats: Record<string, number>;
+  elapsedMs: number;
+  linesPerSecond: number;
+  matchedLines?: { line: number; text: string; failures: LogMatch[] }[];
+  missedLines?: { line: number; text: string }[];
+  ignoredLines?: { line: number; text: string }[];
+}
+
+export interface CollectOptions {
+  printMatched?: boolean;
+  printMissed?: boolean;
+  printIgnored?: boolean;
+}
+
+/** Accumulates {@link LineResult}s into a {@link LogTestReport}. */
+export class LogTestCollector {
+  readonly #filter: CompiledLogFilter;
+  readonly #options: CollectOptions;
+  readonly #hits: number[];
+  readonly #ignoreHits: number[];
+  readonly #dates = new Map<string, number>();
+  readonly #lines = {
+    total: 0,
+    matched: 0,
+    ignored: 0,
+    missed: 0,
+    info: 0,
+    noDate: 0,
+    badHost: 0,
+    truncated: 0,
+  };
+  #failures = 0;
+  readonly #matched: NonNullable<LogTestReport['matchedLines']> = [];
+  readonly #missed: NonNullable<LogTestReport['missedLines']> = [];
+  readonly #ignored: NonNullable<LogTestReport['ignoredLines']> = [];
+
+  constructor(filter: CompiledLogFilter, options: CollectOptions = {}) {
+    this.#filter = filter;
+    this.#options = options;
+    this.#hits = filter.failregex.map(() => 0);
+    this.#ignoreHits = filter.ignoreregex.map(() => 0);
+  }
+
+  add(text: string, result: LineResult): void {
+    const lines = this.#lines;
+    const lineNo = ++lines.total;
+    if (result.dateFormat !== undefined)
+      this.#dates.set(result.dateFormat, (this.#dates.get(result.dateFormat) ?? 0) + 1);
+    if (result.regexIndex !== undefined && result.kind !== 'missed') bump(this.#hits, result.regexIndex);
+    switch (result.kind) {
+      case 'match':
+        lines.matched++;
+        this.#failures += result.matches.length;
+        if (this.#options.printMatched) this.#matched.push({ line: lineNo, text, failures: result.matches });
+        return;
+      case 'ignored':
+        lines.ignored++;
+        if (result.ignoreIndex !== undefined) bump(this.#ignoreHits, result.ignoreIndex);
+        if (this.#options.printIgnored) this.#ignored.push({ line: lineNo, text });
+        return;
+      case 'info':
+        lines.info++;
+        return;
+      case 'no-date':
+        lines.noDate++;
+        break;
+      default:
+        if (result.badHost !== undefined) lines.badHost++;
+    }
+    lines.missed++;
+    if (this.#options.printMissed) this.#missed.push({ line: lineNo, text });
+  }
+
+  /** Lines cut to the length limit before they reached the filter. */
+  set truncated(count: number) {
+    this.#lines.truncated = count;
+  }
+
+  report(log: string, elapsedMs: number): LogTestReport {
+    const filter = this.#filter;
+    const report: LogTestReport = {
+      filter: { name: filter.name, mode: filter.mode, description: filter.description },
+      log,
+      lines: { ...this.#lines },
+      failures: this.#failures,
+      failregex: filter.failregex.map((regex, index) => ({ index, regex, hits: this.#hits[index] ?? 0 })),
+      ignoreregex: filter.ignoreregex.map((regex, index) => ({
+        index,
+        regex,
+        hits: this.#ignoreHits[index] ?? 0,
+      })),
+      dateFormats: Object.fromEntries([...this.#dates].sort((a, b) => b[1] - a[1])),
+      elapsedMs: Math.round(elapsedMs * 1000) / 1000,
+      linesPerSecond: elapsedMs > 0 ? Math.round((this.#lines.total * 1000) / elapsedMs) : 0,
+    };
+    if (this.#options.printMatched) report.matchedLines = this.#matched;
+    if (this.#options.printMissed) report.missedLines = this.#missed;
+    if (this.#options.printIgnored) report.ignoredLines = this.#ignored;
+    return report;
+  }
+}
+
+function bump(counts: number[], index: number): void {
+  counts[index] = (counts[index] ?? 0) + 1;
+}
+
+/** The report as text, in the shape fail2ban-regex users know. */
+export function formatReport(report: LogTestReport): string {
+  const out: string[] = [];
+  const { lines } = report;
+  out.push(`Filter: ${report.filter.name} (mode ${report.filter.mode})`);
+  out.push(`Log:    ${report.log}`);
+  out.push('');
+  const totalHits = report.failregex.reduce((sum, r) => sum + r.hits, 0);
+  out.push(`Failregex: ${totalHits} total`);
+  out.push('|-  #) [# of hits] regular expression');
+  for (const r of report.failregex) out.push(`|  ${String(r.index).padStart(2)}) [${r.hits}] ${r.regex}`);
+  out.push('`-');
+  out.push('');
+  const ignoreHits = report.ignoreregex.reduce((sum, r) => sum + r.hits, 0);
+  out.push(`Ignoreregex: ${ignoreHits} total`);
+  if (report.ignoreregex.length > 0) {
+    out.push('|-  #) [# of hits] regular expression');
+    for (const r of report.ignoreregex) out.push(`|  ${String(r.index).padStart(2)}) [${r.hits}] ${r.regex}`);
+    out.push('`-');
+  }
+  out.push('');
+  out.push('Date formats seen:');
+  out.push('|- [# of lines] format');
+  for (const [format, count] of Object.entries(report.dateFormats)) out.push(`|  [${count}] ${format}`);
+  out.push('`-');
+  out.push('');
+  out.push(
+    `Lines: ${lines.total} lines, ${lines.ignored} ignored, ${lines.matched} matched, ${lines.missed} missed`,
+  );
+  const notes: string[] = [];
+  if (report.failures !== lines.matched) notes.push(`${report.failures} failures in the matched lines`);
+  if (lines.info > 0) notes.push(`${lines.info} lines fed multi-line sessions without a failure yet`);
+  if (lines.noDate > 0) notes.push(`${lines.noDate} missed lines had no date`);
+  if (lines.badHost > 0)
+    notes.push(`${lines.badHost} missed lines named a host that is not an IP (DNS names are not resolved)`);
+  if (lines.truncated > 0) notes.push(`${lines.truncated} lines were cut to the length limit`);
+  for (const note of notes) out.push(`       (${note})`);
+  const seconds = report.elapsedMs / 1000;
+  out.push(
+    `[processed in ${seconds.toFixed(3)} s, ${report.linesPerSecond.toLocaleString('en-US')} lines/s]`,
+  );
+  const listing = (
+    title: string,
+    entries: { line: number; text: string; failures?: LogMatch[] }[] | undefined,
+  ) => {
+    if (entries === undefined) return;
+    out.push('');
+    out.push(`${title}: ${entries.length}`);
+    for (const entry of entries) {
+      const detail =
+        entry.failures === undefined
+          ? ''
+          : `  → ${entry.failures.map((f) => [f.ip, ...Object.entries(f.fields).map(([k, v]) => `${k}=${JSON.stringify(v)}`)].join(' ')).join('; ')}`;
+      out.push(`| ${String(entry.line).padStart(7)}: ${entry.text}${detail}`);
+    }
+    out.push('`-');
+  };
+  listing('Matched lines', report.matchedLines);
+  listing('Ignored lines', report.ignoredLines);
+  listing('Missed lines', report.missedLines);
+  return `${out.join('\n')}\n`;
+}

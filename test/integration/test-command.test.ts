@@ -1,0 +1,123 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, runCli } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-cmd-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const LOG = [
+  'Nov 25 12:00:01 gate sshd[101]: Failed password for root from 192.0.2.7 port 40001 ssh2',
+  'Nov 25 12:00:02 gate sshd[102]: Invalid user admin from 192.0.2.8 port 40002',
+  'Nov 25 12:00:03 gate sshd[102]: Failed password for invalid user admin from 192.0.2.8 port 40002 ssh2',
+  'Nov 25 12:00:04 gate CRON[103]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)',
+  'Nov 25 12:00:05 gate sshd[104]: Accepted publickey for bob from 192.0.2.9 port 40004 ssh2',
+  'a continuation line without a date',
+  'Nov 25 12:00:06 gate sshd[105]: Invalid user x from host.example.com port 40005',
+  'Nov 25 12:00:07 gate sshd[106]: error: kex_exchange_identification: Connection closed by remote host',
+  'Nov 25 12:00:08 gate sshd[106]: Connection closed by 192.0.2.10 port 40006 [preauth]',
+].join('\n');
+
+const logFile = join(dir, 'auth.log');
+writeFileSync(logFile, `${LOG}\n`);
+
+describe('portcullis test LOG FILTER', () => {
+  it('prints hit counts per regex, date formats and line counts', async () => {
+    const result = await runCli(['test', logFile, 'sshd', '--logtimezone', 'UTC']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('Filter: sshd (mode normal)');
+    expect(result.stdout).toMatch(/\|\s+0\) \[2\] \^Failed /);
+    expect(result.stdout).toMatch(/\|\s+1\) \[1\] \^Invalid user /);
+    expect(result.stdout).toContain('|  [8] syslog (MMM dd HH:MM:SS)');
+    expect(result.stdout).toContain('Lines: 9 lines, 0 ignored, 3 matched, 6 missed');
+    expect(result.stdout).toContain('(1 missed lines had no date)');
+    expect(result.stdout).toContain(
+      '(1 missed lines named a host that is not an IP (DNS names are not resolved))',
+    );
+    expect(result.stdout).toMatch(/\[processed in \d+\.\d{3} s, [\d,]+ lines\/s\]/);
+  });
+
+  it('--json gives the same counts to machines, --print-matched the lines and their failures', async () => {
+    const result = await runCli([
+      'test',
+      logFile,
+      'sshd',
+      '--mode',
+      'aggressive',
+      '--json',
+      '--print-matched',
+      '--logtimezone',
+      'UTC',
+    ]);
+    expect(result.status).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.filter).toMatchObject({ name: 'sshd', mode: 'aggressive' });
+    expect(report.lines).toEqual({
+      total: 9,
+      matched: 4,
+      ignored: 0,
+      missed: 4,
+      info: 1,
+      noDate: 1,
+      badHost: 1,
+      truncated: 0,
+    });
+    expect(report.failures).toBe(4);
+    expect(report.dateFormats).toEqual({ 'syslog (MMM dd HH:MM:SS)': 8 });
+    expect(report.matchedLines.map((m: { line: number }) => m.line)).toEqual([1, 2, 3, 9]);
+    expect(report.matchedLines[3].failures).toEqual([
+      { ip: '192.0.2.10', timeMs: expect.any(Number), fields: {}, regexIndex: 13 },
+    ]);
+    expect(new Date(report.matchedLines[3].failures[0].timeMs).toISOString()).toMatch(
+      /-11-25T12:00:07\.000Z$/,
+    );
+    expect(report.linesPerSecond).toBeGreaterThan(0);
+  });
+
+  it('reads standard input with -, lists missed lines, and takes a bare failregex as the filter', async () => {
+    const child = spawn(process.execPath, [
+      '--import',
+      'tsx',
+      CLI,
+      'test',
+      '-',
+      'Accepted \\S+ for <F-USER>\\S+</F-USER> from <HOST> port',
+      '--print-missed',
+      '--print-matched',
+    ]);
+    let stdout = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stdin.end(LOG);
+    const status = await new Promise((resolve) => child.on('close', resolve));
+    expect(status).toBe(0);
+    expect(stdout).toContain('Lines: 9 lines, 0 ignored, 1 matched, 8 missed');
+    expect(stdout).toContain('Matched lines: 1');
+    expect(stdout).toMatch(/\|\s+5: Nov 25 12:00:05 .* → 192\.0\.2\.9 user="bob"/);
+    expect(stdout).toContain('Missed lines: 8');
+    expect(stdout).toContain('|       6: a continuation line without a date');
+  });
+
+  it('exits 2 naming the problem for a bad filter, mode or option', async () => {
+    const re2 = await runCli(['test', logFile, '^x (?=y) <HOST>']);
+    expect(re2.status).toBe(2);
+    expect(re2.stderr).toBe(
+      'filter.failregex.0: RE2 cannot compile "^x (?=y) <HOST>": invalid perl operator: (?=\n',
+    );
+    const mode = await runCli(['test', logFile, 'sshd', '--mode', 'agressive']);
+    expect(mode.status).toBe(2);
+    expect(mode.stderr).toBe(
+      '--mode: the filter "sshd" has no mode "agressive" (modes: normal, aggressive)\n',
+    );
+    const zone = await runCli(['test', logFile, 'sshd', '--logtimezone', 'Nowhere/Special']);
+    expect(zone.status).toBe(2);
+    expect(zone.stderr).toContain('--logtimezone: expected "UTC"');
+    const missing = await runCli(['test', join(dir, 'absent.log'), 'sshd']);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('absent.log: cannot read the log');
+  });
+});

@@ -1,0 +1,356 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Logger } from '../../../src/core/logger.js';
+import { FileFollower, type FileFollowerOptions } from '../../../src/sources/log/file-follower.js';
+import { MemoryStore } from '../../../src/stores/memory/memory-store.js';
+import { exactlyOnce, makeTempDir, numberedLines, numbersIn, waitFor } from './log-test-helpers.js';
+
+interface Logged {
+  level: string;
+  message: string;
+}
+
+let dir: string;
+let followers: FileFollower[];
+let logged: Logged[];
+const logger: Logger = {
+  debug: (_fields, message = '') => logged.push({ level: 'debug', message }),
+  info: (_fields, message = '') => logged.push({ level: 'info', message }),
+  warn: (_fields, message = '') => logged.push({ level: 'warn', message }),
+  error: (_fields, message = '') => logged.push({ level: 'error', message }),
+};
+
+beforeEach(() => {
+  dir = makeTempDir();
+  followers = [];
+  logged = [];
+});
+afterEach(async () => {
+  await Promise.all(followers.map((follower) => follower.close()));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function follow(
+  file: string,
+  options: Partial<FileFollowerOptions> = {},
+): { follower: FileFollower; lines: string[] } {
+  const lines: string[] = [];
+  const follower = new FileFollower({
+    path: file,
+    onLines: (batch) => {
+      lines.push(...batch.lines);
+    },
+    pollIntervalMs: 50,
+    retryIntervalMs: 100,
+    saveIntervalMs: 20,
+    drainGraceMs: 300,
+    logger,
+    ...options,
+  });
+  followers.push(follower);
+  return { follower, lines };
+}
+
+describe('FileFollower: where it starts', () => {
+  it('start: end reads only lines written after the start', async () => {
+    const file = path.join(dir, 'a.log');
+    fs.writeFileSync(file, 'old 1\nold 2\n');
+    const { follower, lines } = follow(file, { start: 'end' });
+    await follower.start();
+    fs.appendFileSync(file, 'new 1\nnew 2\n');
+    await waitFor(() => lines.length >= 2);
+    expect(lines).toEqual(['new 1', 'new 2']);
+  });
+
+  it('start: end still delivers a line that was half written at the start', async () => {
+    const file = path.join(dir, 'a.log');
+    fs.writeFileSync(file, 'old\nhalf ');
+    const { follower, lines } = follow(file, { start: 'end' });
+    await follower.start();
+    fs.appendFileSync(file, 'written\n');
+    await waitFor(() => lines.length >= 1);
+    expect(lines).toEqual(['half written']);
+  });
+
+  it('start: beginning reads the whole file', async () => {
+    const file = path.join(dir, 'a.log');
+    fs.writeFileSync(file, 'one\ntwo\n');
+    const { follower, lines } = follow(file, { start: 'beginning' });
+    await follower.start();
+    await waitFor(() => lines.length >= 2);
+    expect(lines).toEqual(['one', 'two']);
+  });
+
+  it('waits for a file that does not exist yet (logging it once) and reads it from its start', async () => {
+    const file = path.join(dir, 'later.log');
+    const { follower, lines } = follow(file, { start: 'end' });
+    await follower.start();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    fs.writeFileSync(file, 'first\nsecond\n');
+    await waitFor(() => lines.length >= 2);
+    expect(lines).toEqual(['first', 'second']);
+    expect(logged.filter((entry) => entry.message.includes('does not exist'))).toHaveLength(1);
+  });
+});
+
+describe('FileFollower: line content', () => {
+  it('holds a partial last line until its newline arrives', async () => {
+    const file = path.join(dir, 'a.log');
+    fs.writeFileSync(file, '');
+    const { follower, lines } = follow(file);
+    await follower.start();
+    fs.appendFileSync(file, 'partial');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(lines).toEqual([]);
+    fs.appendFileSync(file, ' line\n');
+    await waitFor(() => lines.length >= 1);
+    expect(lines).toEqual(['partial line']);
+  });
+
+  it('cuts a 1 MB line to maxLineLength and reads the next line intact', async () => {
+    const file = path.join(dir, 'a.log');
+    fs.writeFileSync(file, '');
+    const { follower, lines } = follow(file, { chunkSize: 65_536 });
+    await follower.start();
+    const fd = fs.openSync(file, 'a');
+    // Written in pieces so the follower sees the long line grow across several reads.
+    for (let i = 0; i < 16; i++) fs.writeSync(fd, Buffer.alloc(65_536, 0x78));
+    fs.writeSync(fd, 'END\nnext line\n');
+    fs.closeSync(fd);
+    await waitFor(() => lines.length >= 2);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe('x'.repeat(16_384));
+    expect(lines[1]).toBe('next line');
+    expect(follower.stats.truncatedLines).toBe(1);
+    expect(
+      logged.some((entry) => entry.level === 'warn' && entry.message.includes('longer than 16384')),
+    ).toBe(true);
+  });
+
+  it('decodes invalid UTF-8 as U+FFFD and passes NUL bytes', async () => {
+    const file = path.join(dir, 'a.log');
+    fs.writeFileSync(
+      file,
+      Buffer.from([0x62, 0x61, 0x64, 0xc3, 0x28, 0x0a, 0x6e, 0x75, 0x6c, 0x00, 0x21, 0x0a, 0x6f, 0x6b, 0x0a]),
+    );
+    const { follower, lines } = follow(file, { start: 'beginning' });
+    await follower.start();
+    await waitFor(() => lines.length >= 3);
+    expect(lines).toEqual(['bad\uFFFD(', 'nul\0!', 'ok']);
+  });
+});
+
+describe('FileFollower: rotation', () => {
+  it('rename + create: reads the rest of the old file, including lines written after the rename, then the new one', async () => {
+    const file = path.join(dir, 'a.log');
+    fs.writeFileSync(file, '');
+    const { follower, lines } = follow(file);
+    await follower.start();
+    const fd = fs.openSync(file, 'a');
+    fs.writeSync(fd, numberedLines(1, 10));
+    await waitFor(() => lines.length >= 10);
+    fs.renameSync(file, `${file}.1`);
+    fs.writeFileSync(file, '');
+    fs.writeSync(fd, numberedLines(11, 15)); // the writer has not reopened yet
+    fs.closeSync(fd);
+    fs.appendFileSync(file, numberedLines(16, 20));
+    await waitFor(() => lines.length >= 20);
+    expect(exactlyOnce(numbersIn(lines), 20)).toBeUndefined();
+    expect(follower.stats.rotations).toBe(1);
+    expect(logged.some((entry) => entry.message.includes('was rotated'))).toBe(true);
+  });
+
+  it('copytruncate: reads the file again from its start', async () => {
+    const file = path.join(dir, 'a.log');
+    fs.writeFileSync(file, numberedLines(1, 10));
+    const { follower, lines } = follow(file, { start: 'beginning' });
+    await follower.start();
+    await waitFor(() => lines.length >= 10);
+    fs.copyFileSync(file, `${file}.1`);
+    fs.truncateSync(file, 0);
+    fs.appendFileSync(file, numberedLines(11, 12));
+    await waitFor(() => lines.length >= 12);
+    expect(exactlyOnce(numbersIn(lines), 12)).toBeUndefined();
+  });
+
+  it('a file replaced under the same inode by longer content is read from 0 (first-line hash changed)', async () => {
+    const file = path.join(dir, 'a.log');
+    fs.writeFileSync(file, numberedLines(1, 3));
+    const { follower, lines } = follow(file, { start: 'beginning', watch: false, pollIntervalMs: 300 });
+    await follower.start();
+    await waitFor(() => lines.length >= 3);
+    const inode = fs.statSync(file).ino;
+    // Same inode, and already longer than what was read by the time the follower looks again.
+    fs.writeFileSync(file, numberedLines(4, 20, Date.now() + 1000));
+    expect(fs.statSync(file).ino).toBe(inode);
+    await waitFor(() => lines.length >= 20);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(exactlyOnce(numbersIn(lines), 20)).toBeUndefined();
+    expect(logged.some((entry) => entry.message === `${file} was replaced; reading it from the start`)).toBe(
+      true,
+    );
+  });
+
+  it('a file deleted while open: drains what its writer still adds, then reads the recreated file from 0', async () => {
+    const file = path.join(dir, 'a.log');
+    fs.writeFileSync(file, '');
+    const { follower, lines } = follow(file);
+    await follower.start();
+    const fd = fs.openSync(file, 'a');
+    fs.writeSync(fd, numberedLines(1, 5));
+    await waitFor(() => lines.length >= 5);
+    fs.unlinkSync(file);
+    fs.writeSync(fd, numberedLines(6, 8));
+    await waitFor(() => lines.length >= 8);
+    fs.closeSync(fd);
+    await waitFor(() => logged.some((entry) => entry.message.includes('was deleted')));
+    fs.writeFileSync(file, numberedLines(9, 10));
+    await waitFor(() => lines.length >= 10);
+    expect(exactlyOnce(numbersIn(lines), 10)).toBeUndefined();
+  });
+
+  it('survives its directory being removed and created again', async () => {
+    const sub = path.join(dir, 'nginx');
+    fs.mkdirSync(sub);
+    const file = path.join(sub, 'access.log');
+    fs.writeFileSync(file, '');
+    const { follower, lines } = follow(file);
+    await follower.start();
+    fs.appendFileSync(file, 'one\n');
+    await waitFor(() => lines.length >= 1);
+    fs.rmSync(sub, { recursive: true });
+    await waitFor(() => logged.some((entry) => entry.message.includes('was deleted')));
+    fs.mkdirSync(sub);
+    fs.writeFileSync(file, 'two\n');
+    await waitFor(() => lines.length >= 2);
+    fs.appendFileSync(file, 'three\n');
+    await waitFor(() => lines.length >= 3);
+    expect(lines).toEqual(['one', 'two', 'three']);
+  });
+
+  it('an unreadable path (a directory, which fails even for root) is a clear error, retried until it is a file', async () => {
+    const file = path.join(dir, 'a.log');
+    fs.mkdirSync(file);
+    const { follower, lines } = follow(file, { start: 'end' });
+    await follower.start();
+    await waitFor(() => logged.some((entry) => entry.level === 'error'));
+    expect(logged.find((entry) => entry.level === 'error')?.message).toBe(
+      `cannot read ${file}: it is a directory; retrying every 100ms`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(logged.filter((entry) => entry.level === 'error')).toHaveLength(1);
+    fs.rmdirSync(file);
+    fs.writeFileSync(file, 'now readable\n');
+    await waitFor(() => lines.length >= 1);
+    expect(lines).toEqual(['now readable']);
+    expect(logged.some((entry) => entry.message === `${file} is readable again`)).toBe(true);
+  });
+});
+
+describe('FileFollower: positions', () => {
+  it('close() waits for pending batches, saves the position, and a restart resumes without loss or repeat', async () => {
+    const file = path.join(dir, 'a.log');
+    const store = new MemoryStore();
+    fs.writeFileSync(file, numberedLines(1, 5000));
+    const seen: string[] = [];
+    const slowHandler = (batch: { lines: readonly string[] }) =>
+      new Promise<void>((resolve) =>
+        setTimeout(() => {
+          seen.push(...batch.lines);
+          resolve();
+        }, 5),
+      );
+    const first = follow(file, {
+      start: 'beginning',
+      chunkSize: 4096,
+      onLines: slowHandler,
+      positions: { store, id: 'jail:a' },
+    });
+    await first.follower.start();
+    await waitFor(() => seen.length >= 1000);
+    await first.follower.close();
+    const stoppedAt = seen.length;
+    expect(stoppedAt).toBeLessThan(5000);
+    const saved = await store.getPosition('jail:a');
+    expect(saved?.offset).toBe(Buffer.byteLength(numberedLines(1, stoppedAt)));
+
+    fs.appendFileSync(file, numberedLines(5001, 6000));
+    const second = follow(file, { start: 'end', onLines: slowHandler, positions: { store, id: 'jail:a' } });
+    await second.follower.start();
+    await waitFor(() => seen.length >= 6000);
+    await second.follower.close();
+    expect(exactlyOnce(numbersIn(seen), 6000)).toBeUndefined();
+    expect((await store.getPosition('jail:a'))?.offset).toBe(fs.statSync(file).size);
+  });
+
+  it('a partial last line at close is read whole after the restart', async () => {
+    const file = path.join(dir, 'a.log');
+    const store = new MemoryStore();
+    fs.writeFileSync(file, 'one\ntw');
+    const first = follow(file, { start: 'beginning', positions: { store, id: 'p' } });
+    await first.follower.start();
+    await waitFor(() => first.lines.length >= 1);
+    await first.follower.close();
+    expect((await store.getPosition('p'))?.offset).toBe(4);
+    fs.appendFileSync(file, 'o\n');
+    const second = follow(file, { positions: { store, id: 'p' } });
+    await second.follower.start();
+    await waitFor(() => second.lines.length >= 1);
+    expect([...first.lines, ...second.lines]).toEqual(['one', 'two']);
+  });
+
+  it('start: end saves its starting point at once, so lines written while stopped are read next time', async () => {
+    const file = path.join(dir, 'a.log');
+    const store = new MemoryStore();
+    fs.writeFileSync(file, 'before\n');
+    const first = follow(file, { start: 'end', positions: { store, id: 'p' } });
+    await first.follower.start();
+    await first.follower.close();
+    fs.appendFileSync(file, 'while stopped\n');
+    const second = follow(file, { start: 'end', positions: { store, id: 'p' } });
+    await second.follower.start();
+    await waitFor(() => second.lines.length >= 1);
+    expect(second.lines).toEqual(['while stopped']);
+  });
+
+  it('a file rotated while stopped (other inode) is read from 0', async () => {
+    const file = path.join(dir, 'a.log');
+    const store = new MemoryStore();
+    fs.writeFileSync(file, numberedLines(1, 3));
+    const first = follow(file, { start: 'beginning', positions: { store, id: 'p' } });
+    await first.follower.start();
+    await waitFor(() => first.lines.length >= 3);
+    await first.follower.close();
+    fs.renameSync(file, `${file}.1`);
+    fs.writeFileSync(file, numberedLines(4, 5));
+    const second = follow(file, { start: 'end', positions: { store, id: 'p' } });
+    await second.follower.start();
+    await waitFor(() => second.lines.length >= 2);
+    expect(numbersIn(second.lines)).toEqual([4, 5]);
+    expect(logged.some((entry) => entry.message.includes('changed while stopped'))).toBe(true);
+  });
+
+  it('a rejected batch stops the position from advancing past it', async () => {
+    const file = path.join(dir, 'a.log');
+    const store = new MemoryStore();
+    fs.writeFileSync(file, 'ok 1\nbad\nok 2\n');
+    const follower = new FileFollower({
+      path: file,
+      start: 'beginning',
+      chunkSize: 5,
+      pollIntervalMs: 50,
+      saveIntervalMs: 10,
+      positions: { store, id: 'p' },
+      onLines: async (batch) => {
+        if (batch.lines.includes('bad')) throw new Error('not counted');
+      },
+      logger,
+    });
+    followers.push(follower);
+    await follower.start();
+    await waitFor(() => follower.stats.lines >= 3);
+    await follower.close();
+    expect((await store.getPosition('p'))?.offset).toBe(5);
+  });
+});

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { LineSplitter } from '../../../src/sources/log/line-splitter.js';
+
+const bytes = (text: string) => Buffer.from(text, 'utf8');
+
+describe('LineSplitter', () => {
+  it('splits complete lines and holds a partial last line until it is completed', () => {
+    const splitter = new LineSplitter();
+    expect(splitter.push(bytes('one\ntwo\nthr'))).toEqual(['one', 'two']);
+    expect(splitter.heldBytes).toBe(3);
+    expect(splitter.push(bytes('ee'))).toEqual([]);
+    expect(splitter.push(bytes('\nfour\n'))).toEqual(['three', 'four']);
+    expect(splitter.heldBytes).toBe(0);
+  });
+
+  it('drops the \\r of CRLF line ends and keeps empty lines', () => {
+    expect(new LineSplitter().push(bytes('a\r\n\r\nb\n\n'))).toEqual(['a', '', 'b', '']);
+  });
+
+  it('cuts a line longer than maxLineLength and keeps the next line intact', () => {
+    const splitter = new LineSplitter(8);
+    expect(splitter.push(bytes('0123456789abcdef\nshort\n'))).toEqual(['01234567', 'short']);
+    expect(splitter.truncatedLines).toBe(1);
+  });
+
+  it('keeps a line of exactly maxLineLength bytes whole', () => {
+    const splitter = new LineSplitter(4);
+    expect(splitter.push(bytes('abcd\nabcde\n'))).toEqual(['abcd', 'abcd']);
+    expect(splitter.truncatedLines).toBe(1);
+  });
+
+  it('never holds more than maxLineLength bytes of a 1 MB line arriving in pieces', () => {
+    const splitter = new LineSplitter(16_384);
+    const piece = Buffer.alloc(65_536, 0x61);
+    for (let i = 0; i < 16; i++) expect(splitter.push(piece)).toEqual([]);
+    expect(splitter.heldBytes).toBe(16 * 65_536);
+    const lines = splitter.push(bytes('tail\nnext line\n'));
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe('a'.repeat(16_384));
+    expect(lines[1]).toBe('next line');
+    expect(splitter.truncatedLines).toBe(1);
+  });
+
+  it('decodes invalid UTF-8 as U+FFFD per line, also when a sequence is split across chunks', () => {
+    const splitter = new LineSplitter();
+    const euro = bytes('€'); // e2 82 ac
+    expect(splitter.push(Buffer.concat([bytes('x'), euro.subarray(0, 2)]))).toEqual([]);
+    expect(splitter.push(Buffer.concat([euro.subarray(2), bytes('\n')]))).toEqual(['x€']);
+    expect(splitter.push(Buffer.from([0x66, 0xff, 0x0a, 0xe2, 0x82, 0x0a, 0x6f, 0x6b, 0x0a]))).toEqual([
+      'f\uFFFD',
+      '\uFFFD',
+      'ok',
+    ]);
+  });
+
+  it('passes NUL bytes through', () => {
+    expect(new LineSplitter().push(Buffer.from('a\0b\n\0\n', 'latin1'))).toEqual(['a\0b', '\0']);
+  });
+
+  it('flush() returns the held partial line once', () => {
+    const splitter = new LineSplitter();
+    splitter.push(bytes('done\npartial'));
+    expect(splitter.flush()).toBe('partial');
+    expect(splitter.flush()).toBeUndefined();
+  });
+
+  it('rejects a maxLineLength below 1', () => {
+    expect(() => new LineSplitter(0)).toThrow(/maxLineLength/);
+  });
+});
