@@ -237,6 +237,20 @@ describe('lines', () => {
     ]);
   });
 
+  it('recidive ignores the bans of its own jail, named by a var', () => {
+    const ban = (jail: string) =>
+      `{"level":"info","time":"2026-11-25T12:00:01.000Z","pid":1,"event":"ban","target":"192.0.2.7","jail":"${jail}","msg":"ban 192.0.2.7"}`;
+    const bundled = loadLogFilter('recidive', options);
+    expect(bundled.processLine(ban('recidive')).kind).toBe('ignored');
+    expect(bundled.processLine(ban('long-ban')).kind).toBe('match');
+    const renamed = loadLogFilter({ extends: 'recidive', vars: { ownjail: 'long-ban' } }, options);
+    expect(renamed.processLine(ban('long-ban')).kind).toBe('ignored');
+    expect(renamed.processLine(ban('recidive')).matches[0]).toMatchObject({
+      ip: '192.0.2.7',
+      fields: { jail: 'recidive' },
+    });
+  });
+
   it('refuses unknown keys and unknown bundled names', () => {
     expect(problemsOf(() => loadLogFilter({ failregx: ['x'] }))).toEqual([
       expect.stringContaining('filter: Unrecognized key: "failregx"'),

@@ -195,6 +195,7 @@ class RegexLogFilter implements CompiledLogFilter {
   readonly #drop: ReadonlySet<string>;
   readonly #missedResults = new Map<string | undefined, LineResult>();
   readonly #hosts = new Map<string, string>();
+  readonly #gate: RegExp | null;
 
   constructor(definition: ResolvedFilterDefinition, options: LogFilterOptions, optionsWhere: string) {
     this.name = definition.name;
@@ -273,6 +274,14 @@ class RegexLogFilter implements CompiledLogFilter {
       );
       if (compiled !== null) this.#regexes.push(compiled);
     });
+    // One scan for "does any failregex's key literal occur at all", instead of one includes() per
+    // regex: most lines of a log match nothing. Fixed strings only, so the JS engine's
+    // backtracking is bounded by the literals' length.
+    const keys = this.#regexes.map((regex) => regex.literals[0]);
+    this.#gate =
+      keys.length > 0 && keys.every((key) => key !== undefined)
+        ? new RegExp(keys.map((key) => escapeJs(key as string)).join('|'))
+        : null;
     if (definition.failregex.length === 0)
       problems.push(`${options.where ?? 'filter'}: failregex: the filter has no failregex`);
     if (problems.length > 0) throw new ConfigError(problems);
@@ -306,6 +315,7 @@ class RegexLogFilter implements CompiledLogFilter {
     }
     const missed = this.#missedResult(dateFormat);
     for (const literal of this.#prefixLiterals) if (!text.includes(literal)) return missed;
+    if (this.#gate !== null && !this.#gate.test(text)) return missed;
 
     let prefixMatch: Captures | null | undefined;
     for (const regex of this.#regexes) {
@@ -514,12 +524,12 @@ class RegexLogFilter implements CompiledLogFilter {
     tokens: Token[],
     index: number,
     prefix: Prefix | null,
-    hostFromPrefix: boolean,
+    hostElsewhere: boolean,
     problems: string[],
   ): FailRegex | null {
     const hasSession = hasGroup(tokens, GROUP.mlfid);
     const nofail = hasGroup(tokens, GROUP.nofail);
-    if (!hasHostGroup(tokens) && !hostFromPrefix && !hasSession && !nofail) {
+    if (!hasHostGroup(tokens) && !hostElsewhere && !hasSession && !nofail) {
       problems.push(
         `${regex.where}: has no <HOST> (or <ADDR>, <IP4>, <IP6>, <CIDR>, (?P<host>...)), and neither has the prefregex; only a filter with <F-MLFID> sessions may leave it out`,
       );
@@ -574,6 +584,10 @@ function wholeMatch(re: RE2, text: string): Captures | null {
   if (text === '') return re.exec(text);
   const parts = re.split(text) as (string | undefined)[];
   return parts.length === 1 ? null : parts;
+}
+
+function escapeJs(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
 function containsAll(text: string, literals: readonly string[]): boolean {
