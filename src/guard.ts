@@ -9,7 +9,7 @@ import type { JailConfig, PortcullisConfig } from './config/types.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { formatDuration, PERMANENT, parseDuration } from './core/duration.js';
 import { ErrorCodes, isPortcullisError, PortcullisError } from './core/errors.js';
-import { parseCidr, parseIp } from './core/ip.js';
+import { type Cidr, parseCidr, parseIp } from './core/ip.js';
 import { type Logger, silentLogger } from './core/logger.js';
 import { type Decision, isActive } from './core/types.js';
 import { type BanEntry, BanTable } from './decisions/ban-table.js';
@@ -305,13 +305,7 @@ export class Guard extends EventEmitter<GuardEventMap> {
    */
   async ban(ipOrCidr: string, options: BanOptions = {}): Promise<Decision> {
     this.#assertOpen();
-    const cidr = parseCidr(ipOrCidr);
-    if (cidr === null) {
-      throw new PortcullisError(
-        ErrorCodes.INVALID_IP,
-        `not an IP address or CIDR range: ${JSON.stringify(ipOrCidr)}`,
-      );
-    }
+    const cidr = parseTarget(ipOrCidr);
     const jailName = options.jail ?? MANUAL_JAIL;
     const jail = jailName === MANUAL_JAIL ? undefined : this.#jails.get(jailName);
     if (jailName !== MANUAL_JAIL && jail === undefined) {
@@ -340,13 +334,7 @@ export class Guard extends EventEmitter<GuardEventMap> {
   /** Lifts the ban of exactly this address or range. Resolves to whether one was lifted. */
   async unban(ipOrCidr: string): Promise<boolean> {
     this.#assertOpen();
-    const cidr = parseCidr(ipOrCidr);
-    if (cidr === null) {
-      throw new PortcullisError(
-        ErrorCodes.INVALID_IP,
-        `not an IP address or CIDR range: ${JSON.stringify(ipOrCidr)}`,
-      );
-    }
+    const cidr = parseTarget(ipOrCidr);
     const target = cidr.text;
     const entry = this.#table.get(target);
     const local = this.#table.remove(target);
@@ -711,6 +699,17 @@ export class Guard extends EventEmitter<GuardEventMap> {
   #assertOpen(): void {
     if (this.#closed) throw new PortcullisError(ErrorCodes.CLOSED, 'the guard is closed');
   }
+}
+
+function parseTarget(ipOrCidr: string): Cidr {
+  const cidr = parseCidr(ipOrCidr);
+  if (cidr === null) {
+    throw new PortcullisError(
+      ErrorCodes.INVALID_IP,
+      `not an IP address or CIDR range: ${JSON.stringify(ipOrCidr)}`,
+    );
+  }
+  return cidr;
 }
 
 function policyText(policy: PortcullisConfig['onStoreError']): string {
