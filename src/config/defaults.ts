@@ -25,7 +25,7 @@ export const DEFAULTS = {
   proxy: {
     headerTimeoutMs: 10_000,
     requestTimeoutMs: 60_000,
-    idleTimeoutMs: 120_000,
+    idleTimeoutMs: 0,
     keepAliveTimeoutMs: 5_000,
     upstreamTimeoutMs: 60_000,
     proxyProtocolTimeoutMs: 5_000,

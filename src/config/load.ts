@@ -140,7 +140,8 @@ function buildConfig(
     problems.push(`${name}: defaults.rate: a request rate belongs on one http jail, not in defaults`);
   }
   const http = buildHttp(options.http, baseDir, name, problems);
-  const proxy = options.proxy === undefined ? undefined : buildProxy(options.proxy, http, baseDir, name, problems);
+  const proxy =
+    options.proxy === undefined ? undefined : buildProxy(options.proxy, http, baseDir, name, problems);
   const store = buildStore(options.store, baseDir, name, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
@@ -188,7 +189,9 @@ function buildProxy(
         body = readFileSync(page, 'utf8');
         contentType = 'text/html; charset=utf-8';
       } catch (error) {
-        problems.push(`${name}: proxy.deny.page: cannot read ${page}: ${(error as NodeJS.ErrnoException).code}`);
+        problems.push(
+          `${name}: proxy.deny.page: cannot read ${page}: ${(error as NodeJS.ErrnoException).code}`,
+        );
       }
     }
     deny = { status: proxy.deny.status ?? http.deny.status, body, contentType };
@@ -199,12 +202,17 @@ function buildProxy(
     try {
       readFileSync(tls[key]);
     } catch (error) {
-      problems.push(`${name}: proxy.tls.${key}: cannot read ${tls[key]}: ${(error as NodeJS.ErrnoException).code}`);
+      problems.push(
+        `${name}: proxy.tls.${key}: cannot read ${tls[key]}: ${(error as NodeJS.ErrnoException).code}`,
+      );
     }
   }
   const t = proxy.timeouts ?? {};
   const ms = (value: string | number | undefined, fallback: number) =>
     value === undefined ? fallback : parseDuration(value);
+  if (ms(t.request, d.requestTimeoutMs) < ms(t.header, d.headerTimeoutMs)) {
+    problems.push(`${name}: proxy.timeouts.request: must be at least timeouts.header`);
+  }
   const log = proxy.access_log;
   return {
     listen,

@@ -252,23 +252,32 @@ const listenAddressSchema = z
 const targetUrlSchema = z
   .string({ error: (issue) => `expected a URL like "http://127.0.0.1:3000", got ${show(issue.input)}` })
   .refine((text) => URL.canParse(text) && /^https?:$/.test(new URL(text).protocol), {
-    error: (issue) => `expected an http:// or https:// URL like "http://127.0.0.1:3000", got ${show(issue.input)}`,
+    error: (issue) =>
+      `expected an http:// or https:// URL like "http://127.0.0.1:3000", got ${show(issue.input)}`,
   });
 const proxyListenerSchema = z.union(
   [
     listenAddressSchema,
     z.strictObject({
-      address: listenAddressSchema.describe('"0.0.0.0:8080", "[::]:8080" (IPv6 only) or ":8080" (every interface).'),
+      address: listenAddressSchema.describe(
+        '"0.0.0.0:8080", "[::]:8080" (IPv6 only) or ":8080" (every interface).',
+      ),
       proxy_protocol: z
         .boolean()
         .optional()
         .describe(
           'Require a PROXY protocol v1/v2 header on every connection (from a load balancer); others are closed. Default false.',
         ),
-      tls: z.boolean().optional().describe('Terminate TLS with proxy.tls. Default: true when proxy.tls is set.'),
+      tls: z
+        .boolean()
+        .optional()
+        .describe('Terminate TLS with proxy.tls. Default: true when proxy.tls is set.'),
     }),
   ],
-  { error: (issue) => `expected an address like "0.0.0.0:8080" or { address, proxy_protocol, tls }, got ${show(issue.input)}` },
+  {
+    error: (issue) =>
+      `expected an address like "0.0.0.0:8080" or { address, proxy_protocol, tls }, got ${show(issue.input)}`,
+  },
 );
 
 /** The reverse proxy started by `portcullis run`. */
@@ -282,7 +291,9 @@ export const proxySchema = z
       .array(targetUrlSchema)
       .min(1)
       .optional()
-      .describe('Several upstreams, used in turn; one that refuses connections is skipped for target_down_time.'),
+      .describe(
+        'Several upstreams, used in turn; one that refuses connections is skipped for target_down_time.',
+      ),
     trusted_proxies: z
       .array(cidrSchema)
       .optional()
@@ -305,17 +316,31 @@ export const proxySchema = z
       ),
     timeouts: z
       .strictObject({
-        header: durationSchema.optional().describe('Receiving a request\'s headers (slowloris): 408 after. Default 10s.'),
-        request: durationSchema.optional().describe('Receiving a whole request, body included: 408 after. Default 60s.'),
-        idle: durationSchema.optional().describe('A client connection with no traffic either way is closed. Default 2m.'),
-        keep_alive: durationSchema.optional().describe('An idle keep-alive client connection is closed. Default 5s.'),
+        header: durationSchema
+          .optional()
+          .describe("Receiving a request's headers (slowloris): 408 after. Default 10s."),
+        request: durationSchema
+          .optional()
+          .describe('Receiving a whole request, body included: 408 after. Default 60s.'),
+        idle: durationSchema
+          .optional()
+          .describe(
+            'A client connection with no traffic either way is closed; 0: never. Default 0 (the other timeouts bound every phase).',
+          ),
+        keep_alive: durationSchema
+          .optional()
+          .describe('An idle keep-alive client connection is closed. Default 5s.'),
         upstream: durationSchema
           .optional()
           .describe('Connecting to, or waiting between reads from, the upstream: 504 after. Default 60s.'),
-        proxy_protocol: durationSchema.optional().describe('Receiving the PROXY protocol header. Default 5s.'),
+        proxy_protocol: durationSchema
+          .optional()
+          .describe('Receiving the PROXY protocol header. Default 5s.'),
         shutdown: durationSchema
           .optional()
-          .describe('On stop, requests in flight get this long before their connections are closed. Default 5s.'),
+          .describe(
+            'On stop, requests in flight get this long before their connections are closed. Default 5s.',
+          ),
       })
       .optional(),
     max_header_size: z
@@ -330,7 +355,9 @@ export const proxySchema = z
       .int()
       .min(1)
       .optional()
-      .describe('Concurrent connections one client address may hold; more are closed at accept. Default unlimited.'),
+      .describe(
+        'Concurrent connections one client address may hold; more are closed at accept. Default unlimited.',
+      ),
     max_sockets: z
       .number()
       .int()
@@ -343,10 +370,12 @@ export const proxySchema = z
     preserve_host: z
       .boolean()
       .optional()
-      .describe('Send the client\'s Host header upstream (true) or the target\'s host (false). Default true.'),
+      .describe("Send the client's Host header upstream (true) or the target's host (false). Default true."),
     tls: z
       .strictObject({
-        cert: z.string().describe('PEM certificate chain file; relative to the config file. Re-read on SIGHUP.'),
+        cert: z
+          .string()
+          .describe('PEM certificate chain file; relative to the config file. Re-read on SIGHUP.'),
         key: z.string().describe('PEM private key file; relative to the config file. Re-read on SIGHUP.'),
       })
       .optional()
@@ -363,7 +392,9 @@ export const proxySchema = z
           .describe('Lines are buffered and written at least this often. Default 1s.'),
       })
       .optional()
-      .describe('An access log of every proxied request (log jails can read it with filter portcullis-access).'),
+      .describe(
+        'An access log of every proxied request (log jails can read it with filter portcullis-access).',
+      ),
   })
   .describe('The reverse proxy: listeners, upstreams, deny, timeouts, TLS and access log.');
 

@@ -46,6 +46,7 @@ program
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => void instance.reload());
+    process.on('SIGUSR1', () => void instance.reopenLogs());
   });
 
 program

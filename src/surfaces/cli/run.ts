@@ -4,6 +4,7 @@ import type { PortcullisConfig } from '../../config/types.js';
 import { ConfigError } from '../../core/errors.js';
 import { createGuard, type Guard } from '../../guard.js';
 import { startLogJails } from '../../sources/log/log-jail.js';
+import type { PortcullisProxy } from '../proxy/proxy.js';
 import { createProcessLogger } from './logger.js';
 
 export interface RunningInstance {
@@ -13,6 +14,10 @@ export interface RunningInstance {
   stop(): Promise<void>;
   /** Re-reads the config file: what SIGHUP does. A bad file is logged and the old config kept. */
   reload(): Promise<void>;
+  /** The reverse proxy, when the config has a `proxy:` section. */
+  proxy: PortcullisProxy | undefined;
+  /** Reopens the files portcullis writes (the proxy's access log): what SIGUSR1 does (logrotate). */
+  reopenLogs(): Promise<void>;
 }
 
 /** `portcullis run`: starts everything the config names and keeps running until stopped. */
@@ -24,7 +29,26 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
     await guard.close();
     throw error;
   });
+  // The proxy last: its first request must find the jails and restored bans in place.
+  let proxy: PortcullisProxy | undefined;
+  if (config.proxy !== undefined) {
+    const proxyConfig = config.proxy;
+    proxy = await import('../proxy/proxy.js')
+      .then(({ createProxy }) => createProxy(guard, { ...proxyConfig, logger }))
+      .catch(async (error: unknown) => {
+        await logJails.close();
+        await guard.close();
+        throw error;
+      });
+  }
   describeStart(logger, config, guard);
+  if (proxy !== undefined) {
+    const urls = proxy.addresses.map((a) => a.url + (a.proxyProtocol ? ' (PROXY protocol)' : ''));
+    logger.info(
+      { event: 'proxy-listening', addresses: urls, targets: config.proxy?.targets },
+      `proxy listening on ${urls.join(', ')} -> ${config.proxy?.targets.join(', ')}`,
+    );
+  }
 
   // Timers inside the guard are unref'd; this keeps `run` alive while nothing else listens.
   const keepAlive = setInterval(() => {}, 1 << 30);
@@ -36,7 +60,9 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
       stopping ??= (async () => {
         logger.info({ event: 'stop' }, 'stopping');
         clearInterval(keepAlive);
-        // Log jails first: their last reports must reach the guard before it closes.
+        // The proxy first: no new request may be judged by a closing guard.
+        await proxy?.close();
+        // Log jails next: their last reports must reach the guard before it closes.
         await logJails.close();
         await guard.close();
         logger.info({ event: 'stopped' }, 'stopped');
@@ -48,6 +74,12 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
         const next = loadConfigFile(file);
         guard.reload(next);
         logger.level = next.log.level;
+        if (proxy !== undefined) {
+          proxy.reloadTls();
+          if (JSON.stringify(next.proxy) !== JSON.stringify(config.proxy)) {
+            logger.warn({ event: 'reload' }, 'proxy settings changed; they take effect only after a restart');
+          }
+        }
         logger.info({ event: 'reload', jails: next.jails.length }, 'configuration reloaded');
       } catch (error) {
         const message = error instanceof ConfigError ? error.message : String(error);
@@ -56,6 +88,15 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
           'configuration NOT reloaded; keeping the running one',
         );
       }
+    },
+    proxy,
+    async reopenLogs() {
+      if (proxy?.accessLog === undefined) return;
+      await proxy.reopenAccessLog();
+      logger.info(
+        { event: 'reopen', file: proxy.accessLog.path },
+        `access log reopened: ${proxy.accessLog.path}`,
+      );
     },
   };
   return instance;
@@ -70,7 +111,7 @@ function describeStart(logger: pino.Logger, config: PortcullisConfig, guard: Gua
         : 'memory';
   for (const jail of config.jails) {
     if (!jail.enabled) continue;
-    if (jail.source.kind === 'http' || jail.source.kind === 'socket') {
+    if ((jail.source.kind === 'http' && config.proxy === undefined) || jail.source.kind === 'socket') {
       logger.warn(
         { event: 'source-unavailable', jail: jail.name, source: jail.source.kind },
         `jail ${jail.name}: source "${jail.source.kind}" is not available in this build; the jail only counts report() calls`,
