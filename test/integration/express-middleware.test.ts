@@ -330,3 +330,54 @@ describe('fail() jail choice', () => {
     );
   });
 });
+
+describe('express access log', () => {
+  it('writes served and refused exchanges in combined format, with the judged client', async () => {
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const express = (await import('express')).default;
+    const { createGuard } = await import('../../src/index.js');
+    const { portcullis, createAccessLog } = await import('../../src/surfaces/express/index.js');
+    const { request } = await import('node:http');
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-express-log-'));
+    const guard = await createGuard(
+      { store: { memory: true }, defaults: { ignoreip: [], ignoreself: false }, jails: {} },
+      { env: {} },
+    );
+    const accessLog = await createAccessLog({ path: join(dir, 'access.log'), format: 'combined' });
+    const app = express();
+    app.use(portcullis(guard, { accessLog }));
+    app.get('/', (_req, res) => {
+      res.send('ok');
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const port = (server.address() as { port: number }).port;
+    const get = (from: string) =>
+      new Promise<number>((resolve, reject) => {
+        request({ port, host: '127.0.0.1', path: '/', localAddress: from }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        })
+          .on('error', reject)
+          .end();
+      });
+    try {
+      await guard.ban('127.0.0.5');
+      expect(await get('127.0.0.4')).toBe(200);
+      expect(await get('127.0.0.5')).toBe(403);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await accessLog.flush();
+      const lines = readFileSync(join(dir, 'access.log'), 'utf8').trim().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(/^127\.0\.0\.4 - - \[.*\] "GET \/ HTTP\/1\.1" 200 /);
+      expect(lines[1]).toMatch(/^127\.0\.0\.5 - - \[.*\] "GET \/ HTTP\/1\.1" 403 /);
+    } finally {
+      server.close();
+      await accessLog.close();
+      await guard.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

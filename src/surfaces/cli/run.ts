@@ -25,7 +25,7 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
   const config = loadConfigFile(file);
   const logger = createProcessLogger(config.log.level);
   const guard = await createGuard(config, { logger });
-  const logJails = await startLogJails(guard, { logger }).catch(async (error: unknown) => {
+  let logJails = await startLogJails(guard, { logger }).catch(async (error: unknown) => {
     await guard.close();
     throw error;
   });
@@ -74,6 +74,9 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
         const next = loadConfigFile(file);
         guard.reload(next);
         logger.level = next.log.level;
+        // Log jails restart on the new jails; saved positions mean no line is lost or re-read.
+        await logJails.close();
+        logJails = await startLogJails(guard, { logger });
         if (proxy !== undefined) {
           proxy.reloadTls();
           if (JSON.stringify(next.proxy) !== JSON.stringify(config.proxy)) {

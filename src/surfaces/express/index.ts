@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Guard, ReportResult } from '../../guard.js';
+import type { AccessLog } from '../../sources/http/access-log.js';
 import type { ForwardedHeader } from '../../sources/http/client-ip.js';
 import {
   createHttpPipeline,
@@ -45,6 +46,11 @@ export interface ExpressGuardOptions {
   forwardedHeader?: ForwardedHeader;
   /** Told about unexpected errors while observing. Default: the guard's `error` event. */
   onError?: (error: Error) => void;
+  /**
+   * Writes every exchange (refused ones included) to this access log, in the proxy's formats, so a
+   * log jail can read it: `accessLog: await createAccessLog({ path, format: 'combined' })`.
+   */
+  accessLog?: AccessLog;
 }
 
 /** An Express middleware that also takes application-known failures. */
@@ -74,12 +80,15 @@ export function portcullis(guard: Guard, options: ExpressGuardOptions = {}): Por
   const pipeline = hasPipelineOptions(options)
     ? createHttpPipeline(guard, pipelineOptions(options))
     : pipelineFor(guard);
+  const accessLog = options.accessLog;
   const middleware = function portcullisMiddleware(
     req: ExpressRequestLike,
     res: ServerResponse,
     next: Next,
   ): void {
-    const admitted = pipeline.admit(req, res, req.originalUrl ?? req.url);
+    const url = req.originalUrl ?? req.url;
+    accessLog?.track(req, res, pipeline.clientIp(req), url);
+    const admitted = pipeline.admit(req, res, url);
     if (admitted === true) {
       next();
       return;
@@ -123,5 +132,6 @@ function pipelineOptions(options: ExpressGuardOptions): HttpPipelineOptions {
   return out;
 }
 
+export { type AccessLog, createAccessLog } from '../../sources/http/access-log.js';
 export type { Denial } from '../../sources/http/deny.js';
 export type { HttpPipeline } from '../../sources/http/pipeline.js';
