@@ -116,6 +116,7 @@ export interface GuardStats {
 }
 
 type Pending = { kind: 'put'; decision: Decision } | { kind: 'delete' };
+type TableChange = (table: BanTable, dryRun: BanTable) => void;
 
 const MANUAL_BANTIME_MS = 3_600_000;
 const PURGE_INTERVAL_MS = 10 * 60_000;
@@ -146,6 +147,10 @@ export class Guard extends EventEmitter<GuardEventMap> {
   #purgeTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #reloading: Promise<void> | undefined;
+  /** The store announced a change while a reload was reading it: read again once it ends. */
+  #reloadAgain = false;
+  /** Table changes made while a reload reads the store; replayed onto the tables it builds. */
+  readonly #reloadJournals = new Set<TableChange[]>();
   readonly #stats = { reports: 0, bans: 0, invalidIps: 0, storeErrors: 0 };
 
   /** Use {@link createGuard}; the constructor does no I/O and the guard is not ready until `start()`. */
@@ -317,6 +322,12 @@ export class Guard extends EventEmitter<GuardEventMap> {
         : typeof options.duration === 'number'
           ? options.duration
           : parseDuration(options.duration);
+    if (durationMs !== PERMANENT && !(Number.isFinite(durationMs) && durationMs > 0)) {
+      throw new PortcullisError(
+        ErrorCodes.INVALID_DURATION,
+        `expected a duration (ms > 0, or -1 for permanent), got ${JSON.stringify(options.duration)}`,
+      );
+    }
     const now = this.#clock.now();
     const decision: Decision = {
       target: cidr.text,
@@ -339,10 +350,17 @@ export class Guard extends EventEmitter<GuardEventMap> {
     const entry = this.#table.get(target);
     const local = this.#table.remove(target);
     this.#dryRunTable.remove(target);
+    this.#record((table, dryRun) => {
+      table.remove(target);
+      dryRun.remove(target);
+    });
     let stored: Decision | undefined;
     try {
-      stored = this.#storeAvailable ? await this.#store.deleteDecision(target) : undefined;
-      if (!this.#storeAvailable) this.#queue(target, { kind: 'delete' });
+      if (this.#storeAvailable) {
+        stored = await this.#store.deleteDecision(target);
+        // A put still queued from an outage would bring the ban back.
+        this.#pending.delete(target);
+      } else this.#queue(target, { kind: 'delete' });
     } catch (error) {
       this.#storeFailed(error);
       this.#queue(target, { kind: 'delete' });
@@ -457,8 +475,11 @@ export class Guard extends EventEmitter<GuardEventMap> {
     if (this.#storeAvailable) {
       try {
         stored = await this.#store.putDecision(decision);
+        // A delete still queued from an outage would lift this new ban.
+        if (this.#pending.get(decision.target)?.kind === 'delete') this.#pending.delete(decision.target);
         if (stored.expiresAt !== decision.expiresAt && !decision.dryRun) {
           this.#table.add(stored.target, stored.jail, stored.expiresAt);
+          this.#record((table) => table.add(stored.target, stored.jail, stored.expiresAt));
           this.#scheduleExpiry();
         }
       } catch (error) {
@@ -483,12 +504,22 @@ export class Guard extends EventEmitter<GuardEventMap> {
   }
 
   #applyLocal(decision: Decision, source: DecisionSource): void {
-    if (decision.dryRun) {
-      this.#dryRunTable.add(decision.target, decision.jail, decision.expiresAt);
+    const { target, jail, dryRun } = decision;
+    // Never shorten a longer ban this instance enforces (the store merges the same way, but
+    // during an outage the table is all there is).
+    const expiresAt = laterExpiry(
+      (dryRun ? this.#dryRunTable : this.#table).get(target),
+      decision.expiresAt,
+      this.#clock.now(),
+    );
+    this.#record((table, dryRunTable) => (dryRun ? dryRunTable : table).add(target, jail, expiresAt));
+    if (dryRun) {
+      this.#dryRunTable.add(target, jail, expiresAt);
+      this.#scheduleExpiry();
       if (source !== 'restore') this.emit('wouldBan', decision);
       return;
     }
-    this.#table.add(decision.target, decision.jail, decision.expiresAt);
+    this.#table.add(target, jail, expiresAt);
     if (source === 'local') this.#stats.bans++;
     this.#scheduleExpiry();
     if (this.listenerCount('ban') > 0) this.emit('ban', decision, source);
@@ -503,6 +534,10 @@ export class Guard extends EventEmitter<GuardEventMap> {
     }
     const entry = this.#table.get(message.target);
     this.#dryRunTable.remove(message.target);
+    this.#record((table, dryRun) => {
+      table.remove(message.target);
+      dryRun.remove(message.target);
+    });
     if (this.#table.remove(message.target) && entry !== undefined) {
       this.emit('unban', { target: message.target, jail: entry.jail, reason: 'remote' });
     }
@@ -514,6 +549,7 @@ export class Guard extends EventEmitter<GuardEventMap> {
 
   readonly #onStoreUp = (): void => {
     if (this.#closed) return;
+    if (this.#reloading !== undefined) this.#reloadAgain = true;
     void this.#recover();
   };
 
@@ -545,12 +581,10 @@ export class Guard extends EventEmitter<GuardEventMap> {
     if (this.#closed || this.#reloading !== undefined) return;
     this.#reloading = (async () => {
       try {
-        for (const [target, pending] of [...this.#pending]) {
-          if (pending.kind === 'put') await this.#store.putDecision(pending.decision);
-          else await this.#store.deleteDecision(target);
-          if (this.#pending.get(target) === pending) this.#pending.delete(target);
-        }
+        await this.#flushPending();
         await this.#reloadDecisions('restore');
+        // Decisions queued while reloading; no await between the last check and "available".
+        await this.#flushPending();
         const wasDown = !this.#storeAvailable;
         this.#storeAvailable = true;
         clearInterval(this.#retryTimer);
@@ -570,6 +604,21 @@ export class Guard extends EventEmitter<GuardEventMap> {
     } finally {
       this.#reloading = undefined;
     }
+    if (this.#reloadAgain && !this.#closed) {
+      this.#reloadAgain = false;
+      await this.#recover();
+    }
+  }
+
+  /** Writes every queued decision, including those queued while writing. */
+  async #flushPending(): Promise<void> {
+    while (this.#pending.size > 0) {
+      for (const [target, pending] of [...this.#pending]) {
+        if (pending.kind === 'put') await this.#store.putDecision(pending.decision);
+        else await this.#store.deleteDecision(target);
+        if (this.#pending.get(target) === pending) this.#pending.delete(target);
+      }
+    }
   }
 
   /** Rebuilds the ban tables from the store, swapping them in whole so enforcement never gaps. */
@@ -579,15 +628,22 @@ export class Guard extends EventEmitter<GuardEventMap> {
     const dryRun = new BanTable(this.#clock);
     const restored: Decision[] = [];
     const announce = this.listenerCount('ban') > 0;
-    await this.#store.loadDecisions(now, (batch) => {
-      for (const decision of batch) {
-        if (decision.dryRun) dryRun.add(decision.target, decision.jail, decision.expiresAt);
-        else {
-          table.add(decision.target, decision.jail, decision.expiresAt);
-          if (announce && !this.#table.get(decision.target)) restored.push(decision);
+    // Bans and unbans applied while the store is read may be missing from what it returns.
+    const journal: TableChange[] = [];
+    this.#reloadJournals.add(journal);
+    try {
+      await this.#store.loadDecisions(now, (batch) => {
+        for (const decision of batch) {
+          if (decision.dryRun) dryRun.add(decision.target, decision.jail, decision.expiresAt);
+          else {
+            table.add(decision.target, decision.jail, decision.expiresAt);
+            if (announce && !this.#table.get(decision.target)) restored.push(decision);
+          }
         }
-      }
-    });
+      });
+    } finally {
+      this.#reloadJournals.delete(journal);
+    }
     // Decisions still waiting for the store stay enforced.
     for (const pending of this.#pending.values()) {
       if (pending.kind === 'put' && !pending.decision.dryRun) {
@@ -595,6 +651,7 @@ export class Guard extends EventEmitter<GuardEventMap> {
       }
     }
     for (const [target, pending] of this.#pending) if (pending.kind === 'delete') table.remove(target);
+    for (const change of journal) change(table, dryRun);
     const previous = this.#table;
     this.#table = table;
     this.#dryRunTable = dryRun;
@@ -630,13 +687,18 @@ export class Guard extends EventEmitter<GuardEventMap> {
     }
   }
 
+  #record(change: TableChange): void {
+    for (const journal of this.#reloadJournals) journal.push(change);
+  }
+
   #queue(target: string, pending: Pending): void {
     this.#pending.set(target, pending);
   }
 
   #scheduleExpiry(force = false): void {
     if (this.#closed) return;
-    const next = this.#table.nextExpiry();
+    // Dry-run decisions expire too: a dry-run-only guard would otherwise keep every one.
+    const next = Math.min(this.#table.nextExpiry(), this.#dryRunTable.nextExpiry());
     if (!force && next >= this.#expiryAt) return;
     clearTimeout(this.#expiryTimer);
     this.#expiryAt = next;
@@ -710,6 +772,13 @@ function parseTarget(ipOrCidr: string): Cidr {
     );
   }
   return cidr;
+}
+
+/** The later of an entry's expiry (while it is still running) and `expiresAt` (`null`: permanent). */
+function laterExpiry(current: BanEntry | undefined, expiresAt: number | null, nowMs: number): number | null {
+  if (current === undefined || current.expiresAt <= nowMs) return expiresAt;
+  if (expiresAt === null || current.expiresAt === Number.POSITIVE_INFINITY) return null;
+  return Math.max(current.expiresAt, expiresAt);
 }
 
 function policyText(policy: PortcullisConfig['onStoreError']): string {

@@ -366,11 +366,20 @@ function applyEnv(
           path[1] === 'redis' ? { url: current } : { path: current };
       }
     }
-    setPath(value, path, parseEnvValue(text));
+    setPath(value, path, TEXT_ENV.has(variable) ? text : parseEnvValue(text));
     fromEnv.set(path.join('.'), variable);
   }
   return { value, fromEnv };
 }
+
+/** Variables whose setting is always text: `PORTCULLIS_REDIS_PREFIX=42` is the prefix "42". */
+const TEXT_ENV = new Set([
+  'PORTCULLIS_REDIS_URL',
+  'PORTCULLIS_REDIS_PREFIX',
+  'PORTCULLIS_SQLITE_PATH',
+  'PORTCULLIS_ON_STORE_ERROR',
+  'PORTCULLIS_LOG_LEVEL',
+]);
 
 function parseEnvValue(text: string): unknown {
   if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);

@@ -171,6 +171,27 @@ describe('reverse proxy: who the client is', () => {
     expect(headers['x-real-ip']).toBe(client);
   });
 
+  it('with trusted_proxies, takes PROXY protocol headers only from those peers', async () => {
+    const guard = await startGuard({});
+    const upstream = await startUpstream();
+    const proxy = await startProxy(guard, {
+      target: upstream.url,
+      trustedProxies: [LB],
+      listen: [{ address: '127.0.0.1:0', proxyProtocol: true }],
+    });
+    const port = proxy.addresses[0]!.port;
+    const request = 'GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
+    const forged = await rawExchange(port, [encodeProxyV1('192.0.2.45', 1, '127.0.0.1', 2), request], {
+      from: A,
+    });
+    expect(forged.data.length).toBe(0);
+    const fromBalancer = await rawExchange(port, [encodeProxyV1('192.0.2.45', 1, '127.0.0.1', 2), request], {
+      from: LB,
+    });
+    expect(fromBalancer.text).toContain('"x-real-ip":"192.0.2.45"');
+    expect(proxy.stats.proxyProtocolErrors).toBe(1);
+  });
+
   it('drops a banned PROXY protocol client after its header, and closes connections without a valid header', async () => {
     const guard = await startGuard({});
     const upstream = await startUpstream();

@@ -390,6 +390,9 @@ describe('RedisStore pub/sub', () => {
     const channel = `${store.keyPrefix}events`;
     await admin.publish(channel, 'not json');
     await admin.publish(channel, JSON.stringify({ from: 'x', type: 'ban' }));
+    // A ban whose decision lacks a target (another version, another program) must not reach the guard.
+    await admin.publish(channel, JSON.stringify({ from: 'x', type: 'ban', decision: { expiresAt: null } }));
+    await admin.publish(channel, JSON.stringify({ from: 'x', type: 'ban', decision: { target: 7 } }));
     await admin.publish(channel, JSON.stringify({ from: 'x', type: 'unban', target: '192.0.2.1' }));
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(received).toEqual([{ type: 'unban', target: '192.0.2.1' }]);

@@ -300,6 +300,12 @@ describe('manual decisions', () => {
     expect(guard.isBanned('203.0.113.77')).toBe(false);
     expect(await guard.unban('203.0.113.0/24')).toBe(false);
     await expect(guard.ban('nonsense')).rejects.toMatchObject({ code: 'PC_ERR_INVALID_IP' });
+    for (const duration of [Number.NaN, -5, 0, Number.POSITIVE_INFINITY, 'soon']) {
+      await expect(guard.ban('192.0.2.200', { duration })).rejects.toMatchObject({
+        code: 'PC_ERR_INVALID_DURATION',
+      });
+    }
+    expect(guard.isBanned('192.0.2.200')).toBe(false);
     expect((await guard.decisions()).map((d) => d.target)).toEqual(['2001:db8::/32']);
   });
 

@@ -637,7 +637,7 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
     }
     if (parsed.from === this.instanceId) return;
     let message: StoreMessage;
-    if (parsed.type === 'ban' && typeof parsed.decision === 'object' && parsed.decision !== null) {
+    if (parsed.type === 'ban' && isDecisionLike(parsed.decision)) {
       message = { type: 'ban', decision: parsed.decision };
     } else if (parsed.type === 'unban' && typeof parsed.target === 'string') {
       message = { type: 'unban', target: parsed.target };
@@ -735,6 +735,13 @@ async function quit(connection: Redis | Cluster, timeoutMs: number): Promise<voi
     connection.disconnect();
   }
   await ended;
+}
+
+/** Enough of a decision for a guard to enforce it: a target and an expiry (`null`: permanent). */
+function isDecisionLike(value: unknown): value is Decision {
+  if (typeof value !== 'object' || value === null) return false;
+  const { target, expiresAt } = value as { target?: unknown; expiresAt?: unknown };
+  return typeof target === 'string' && (expiresAt === null || typeof expiresAt === 'number');
 }
 
 function waitForEnd(connection: Redis | Cluster, timeoutMs: number): Promise<void> {

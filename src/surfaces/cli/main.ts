@@ -4,8 +4,8 @@ import { Command } from 'commander';
 import { configJsonSchema } from '../../config/json-schema.js';
 import { loadConfigFile } from '../../config/load.js';
 import { formatDuration } from '../../core/duration.js';
-import { isPortcullisError, PortcullisError } from '../../core/errors.js';
-import { createGuard } from '../../guard.js';
+import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
+import { createGuard, type Guard } from '../../guard.js';
 import { runFromFile } from './run.js';
 
 /** Exit statuses: 0 fine, 1 runtime failure, 2 invalid configuration or usage. */
@@ -79,6 +79,7 @@ program
     const guard = await createGuard(options.config);
     try {
       const decision = await guard.ban(target, { duration: options.duration, reason: options.reason });
+      assertWritten(guard, options.config);
       const until =
         decision.expiresAt === null ? 'permanently' : `until ${new Date(decision.expiresAt).toISOString()}`;
       process.stdout.write(`banned ${decision.target} ${until}\n`);
@@ -96,6 +97,7 @@ program
     const guard = await createGuard(options.config);
     try {
       const lifted = await guard.unban(target);
+      assertWritten(guard, options.config);
       process.stdout.write(lifted ? `unbanned ${target}\n` : `${target} was not banned\n`);
       if (!lifted) process.exitCode = EXIT_FAILURE;
     } finally {
@@ -124,6 +126,18 @@ program
       await guard.close();
     }
   });
+
+/**
+ * The guard queues a write the store refused (to retry once it is back); a command that exits
+ * right after must say it failed rather than report a decision that was never stored.
+ */
+function assertWritten(guard: Guard, config: string): void {
+  if (guard.stats.pendingWrites === 0) return;
+  throw new PortcullisError(
+    ErrorCodes.STORE_UNAVAILABLE,
+    `${config}: the store did not take the decision; nothing was changed`,
+  );
+}
 
 (await import('./test-command.js')).registerTestCommand(program);
 

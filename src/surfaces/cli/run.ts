@@ -53,6 +53,41 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
   // Timers inside the guard are unref'd; this keeps `run` alive while nothing else listens.
   const keepAlive = setInterval(() => {}, 1 << 30);
   let stopping: Promise<void> | undefined;
+  // Reloads run one at a time (two at once would each start a set of log jails and leak one).
+  let reloading: Promise<void> = Promise.resolve();
+  const reloadOnce = async (): Promise<void> => {
+    if (stopping !== undefined) return;
+    try {
+      const previous = guard.config;
+      const next = loadConfigFile(file);
+      guard.reload(next);
+      logger.level = next.log.level;
+      // Log jails restart on the new jails; saved positions mean no line is lost or re-read.
+      await logJails.close();
+      try {
+        logJails = await startLogJails(guard, { logger });
+      } catch (error) {
+        // Keep the running configuration, log jails included.
+        guard.reload(previous);
+        logger.level = previous.log.level;
+        logJails = await startLogJails(guard, { logger });
+        throw error;
+      }
+      if (proxy !== undefined) {
+        proxy.reloadTls();
+        if (JSON.stringify(next.proxy) !== JSON.stringify(config.proxy)) {
+          logger.warn({ event: 'reload' }, 'proxy settings changed; they take effect only after a restart');
+        }
+      }
+      logger.info({ event: 'reload', jails: next.jails.length }, 'configuration reloaded');
+    } catch (error) {
+      const message = error instanceof ConfigError ? error.message : String(error);
+      logger.error(
+        { event: 'reload-failed', error: message },
+        'configuration NOT reloaded; keeping the running one',
+      );
+    }
+  };
   const instance: RunningInstance = {
     guard,
     logger,
@@ -60,6 +95,8 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
       stopping ??= (async () => {
         logger.info({ event: 'stop' }, 'stopping');
         clearInterval(keepAlive);
+        // A reload in flight would start log jails after they were closed.
+        await reloading;
         // The proxy first: no new request may be judged by a closing guard.
         await proxy?.close();
         // Log jails next: their last reports must reach the guard before it closes.
@@ -69,28 +106,9 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
       })();
       return stopping;
     },
-    async reload() {
-      try {
-        const next = loadConfigFile(file);
-        guard.reload(next);
-        logger.level = next.log.level;
-        // Log jails restart on the new jails; saved positions mean no line is lost or re-read.
-        await logJails.close();
-        logJails = await startLogJails(guard, { logger });
-        if (proxy !== undefined) {
-          proxy.reloadTls();
-          if (JSON.stringify(next.proxy) !== JSON.stringify(config.proxy)) {
-            logger.warn({ event: 'reload' }, 'proxy settings changed; they take effect only after a restart');
-          }
-        }
-        logger.info({ event: 'reload', jails: next.jails.length }, 'configuration reloaded');
-      } catch (error) {
-        const message = error instanceof ConfigError ? error.message : String(error);
-        logger.error(
-          { event: 'reload-failed', error: message },
-          'configuration NOT reloaded; keeping the running one',
-        );
-      }
+    reload() {
+      reloading = reloading.then(reloadOnce);
+      return reloading;
     },
     proxy,
     async reopenLogs() {

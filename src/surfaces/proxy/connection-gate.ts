@@ -103,6 +103,18 @@ export function installGate(server: Server, options: GateOptions): void {
       if (admit(socket, peer)) handOver(socket, peer);
       return;
     }
+    // Only a trusted peer may name the client (DESIGN rule 5). With no trusted_proxies at all the
+    // listener believes every header, as nginx does; createProxy warns about that at start.
+    const tcpPeer = canonicalAddress(socket.remoteAddress);
+    if (options.trusted.size > 0 && (tcpPeer === null || !options.trusted.has(tcpPeer))) {
+      stats.proxyProtocolErrors++;
+      options.logger.debug(
+        { event: 'proxy-protocol', peer: socket.remoteAddress },
+        'connection closed: PROXY protocol header from a peer not in trusted_proxies',
+      );
+      socket.destroy();
+      return;
+    }
     // Until the HTTP parser (or TLS) owns the socket, its errors are ours to swallow.
     socket.on('error', ignore);
     readProxyHeader(socket, { timeoutMs: options.proxyProtocolTimeoutMs }, (error, read) => {

@@ -225,6 +225,12 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
     server.on('request', this.#onRequest);
     server.on('upgrade', this.#onUpgrade);
     server.on('clientError', this.#onClientError);
+    if (listener.proxyProtocol && this.#trusted.size === 0) {
+      this.logger.warn(
+        { event: 'proxy-protocol-untrusted', listen: listener.address },
+        'a PROXY protocol listener with no trusted_proxies believes any peer: set trusted_proxies to the load balancer',
+      );
+    }
     installGate(server, {
       guard: this.guard,
       drop: this.drop,

@@ -77,6 +77,15 @@ describe('valid configurations', () => {
     expect(config.log.level).toBe('warn');
   });
 
+  it('keeps text settings given by environment as text, even when they look like numbers', () => {
+    const sqlite = parseConfigText('', '/etc/p.yaml', { env: { PORTCULLIS_SQLITE_PATH: '2024' } });
+    expect(sqlite.store).toEqual({ kind: 'sqlite', path: '/etc/2024' });
+    const redis = parseConfigText('', '/etc/p.yaml', {
+      env: { PORTCULLIS_REDIS_URL: 'redis://cache:6379', PORTCULLIS_REDIS_PREFIX: '42' },
+    });
+    expect(redis.store).toMatchObject({ kind: 'redis', prefix: '42' });
+  });
+
   it('names the environment variable when its value is invalid', () => {
     expect(() => parseConfigText('', 'p.yaml', { env: { PORTCULLIS_DEFAULTS_BANTIME: 'forever' } })).toThrow(
       'p.yaml (from environment PORTCULLIS_DEFAULTS_BANTIME): defaults.bantime: expected a duration like "10m", got "forever"',

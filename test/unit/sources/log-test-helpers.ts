@@ -94,6 +94,8 @@ export interface RecordedReport {
   ip: string;
   options: ReportOptions;
   result: ReportResult;
+  /** When the report settled, ms since the epoch. */
+  at: number;
 }
 
 /** Wraps a guard so that every settled `report()` is recorded, in settle order. */
@@ -109,7 +111,7 @@ export function recordingGuard(guard: Guard): LogJailGuard & { reports: Recorded
     },
     async report(ip, options) {
       const result = await guard.report(ip, options);
-      reports.push({ ip, options, result });
+      reports.push({ ip, options, result, at: Date.now() });
       return result;
     },
   };
