@@ -76,6 +76,109 @@ export function httpEventOf(
   };
 }
 
+/** The clock an {@link ExchangeEvent} reads its time from. */
+export interface EventClock {
+  now(): number;
+}
+
+/**
+ * The event of an exchange the pipeline tracks: created when the request is admitted, read when
+ * the response closes. Each field is worked out when a filter first reads it (an allowed request
+ * usually needs one or two: `status`, `path`), so a request pays one small object and no string
+ * work for the fields nobody looks at. Read while the close is handled, it equals
+ * {@link httpEventOf}'s, field for field: the response no longer changes, and the times (`timeMs`,
+ * `durationMs`) are taken at that first read, still inside the close handler.
+ */
+export class ExchangeEvent implements HttpEvent {
+  readonly ip: string;
+  readonly url: string;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #startedAt: number;
+  readonly #clock: EventClock;
+  #timeMs: number | undefined;
+  #durationMs: number | undefined;
+  #method: string | undefined;
+  #host: string | undefined;
+  #path: string | undefined;
+
+  /** @param startedAt `performance.now()` when the request arrived. */
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ip: string,
+    url: string,
+    startedAt: number,
+    clock: EventClock,
+  ) {
+    this.ip = ip;
+    this.url = url;
+    this.#req = req;
+    this.#res = res;
+    this.#startedAt = startedAt;
+    this.#clock = clock;
+  }
+
+  get timeMs(): number {
+    this.#timeMs ??= this.#clock.now();
+    return this.#timeMs;
+  }
+
+  get durationMs(): number {
+    this.#durationMs ??= Math.max(0, performance.now() - this.#startedAt);
+    return this.#durationMs;
+  }
+
+  get method(): string {
+    this.#method ??= (this.#req.method ?? 'GET').toUpperCase();
+    return this.#method;
+  }
+
+  get host(): string {
+    this.#host ??= (this.#req.headers.host ?? '').toLowerCase();
+    return this.#host;
+  }
+
+  get path(): string {
+    if (this.#path === undefined) {
+      const q = this.url.indexOf('?');
+      this.#path = decodeOnce(q === -1 ? this.url : this.url.slice(0, q));
+    }
+    return this.#path;
+  }
+
+  get query(): string {
+    const q = this.url.indexOf('?');
+    return q === -1 ? '' : this.url.slice(q + 1);
+  }
+
+  get status(): number {
+    const res = this.#res;
+    // As in `httpEventOf`: 0 only when aborted before any status (the cheaper test first).
+    return res.headersSent || res.writableFinished ? res.statusCode : 0;
+  }
+
+  get userAgent(): string {
+    return this.#req.headers['user-agent'] ?? '';
+  }
+
+  get referer(): string {
+    return this.#req.headers.referer ?? '';
+  }
+
+  get bytesSent(): number {
+    return contentLength(this.#res.getHeader('content-length'));
+  }
+
+  get aborted(): boolean {
+    return !this.#res.writableFinished;
+  }
+
+  get headers(): IncomingHttpHeaders {
+    return this.#req.headers;
+  }
+}
+
 function contentLength(value: number | string | string[] | undefined): number {
   const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : 0;
   return Number.isFinite(n) && n > 0 ? n : 0;

@@ -15,7 +15,7 @@ import type { Jail } from '../../detection/jails/jail.js';
 import type { Guard, ReportResult } from '../../guard.js';
 import { type ClientIpResolver, createClientIpResolver, type ForwardedHeader } from './client-ip.js';
 import { type Denial, type DenyResponse, RATE_LIMITED_RESPONSE, writeDenial } from './deny.js';
-import { type HttpEvent, httpEventOf } from './http-event.js';
+import { ExchangeEvent, type HttpEvent, httpEventOf } from './http-event.js';
 
 export interface HttpPipelineOptions {
   /** Overrides `http.trusted_proxies` (CIDRs). Default: the config's. */
@@ -221,18 +221,9 @@ class Pipeline implements HttpPipeline {
 
   track(req: IncomingMessage, res: ServerResponse, ip: string, url?: string): void {
     if (this.#observers.length === 0) return;
-    const startedAt = performance.now();
-    const target = url ?? req.url ?? '/';
-    res.on('close', () => {
-      let event: HttpEvent;
-      try {
-        event = httpEventOf(req, res, ip, target, startedAt, this.guard.clock.now());
-      } catch (error) {
-        this.#failed(error);
-        return;
-      }
-      void this.observe(event);
-    });
+    // One small object per request; its fields are worked out only if a filter reads them.
+    const event = new ExchangeEvent(req, res, ip, url ?? req.url ?? '/', performance.now(), this.guard.clock);
+    res.on('close', () => void this.observe(event));
   }
 
   observe(event: HttpEvent): Promise<void> {

@@ -69,6 +69,34 @@ describe('HTTP filter matching', () => {
   });
 });
 
+describe('any: with lone regexes on one field', () => {
+  it('answers as each branch would alone: flags stay with their own pattern', () => {
+    const spec: HttpFilterSpec = {
+      any: [
+        { path: '\\Qa+b' },
+        { path: '(?i)/ADMIN' },
+        { path: '^/x$' },
+        { user_agent: 'curl/' },
+        { path: '/a\\.b', status: 404 },
+      ],
+    };
+    expect(matches(spec, event({ url: '/a+b' }))).toBe(true);
+    expect(matches(spec, event({ url: '/admin' }))).toBe(true);
+    expect(matches(spec, event({ url: '/x' }))).toBe(true);
+    expect(matches(spec, event({ url: '/X' }))).toBe(false); // (?i) does not leak into ^/x$
+    expect(matches(spec, event({ url: '/y', userAgent: 'curl/8' }))).toBe(true);
+    expect(matches(spec, event({ url: '/a.b', status: 404 }))).toBe(true);
+    expect(matches(spec, event({ url: '/a.b', status: 200 }))).toBe(false);
+  });
+
+  it('keeps patterns that cannot share one RE2 (a group name used twice) apart', () => {
+    const spec: HttpFilterSpec = { any: [{ path: '(?<p>/a)$' }, { path: '(?<p>/b)$' }] };
+    expect(matches(spec, event({ url: '/a' }))).toBe(true);
+    expect(matches(spec, event({ url: '/b' }))).toBe(true);
+    expect(matches(spec, event({ url: '/c' }))).toBe(false);
+  });
+});
+
 describe('distinct values per client', () => {
   it('counts a value only when it is new for the client within the window', () => {
     const tracker = new DistinctTracker({ windowMs: 60_000 });
