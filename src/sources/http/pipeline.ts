@@ -95,9 +95,15 @@ export interface HttpPipeline {
   /**
    * The whole journey for one request: resolves the client, refuses (and answers) a banned or
    * over-rate one, tracks the rest. `true`: continue to the application; `false`: answered.
-   * A promise only when a rate jail applies. Never throws or rejects.
+   * A promise only when a rate jail applies. Never throws or rejects. `ip`: the client when the
+   * caller already resolved it with {@link clientIp} (so it is not resolved twice).
    */
-  admit(req: IncomingMessage, res: ServerResponse, url?: string): boolean | Promise<boolean>;
+  admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url?: string,
+    ip?: string | null,
+  ): boolean | Promise<boolean>;
   /** A snapshot of the counters. */
   readonly stats: HttpPipelineStats;
   /** Forgets per-client state (distinct values, rate counters). Idempotent. */
@@ -274,10 +280,15 @@ class Pipeline implements HttpPipeline {
     writeDenial(res, denial, denial.reason === 'rate' ? RATE_LIMITED_RESPONSE : this.#denyResponse);
   }
 
-  admit(req: IncomingMessage, res: ServerResponse, url?: string): boolean | Promise<boolean> {
+  admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url?: string,
+    known?: string | null,
+  ): boolean | Promise<boolean> {
     try {
       this.#refresh();
-      const ip = this.#resolver.resolve(req);
+      const ip = known === undefined ? this.#resolver.resolve(req) : known;
       if (ip === null) return true;
       const denial = this.check(ip);
       if (denial !== undefined) {

@@ -87,8 +87,13 @@ export function portcullis(guard: Guard, options: ExpressGuardOptions = {}): Por
     next: Next,
   ): void {
     const url = req.originalUrl ?? req.url;
-    accessLog?.track(req, res, pipeline.clientIp(req), url);
-    const admitted = pipeline.admit(req, res, url);
+    let admitted: boolean | Promise<boolean>;
+    if (accessLog === undefined) admitted = pipeline.admit(req, res, url);
+    else {
+      const ip = pipeline.clientIp(req);
+      accessLog.track(req, res, ip, url);
+      admitted = pipeline.admit(req, res, url, ip);
+    }
     if (admitted === true) {
       next();
       return;

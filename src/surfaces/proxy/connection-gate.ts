@@ -72,9 +72,7 @@ export function installGate(server: Server, options: GateOptions): void {
       startTls(server, socket, peer, options, handlers);
       return;
     }
-    connections.set(socket, { peer, trusted: peer !== null && options.trusted.has(peer), encrypted: false });
-    for (const handler of handlers) handler.call(server, socket);
-    socket.setTimeout(options.firstByteTimeoutMs);
+    handToHttp(server, socket, peer, false, options, handlers);
   };
 
   const admit = (socket: Socket, peer: string | null): boolean => {
@@ -145,16 +143,24 @@ export function installGate(server: Server, options: GateOptions): void {
         return;
       }
       if (rest.length > 0) socket.unshift(rest);
-      connections.set(socket, {
-        peer,
-        trusted: peer !== null && options.trusted.has(peer),
-        encrypted: false,
-      });
-      for (const handler of handlers) handler.call(server, socket);
-      socket.setTimeout(options.firstByteTimeoutMs);
+      handToHttp(server, socket, peer, false, options, handlers);
       socket.resume();
     });
   });
+}
+
+/** Records what the gate learned about a connection and gives it to Node's HTTP parser. */
+function handToHttp(
+  server: Server,
+  socket: Socket,
+  peer: string | null,
+  encrypted: boolean,
+  options: GateOptions,
+  handlers: readonly ((socket: Duplex) => void)[],
+): void {
+  connections.set(socket, { peer, trusted: peer !== null && options.trusted.has(peer), encrypted });
+  for (const handler of handlers) handler.call(server, socket);
+  socket.setTimeout(options.firstByteTimeoutMs);
 }
 
 function ignore(): void {}
@@ -213,13 +219,7 @@ function startTls(
     clearTimeout(timer);
     tlsSocket.removeListener('error', onError);
     if (named !== undefined) originalClientAddress.set(tlsSocket, named);
-    connections.set(tlsSocket, {
-      peer,
-      trusted: peer !== null && options.trusted.has(peer),
-      encrypted: true,
-    });
-    for (const handler of handlers) handler.call(server, tlsSocket);
-    tlsSocket.setTimeout(options.firstByteTimeoutMs);
+    handToHttp(server, tlsSocket, peer, true, options, handlers);
   });
 }
 

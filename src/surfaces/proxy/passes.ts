@@ -180,16 +180,8 @@ export const WEB_PASSES = Object.freeze({
   forward,
 });
 
-/** The passes of an upgrade request (WebSocket), in order. */
-export const WS_PASSES = Object.freeze({
-  identifyClient,
-  accessLog,
-  refuseBanned,
-  limitRate,
-  observe,
-  forwardedHeaders,
-  forward: forwardUpgrade,
-});
+/** The passes of an upgrade request (WebSocket): the same journey, forwarded as an upgrade. */
+export const WS_PASSES = Object.freeze({ ...WEB_PASSES, forward: forwardUpgrade });
 
 /**
  * Runs `passes` from `from` on: synchronously while each goes on; after a promise, from the pass
