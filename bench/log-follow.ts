@@ -189,7 +189,7 @@ function jail(makeStore: (dir: string) => Store): Parameters<typeof measure>[1] 
     const guard = await createGuard(config, { store: makeStore(path.dirname(file)), env: {} });
     const logJails = await startLogJails({
       config: guard.config,
-      store: guard.store,
+      positions: guard.positions,
       async report(ip, options) {
         const result = await guard.report(ip, options);
         record(userTime(options.fields?.user));

@@ -5,73 +5,40 @@ import { hostname } from 'node:os';
 import { DEFAULTS, MANUAL_JAIL } from './config/defaults.js';
 import { loadConfigFile, resolveConfig } from './config/load.js';
 import type { PortcullisOptions } from './config/schema.js';
-import type { JailConfig, PortcullisConfig } from './config/types.js';
+import type { PortcullisConfig } from './config/types.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { formatDuration, PERMANENT, parseDuration } from './core/duration.js';
-import { ErrorCodes, isPortcullisError, PortcullisError } from './core/errors.js';
-import { type Cidr, parseCidr, parseIp } from './core/ip.js';
+import { ErrorCodes, PortcullisError } from './core/errors.js';
+import { type Cidr, clientKey, parseCidr, parseIp } from './core/ip.js';
 import { type Logger, silentLogger } from './core/logger.js';
-import { type Decision, isActive } from './core/types.js';
-import { type BanEntry, BanTable } from './decisions/ban-table.js';
-import { computeBanTime } from './detection/jails/ban-time.js';
-import { hostAddresses, Jail } from './detection/jails/jail.js';
+import type {
+  BanEntry,
+  BanOptions,
+  Decision,
+  DecisionSource,
+  ReportOptions,
+  ReportResult,
+  UnbanEvent,
+} from './core/types.js';
+import { decideBan, manualDecision } from './decisions/decide.js';
+import { DecisionBook, type DecisionListener, type SubscribeOptions } from './decisions/decision-book.js';
+import { StoreSync } from './decisions/store-sync.js';
+import { countFailure } from './detection/jails/count.js';
+import type { Jail } from './detection/jails/jail.js';
+import { JailSet } from './detection/jails/jail-set.js';
+import type { PositionStore, SourceContext } from './sources/source.js';
 import { createStore } from './stores/create-store.js';
-import { FailureWindows } from './stores/memory/failure-windows.js';
-import type { FailureResult, Store, StoreMessage } from './stores/store.js';
+import type { Store } from './stores/store.js';
 import type { ExpressGuardOptions, PortcullisMiddleware } from './surfaces/express/index.js';
 
-/** What `report()` concluded. */
-export type ReportOutcome =
-  /** Counted; not (yet) enough failures for a ban. */
-  | 'counted'
-  /** This failure reached `maxretry`: the client is now banned. */
-  | 'banned'
-  /** A dry-run jail reached `maxretry`: a "would ban" decision was recorded. */
-  | 'would-ban'
-  /** The client is in `ignoreip` / `ignoreself`. */
-  | 'ignored'
-  /** The client is already banned (or would-banned in a dry-run jail); failures are not counted. */
-  | 'already-banned'
-  /** The address did not parse; counted in `stats.invalidIps`. */
-  | 'invalid-ip'
-  /** The store is unreachable and `on_store_error` is `stop`. */
-  | 'not-counted';
-
-export interface ReportResult {
-  outcome: ReportOutcome;
-  /** Failures inside `findtime` after this one, when counted. */
-  failures?: number;
-  decision?: Decision;
-}
-
-export interface ReportOptions {
-  /** The jail to count in. Required. */
-  jail: string;
-  /** Failures this event counts for. Default 1. */
-  weight?: number;
-  /** Event time, ms since the epoch (a log line's own time). Default now. */
-  timeMs?: number;
-  /** Fields for the reason and the logs (`user`, `path`, ...). */
-  fields?: Readonly<Record<string, string | number | undefined>>;
-}
-
-export interface BanOptions {
-  /** Jail to record the ban under. Default `manual`. */
-  jail?: string;
-  /** `1h`, ms as a number, or `-1` for permanent. Default the jail's bantime (manual: 1h). */
-  duration?: string | number;
-  reason?: string;
-}
-
-/** Where a ban or unban came from. */
-export type DecisionSource = 'local' | 'remote' | 'restore';
-
-export interface UnbanEvent {
-  target: string;
-  jail: string;
-  /** `expired`: bantime ran out; `unban`: `unban()` here; `remote`: another instance unbanned. */
-  reason: 'expired' | 'unban' | 'remote';
-}
+export type {
+  BanOptions,
+  DecisionSource,
+  ReportOptions,
+  ReportOutcome,
+  ReportResult,
+  UnbanEvent,
+} from './core/types.js';
 
 export interface GuardEventMap {
   /** A ban starts to be enforced here (decided here, by another instance, or restored at start). */
@@ -97,10 +64,17 @@ export interface GuardOptions {
   store?: Store;
   /** Environment for config overrides. Default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
-  /** Name of this instance in decisions and pub/sub. Default `hostname:pid`. */
+  /** Name of this instance in decisions and pub/sub. Default `hostname:pid:random`. */
   instanceId?: string;
   /** For `rndtime`. Default `Math.random`. */
   random?: () => number;
+  /**
+   * Where decisions wait while the store is unreachable. Default: `store.outbox` of the config
+   * (for Redis, a SQLite file next to the config file); `null` keeps them in memory.
+   */
+  outboxPath?: string | null;
+  /** How often a store that is down is tried again, ms. Default 1000. */
+  storeRetryIntervalMs?: number;
 }
 
 export interface GuardStats {
@@ -115,43 +89,29 @@ export interface GuardStats {
   storeAvailable: boolean;
 }
 
-type Pending = { kind: 'put'; decision: Decision } | { kind: 'delete' };
-type TableChange = (table: BanTable, dryRun: BanTable) => void;
-
 const MANUAL_BANTIME_MS = 3_600_000;
 const PURGE_INTERVAL_MS = 10 * 60_000;
-const RETRY_INTERVAL_MS = 1_000;
-const MAX_TIMER_MS = 60_000;
 
 /**
- * The engine: jails, the local ban table, the store, and the decision lifecycle. Sources and
- * surfaces feed it with `report()` and ask it `isBanned()`; everything else is background work.
+ * The composition root: it wires the jails (detection), the decision book and the store sync
+ * (decisions) and offers them to sources and surfaces through small ports ({@link SourceContext}).
+ * Sources call `report()` and ask `isBanned()`; everything else is background work of the parts.
  */
-export class Guard extends EventEmitter<GuardEventMap> {
+export class Guard extends EventEmitter<GuardEventMap> implements SourceContext {
   #config: PortcullisConfig;
-  #jails = new Map<string, Jail>();
+  #jails: JailSet;
   readonly #store: Store;
+  readonly #book: DecisionBook;
+  readonly #sync: StoreSync;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #random: () => number;
   readonly #instanceId: string;
-  #table: BanTable;
-  #dryRunTable: BanTable;
-  readonly #localWindows = new FailureWindows();
-  readonly #pending = new Map<string, Pending>();
-  #storeAvailable = true;
   #closed = false;
   #closing: Promise<void> | undefined;
-  #expiryTimer: NodeJS.Timeout | undefined;
-  #expiryAt = Number.POSITIVE_INFINITY;
   #purgeTimer: NodeJS.Timeout | undefined;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #reloading: Promise<void> | undefined;
-  /** The store announced a change while a reload was reading it: read again once it ends. */
-  #reloadAgain = false;
-  /** Table changes made while a reload reads the store; replayed onto the tables it builds. */
-  readonly #reloadJournals = new Set<TableChange[]>();
-  readonly #stats = { reports: 0, bans: 0, invalidIps: 0, storeErrors: 0 };
+  #forwarding = false;
+  readonly #stats = { reports: 0, bans: 0, invalidIps: 0 };
 
   /** Use {@link createGuard}; the constructor does no I/O and the guard is not ready until `start()`. */
   constructor(config: PortcullisConfig, store: Store, options: GuardOptions = {}) {
@@ -162,18 +122,37 @@ export class Guard extends EventEmitter<GuardEventMap> {
     this.#logger = options.logger ?? silentLogger;
     this.#random = options.random ?? Math.random;
     this.#instanceId = options.instanceId ?? `${hostname()}:${process.pid}`;
-    this.#table = new BanTable(this.#clock);
-    this.#dryRunTable = new BanTable(this.#clock);
-    this.#buildJails(config);
+    this.#jails = new JailSet(config);
+    this.#book = new DecisionBook({
+      clock: this.#clock,
+      logger: this.#logger,
+      origin: this.#instanceId,
+      onError: (error) => this.reportError(error),
+    });
+    this.#sync = new StoreSync({
+      store,
+      book: this.#book,
+      clock: this.#clock,
+      logger: this.#logger,
+      origin: this.#instanceId,
+      policy: () => this.#config.onStoreError,
+      outboxPath: options.outboxPath === undefined ? outboxPathOf(config) : options.outboxPath,
+      ...(options.storeRetryIntervalMs === undefined
+        ? {}
+        : { retryIntervalMs: options.storeRetryIntervalMs }),
+    });
+    this.#sync.on('down', (error) => this.emit('storeDown', error));
+    this.#sync.on('up', () => this.emit('storeUp'));
+    this.#sync.on('error', (error) => this.reportError(error));
+    // The book is told of every change; the guard re-emits them once someone listens.
+    (this as EventEmitter).on('newListener', (event: string) => {
+      if (event === 'ban' || event === 'unban' || event === 'wouldBan') this.#forward();
+    });
   }
 
-  /** Opens the store, restores every active ban, and starts the background timers. */
+  /** Opens the store, replays a left-over outbox, restores every active ban, starts the timers. */
   async start(): Promise<void> {
-    await this.#store.open();
-    this.#store.on('message', this.#onStoreMessage);
-    this.#store.on('up', this.#onStoreUp);
-    this.#store.on('down', this.#onStoreDown);
-    await this.#reloadDecisions('restore');
+    await this.#sync.start();
     this.#purgeTimer = setInterval(() => void this.#purge(), PURGE_INTERVAL_MS).unref();
   }
 
@@ -185,9 +164,33 @@ export class Guard extends EventEmitter<GuardEventMap> {
     return this.#store;
   }
 
+  /** Saved log positions (log sources): kept in the store. */
+  get positions(): PositionStore {
+    return this.#store;
+  }
+
+  get logger(): Logger {
+    return this.#logger;
+  }
+
   /** The time source every decision uses (for `Retry-After` and event times). */
   get clock(): Clock {
     return this.#clock;
+  }
+
+  /** The configured, enabled jails by name (a new map after each reload). */
+  get jails(): ReadonlyMap<string, Jail> {
+    return this.#jails.byName;
+  }
+
+  get stats(): GuardStats {
+    return {
+      ...this.#stats,
+      storeErrors: this.#sync.errors,
+      pendingWrites: this.#sync.pending,
+      activeBans: this.#book.size,
+      storeAvailable: this.#sync.available,
+    };
   }
 
   /**
@@ -223,20 +226,6 @@ export class Guard extends EventEmitter<GuardEventMap> {
     return pipeline.fail(pipeline.clientIp(req), jail, fields);
   }
 
-  /** The configured jails by name. */
-  get jails(): ReadonlyMap<string, Jail> {
-    return this.#jails;
-  }
-
-  get stats(): GuardStats {
-    return {
-      ...this.#stats,
-      pendingWrites: this.#pending.size,
-      activeBans: this.#table.size,
-      storeAvailable: this.#storeAvailable,
-    };
-  }
-
   /**
    * Is this client banned right now? Synchronous, no I/O: the local ban table answers. Accepts any
    * textual form of an address (`::ffff:1.2.3.4`, `[2001:db8::1]`, `fe80::1%eth0`); garbage is
@@ -244,13 +233,22 @@ export class Guard extends EventEmitter<GuardEventMap> {
    * no jail ignores is refused.
    */
   isBanned(ip: string): boolean {
-    if (this.#table.has(ip)) return true;
-    return !this.#storeAvailable && this.#config.onStoreError === 'deny' && this.#deniedByOutage(ip);
+    if (this.#book.isBanned(ip)) return true;
+    return !this.#sync.available && this.#config.onStoreError === 'deny' && this.#deniedByOutage(ip);
   }
 
   /** The ban covering `ip`, for a `Retry-After` header or a log line. */
   lookup(ip: string): BanEntry | undefined {
-    return this.#table.lookup(ip);
+    return this.#book.lookup(ip);
+  }
+
+  /**
+   * Adds a listener of every change of what this instance enforces; with `{ replay: true }` it
+   * first hears every ban in force (as `restore`), so an action added at any time re-applies
+   * them. Returns the function that removes it.
+   */
+  subscribe(listener: DecisionListener, options?: SubscribeOptions): () => void {
+    return this.#book.subscribe(listener, options);
   }
 
   /**
@@ -270,38 +268,44 @@ export class Guard extends EventEmitter<GuardEventMap> {
       this.#stats.invalidIps++;
       return { outcome: 'invalid-ip' };
     }
-    if (jail.isIgnored(parsed)) return { outcome: 'ignored' };
-    const config = jail.config;
-    const table = config.dryRun ? this.#dryRunTable : this.#table;
-    if (table.hasParsed(parsed)) return { outcome: 'already-banned' };
-
-    const key = jail.keyOf(parsed);
-    const timeMs = options.timeMs ?? this.#clock.now();
-    const input = {
-      jail: config.name,
-      key,
-      timeMs,
-      weight: options.weight ?? 1,
-      findTimeMs: config.findTimeMs,
-      maxRetry: config.maxRetry,
-    };
-    let counted: FailureResult;
-    if (this.#storeAvailable) {
-      try {
-        counted = await this.#store.addFailure(input);
-      } catch (error) {
-        this.#storeFailed(error);
-        if (this.#config.onStoreError === 'stop') return { outcome: 'not-counted' };
-        counted = this.#localWindows.add(input);
-      }
-    } else {
-      if (this.#config.onStoreError === 'stop') return { outcome: 'not-counted' };
-      counted = this.#localWindows.add(input);
+    const counted = await countFailure(
+      jail,
+      parsed,
+      options.timeMs ?? this.#clock.now(),
+      options.weight ?? 1,
+      this.#sync,
+      this.#bannedHere,
+    );
+    switch (counted.kind) {
+      case 'ignored':
+      case 'already-banned':
+      case 'not-counted':
+        return { outcome: counted.kind };
+      case 'counted':
+        return { outcome: 'counted', failures: counted.failures };
     }
-    if (!counted.reached) return { outcome: 'counted', failures: counted.count };
-
-    const decision = await this.#decide(jail.config, key, counted.count, options.fields);
-    return { outcome: config.dryRun ? 'would-ban' : 'banned', failures: counted.count, decision };
+    const config = jail.config;
+    const now = this.#clock.now();
+    const previousBans =
+      config.banTimeIncrement === null
+        ? 0
+        : await this.#sync.countBans(
+            counted.key,
+            config.banTimeIncrement.overallJails ? null : config.name,
+            now - this.#config.dbPurgeAgeMs,
+          );
+    const decision = decideBan({
+      jail: config,
+      key: counted.key,
+      failures: counted.failures,
+      previousBans,
+      nowMs: now,
+      random: this.#random,
+      origin: this.#instanceId,
+      fields: options.fields,
+    });
+    const stored = await this.#enforce(decision);
+    return { outcome: config.dryRun ? 'would-ban' : 'banned', failures: counted.failures, decision: stored };
   }
 
   /**
@@ -328,72 +332,35 @@ export class Guard extends EventEmitter<GuardEventMap> {
         `expected a duration (ms > 0, or -1 for permanent), got ${JSON.stringify(options.duration)}`,
       );
     }
-    const now = this.#clock.now();
-    const decision: Decision = {
-      target: cidr.text,
-      jail: jailName,
-      reason: options.reason ?? 'banned by hand',
-      startedAt: now,
-      expiresAt: durationMs === PERMANENT ? null : now + durationMs,
-      banCount: 1,
-      dryRun: false,
-      origin: this.#instanceId,
-    };
-    return this.#enforce(decision);
+    return this.#enforce(
+      manualDecision({
+        target: cidr.text,
+        jail: jailName,
+        durationMs,
+        reason: options.reason ?? 'banned by hand',
+        nowMs: this.#clock.now(),
+        origin: this.#instanceId,
+      }),
+    );
   }
 
-  /** Lifts the ban of exactly this address or range. Resolves to whether one was lifted. */
+  /**
+   * Lifts the ban of this address or range. An address inside a banned IPv6 client network (a
+   * jail bans `2001:db8::/64`; `unban('2001:db8::5')`) lifts that network's ban. Resolves to
+   * whether one was lifted.
+   */
   async unban(ipOrCidr: string): Promise<boolean> {
     this.#assertOpen();
-    const cidr = parseTarget(ipOrCidr);
-    const target = cidr.text;
-    const entry = this.#table.get(target);
-    const local = this.#table.remove(target);
-    this.#dryRunTable.remove(target);
-    this.#record((table, dryRun) => {
-      table.remove(target);
-      dryRun.remove(target);
-    });
-    let stored: Decision | undefined;
-    try {
-      if (this.#storeAvailable) {
-        stored = await this.#store.deleteDecision(target);
-        // A put still queued from an outage would bring the ban back.
-        this.#pending.delete(target);
-      } else this.#queue(target, { kind: 'delete' });
-    } catch (error) {
-      this.#storeFailed(error);
-      this.#queue(target, { kind: 'delete' });
-    }
-    if (local)
-      this.emit('unban', { target, jail: entry?.jail ?? stored?.jail ?? MANUAL_JAIL, reason: 'unban' });
-    return local || stored !== undefined;
+    const target = this.#unbanTarget(parseTarget(ipOrCidr));
+    const entry = this.#book.remove(target, 'unban');
+    const stored = await this.#sync.delete(target);
+    return entry !== undefined || stored !== undefined;
   }
 
   /** Every decision active now, from the store (or, while it is unreachable, from this instance). */
   async decisions(): Promise<Decision[]> {
     this.#assertOpen();
-    const now = this.#clock.now();
-    const out: Decision[] = [];
-    try {
-      await this.#store.loadDecisions(now, (batch) => out.push(...batch));
-      return out;
-    } catch (error) {
-      this.#storeFailed(error);
-      for (const entry of this.#table.entries()) {
-        out.push({
-          target: entry.target,
-          jail: entry.jail,
-          reason: '(store unavailable: details unknown)',
-          startedAt: 0,
-          expiresAt: Number.isFinite(entry.expiresAt) ? entry.expiresAt : null,
-          banCount: 1,
-          dryRun: false,
-          origin: this.#instanceId,
-        });
-      }
-      return out;
-    }
+    return this.#sync.decisions();
   }
 
   /**
@@ -406,89 +373,40 @@ export class Guard extends EventEmitter<GuardEventMap> {
       this.#logger.warn({ event: 'reload' }, 'store settings changed; they take effect only after a restart');
       config = { ...config, store: this.#config.store };
     }
-    this.#buildJails(config);
+    this.#jails = new JailSet(config);
     this.#config = config;
+  }
+
+  /** Something unexpected failed in the background: the `error` event, or the log without listeners. */
+  reportError(error: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    else this.#logger.warn({ err: error }, 'background error');
+  }
+
+  /** Runs the expiry check now (for tests that drive a manual clock). */
+  tick(): void {
+    this.#book.expireNow();
   }
 
   /** Stops timers and closes the store. Idempotent; resolves when every handle is released. */
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closed = true;
-      clearTimeout(this.#expiryTimer);
       clearInterval(this.#purgeTimer);
-      clearInterval(this.#retryTimer);
-      this.#store.off('message', this.#onStoreMessage);
-      this.#store.off('up', this.#onStoreUp);
-      this.#store.off('down', this.#onStoreDown);
-      this.#closing = (async () => {
-        await this.#reloading?.catch(() => {});
-        if (this.#pending.size > 0) {
-          this.#logger.warn(
-            { pending: this.#pending.size },
-            'closing with decisions not yet written to the store',
-          );
-        }
-        await this.#store.close();
-      })();
+      this.#book.close();
+      this.#closing = this.#sync.close();
     }
     return this.#closing;
   }
 
-  async #decide(
-    config: JailConfig,
-    key: string,
-    failures: number,
-    fields: ReportOptions['fields'],
-  ): Promise<Decision> {
-    const now = this.#clock.now();
-    let previousBans = 0;
-    if (config.banTimeIncrement !== null && this.#storeAvailable) {
-      try {
-        previousBans = await this.#store.countBans(
-          key,
-          config.banTimeIncrement.overallJails ? null : config.name,
-          now - this.#config.dbPurgeAgeMs,
-        );
-      } catch (error) {
-        this.#storeFailed(error);
-      }
-    }
-    const banTimeMs = computeBanTime(config.banTimeMs, config.banTimeIncrement, previousBans, this.#random);
-    const detail = fields?.user === undefined ? '' : ` (user ${String(fields.user)})`;
-    const decision: Decision = {
-      target: key,
-      jail: config.name,
-      reason: `${failures} failures within ${formatDuration(config.findTimeMs)}${detail}`,
-      startedAt: now,
-      expiresAt: banTimeMs === PERMANENT ? null : now + banTimeMs,
-      banCount: previousBans + 1,
-      dryRun: config.dryRun,
-      origin: this.#instanceId,
-    };
-    return this.#enforce(decision);
-  }
+  readonly #bannedHere = (ip: Parameters<DecisionBook['hasParsed']>[0], dryRun: boolean): boolean =>
+    this.#book.hasParsed(ip, dryRun);
 
-  /** Enforces locally first (the next request must be refused), then writes and announces. */
+  /** Enforces locally first (the next request must be refused), then writes and logs. */
   async #enforce(decision: Decision): Promise<Decision> {
-    this.#applyLocal(decision, 'local');
-    let stored = decision;
-    if (this.#storeAvailable) {
-      try {
-        stored = await this.#store.putDecision(decision);
-        // A delete still queued from an outage would lift this new ban.
-        if (this.#pending.get(decision.target)?.kind === 'delete') this.#pending.delete(decision.target);
-        if (stored.expiresAt !== decision.expiresAt && !decision.dryRun) {
-          this.#table.add(stored.target, stored.jail, stored.expiresAt);
-          this.#record((table) => table.add(stored.target, stored.jail, stored.expiresAt));
-          this.#scheduleExpiry();
-        }
-      } catch (error) {
-        this.#storeFailed(error);
-        this.#queue(decision.target, { kind: 'put', decision });
-      }
-    } else {
-      this.#queue(decision.target, { kind: 'put', decision });
-    }
+    this.#book.apply(decision, 'local');
+    if (!decision.dryRun) this.#stats.bans++;
+    const stored = await this.#sync.put(decision);
     this.#logger.info(
       {
         event: decision.dryRun ? 'would-ban' : 'ban',
@@ -503,259 +421,40 @@ export class Guard extends EventEmitter<GuardEventMap> {
     return stored;
   }
 
-  #applyLocal(decision: Decision, source: DecisionSource): void {
-    const { target, jail, dryRun } = decision;
-    // Never shorten a longer ban this instance enforces (the store merges the same way, but
-    // during an outage the table is all there is).
-    const expiresAt = laterExpiry(
-      (dryRun ? this.#dryRunTable : this.#table).get(target),
-      decision.expiresAt,
-      this.#clock.now(),
-    );
-    this.#record((table, dryRunTable) => (dryRun ? dryRunTable : table).add(target, jail, expiresAt));
-    if (dryRun) {
-      this.#dryRunTable.add(target, jail, expiresAt);
-      this.#scheduleExpiry();
-      if (source !== 'restore') this.emit('wouldBan', decision);
-      return;
-    }
-    this.#table.add(target, jail, expiresAt);
-    if (source === 'local') this.#stats.bans++;
-    this.#scheduleExpiry();
-    if (this.listenerCount('ban') > 0) this.emit('ban', decision, source);
+  /** The target to lift for `cidr`: itself, or the banned IPv6 client network of that address. */
+  #unbanTarget(cidr: Cidr): string {
+    if (this.#book.get(cidr.text) !== undefined || cidr.family !== 6 || cidr.prefix !== 128) return cidr.text;
+    const covering = this.#book.lookup(cidr);
+    if (covering === undefined) return cidr.text;
+    const prefix = this.#jails.get(covering.jail)?.config.ipv6Prefix ?? DEFAULTS.jail.ipv6_prefix;
+    // Only a client key (the jail's own /prefix) is lifted by an address, never a wider range.
+    return clientKey(cidr, prefix) === covering.target ? covering.target : cidr.text;
   }
 
-  readonly #onStoreMessage = (message: StoreMessage): void => {
-    if (this.#closed) return;
-    if (message.type === 'ban') {
-      if (isActive(message.decision.expiresAt, this.#clock.now()))
-        this.#applyLocal(message.decision, 'remote');
-      return;
-    }
-    const entry = this.#table.get(message.target);
-    this.#dryRunTable.remove(message.target);
-    this.#record((table, dryRun) => {
-      table.remove(message.target);
-      dryRun.remove(message.target);
+  /** Re-emits the book's changes as the guard's events (from the first listener on). */
+  #forward(): void {
+    if (this.#forwarding) return;
+    this.#forwarding = true;
+    this.#book.subscribe({
+      ban: (decision, source) => {
+        if (this.listenerCount('ban') > 0) this.emit('ban', decision, source);
+      },
+      unban: (event) => {
+        if (this.listenerCount('unban') > 0) this.emit('unban', event);
+      },
+      wouldBan: (decision, source) => {
+        if (source !== 'restore' && this.listenerCount('wouldBan') > 0) this.emit('wouldBan', decision);
+      },
     });
-    if (this.#table.remove(message.target) && entry !== undefined) {
-      this.emit('unban', { target: message.target, jail: entry.jail, reason: 'remote' });
-    }
-  };
-
-  readonly #onStoreDown = (error: Error): void => {
-    this.#storeFailed(error);
-  };
-
-  readonly #onStoreUp = (): void => {
-    if (this.#closed) return;
-    if (this.#reloading !== undefined) this.#reloadAgain = true;
-    void this.#recover();
-  };
-
-  #storeFailed(error: unknown): void {
-    this.#stats.storeErrors++;
-    if (isPortcullisError(error, ErrorCodes.STORE_CORRUPT)) {
-      // The file was replaced by an empty one: what this instance enforces must be written back.
-      this.#requeueEnforced();
-    } else if (
-      !isPortcullisError(error, ErrorCodes.STORE_UNAVAILABLE) &&
-      !isPortcullisError(error, ErrorCodes.CLOSED)
-    ) {
-      // A bug or an unexpected backend answer: surface it, but keep enforcing.
-      this.#logger.error({ err: error }, 'unexpected store error');
-    }
-    if (!this.#storeAvailable || this.#closed) return;
-    this.#storeAvailable = false;
-    const err = error instanceof Error ? error : new Error(String(error));
-    this.#logger.error(
-      { err, policy: this.#config.onStoreError },
-      `store unavailable; on_store_error=${this.#config.onStoreError}: ${policyText(this.#config.onStoreError)}`,
-    );
-    this.emit('storeDown', err);
-    this.#retryTimer = setInterval(() => void this.#recover(), RETRY_INTERVAL_MS).unref();
-  }
-
-  /** Writes what was decided during an outage, then reloads every decision from the store. */
-  async #recover(): Promise<void> {
-    if (this.#closed || this.#reloading !== undefined) return;
-    this.#reloading = (async () => {
-      try {
-        await this.#flushPending();
-        await this.#reloadDecisions('restore');
-        // Decisions queued while reloading; no await between the last check and "available".
-        await this.#flushPending();
-        const wasDown = !this.#storeAvailable;
-        this.#storeAvailable = true;
-        clearInterval(this.#retryTimer);
-        this.#retryTimer = undefined;
-        this.#localWindows.clearAll();
-        if (wasDown) {
-          this.#logger.info({ event: 'store-up' }, 'store available again; decisions written and reloaded');
-          this.emit('storeUp');
-        }
-      } catch (error) {
-        if (!this.#storeAvailable) return; // still down; the retry timer tries again
-        this.#storeFailed(error);
-      }
-    })();
-    try {
-      await this.#reloading;
-    } finally {
-      this.#reloading = undefined;
-    }
-    if (this.#reloadAgain && !this.#closed) {
-      this.#reloadAgain = false;
-      await this.#recover();
-    }
-  }
-
-  /** Writes every queued decision, including those queued while writing. */
-  async #flushPending(): Promise<void> {
-    while (this.#pending.size > 0) {
-      for (const [target, pending] of [...this.#pending]) {
-        if (pending.kind === 'put') await this.#store.putDecision(pending.decision);
-        else await this.#store.deleteDecision(target);
-        if (this.#pending.get(target) === pending) this.#pending.delete(target);
-      }
-    }
-  }
-
-  /** Rebuilds the ban tables from the store, swapping them in whole so enforcement never gaps. */
-  async #reloadDecisions(source: DecisionSource): Promise<void> {
-    const now = this.#clock.now();
-    const table = new BanTable(this.#clock);
-    const dryRun = new BanTable(this.#clock);
-    const restored: Decision[] = [];
-    const announce = this.listenerCount('ban') > 0;
-    // Bans and unbans applied while the store is read may be missing from what it returns.
-    const journal: TableChange[] = [];
-    this.#reloadJournals.add(journal);
-    try {
-      await this.#store.loadDecisions(now, (batch) => {
-        for (const decision of batch) {
-          if (decision.dryRun) dryRun.add(decision.target, decision.jail, decision.expiresAt);
-          else {
-            table.add(decision.target, decision.jail, decision.expiresAt);
-            if (announce && !this.#table.get(decision.target)) restored.push(decision);
-          }
-        }
-      });
-    } finally {
-      this.#reloadJournals.delete(journal);
-    }
-    // Decisions still waiting for the store stay enforced.
-    for (const pending of this.#pending.values()) {
-      if (pending.kind === 'put' && !pending.decision.dryRun) {
-        table.add(pending.decision.target, pending.decision.jail, pending.decision.expiresAt);
-      }
-    }
-    for (const [target, pending] of this.#pending) if (pending.kind === 'delete') table.remove(target);
-    for (const change of journal) change(table, dryRun);
-    const previous = this.#table;
-    this.#table = table;
-    this.#dryRunTable = dryRun;
-    this.#scheduleExpiry(true);
-    for (const decision of restored) this.emit('ban', decision, source);
-    for (const entry of previous.entries()) {
-      if (table.get(entry.target) === undefined && entry.expiresAt > now) {
-        this.emit('unban', { target: entry.target, jail: entry.jail, reason: 'remote' });
-      }
-    }
-    this.#logger.info(
-      { event: 'restore', bans: table.size, dryRun: dryRun.size },
-      `${table.size} bans loaded`,
-    );
-  }
-
-  #requeueEnforced(): void {
-    for (const entry of this.#table.entries()) {
-      if (this.#pending.has(entry.target)) continue;
-      this.#queue(entry.target, {
-        kind: 'put',
-        decision: {
-          target: entry.target,
-          jail: entry.jail,
-          reason: 'restored after the store was lost',
-          startedAt: this.#clock.now(),
-          expiresAt: Number.isFinite(entry.expiresAt) ? entry.expiresAt : null,
-          banCount: 1,
-          dryRun: false,
-          origin: this.#instanceId,
-        },
-      });
-    }
-  }
-
-  #record(change: TableChange): void {
-    for (const journal of this.#reloadJournals) journal.push(change);
-  }
-
-  #queue(target: string, pending: Pending): void {
-    this.#pending.set(target, pending);
-  }
-
-  #scheduleExpiry(force = false): void {
-    if (this.#closed) return;
-    // Dry-run decisions expire too: a dry-run-only guard would otherwise keep every one.
-    const next = Math.min(this.#table.nextExpiry(), this.#dryRunTable.nextExpiry());
-    if (!force && next >= this.#expiryAt) return;
-    clearTimeout(this.#expiryTimer);
-    this.#expiryAt = next;
-    if (next === Number.POSITIVE_INFINITY) return;
-    const delay = Math.min(Math.max(next - this.#clock.now(), 0), MAX_TIMER_MS);
-    this.#expiryTimer = setTimeout(() => this.#expire(), delay).unref();
-  }
-
-  /** Ends bans whose time is up. Exposed to tests through {@link tick}. */
-  #expire(): void {
-    this.#expiryAt = Number.POSITIVE_INFINITY;
-    const now = this.#clock.now();
-    for (;;) {
-      const expired = this.#table.takeExpired(now);
-      for (const entry of expired) {
-        this.#logger.info(
-          { event: 'unban', target: entry.target, jail: entry.jail },
-          `unban ${entry.target} (expired)`,
-        );
-        this.emit('unban', { target: entry.target, jail: entry.jail, reason: 'expired' });
-      }
-      if (expired.length < 10_000) break;
-    }
-    this.#dryRunTable.takeExpired(now, Number.MAX_SAFE_INTEGER);
-    this.#scheduleExpiry(true);
-  }
-
-  /** Runs the expiry check now (for tests that drive a manual clock). */
-  tick(): void {
-    this.#expire();
   }
 
   async #purge(): Promise<void> {
-    const now = this.#clock.now();
-    this.#localWindows.prune(now);
-    if (!this.#storeAvailable) return;
-    try {
-      await this.#store.purge(now, now - this.#config.dbPurgeAgeMs);
-    } catch (error) {
-      this.#storeFailed(error);
-    }
+    await this.#sync.purge(this.#clock.now() - this.#config.dbPurgeAgeMs);
   }
 
   #deniedByOutage(ip: string): boolean {
     const parsed = parseIp(ip);
-    if (parsed === null) return true;
-    for (const jail of this.#jails.values()) if (jail.isIgnored(parsed)) return false;
-    return true;
-  }
-
-  #buildJails(config: PortcullisConfig): void {
-    const self = config.jails.some((jail) => jail.ignoreSelf) ? hostAddresses() : [];
-    const jails = new Map<string, Jail>();
-    for (const jailConfig of config.jails) {
-      if (jailConfig.enabled) jails.set(jailConfig.name, new Jail(jailConfig, self));
-    }
-    this.#jails = jails;
+    return parsed === null || !this.#jails.ignoredByAny(parsed);
   }
 
   #assertOpen(): void {
@@ -774,17 +473,10 @@ function parseTarget(ipOrCidr: string): Cidr {
   return cidr;
 }
 
-/** The later of an entry's expiry (while it is still running) and `expiresAt` (`null`: permanent). */
-function laterExpiry(current: BanEntry | undefined, expiresAt: number | null, nowMs: number): number | null {
-  if (current === undefined || current.expiresAt <= nowMs) return expiresAt;
-  if (expiresAt === null || current.expiresAt === Number.POSITIVE_INFINITY) return null;
-  return Math.max(current.expiresAt, expiresAt);
-}
-
-function policyText(policy: PortcullisConfig['onStoreError']): string {
-  if (policy === 'local') return 'enforcing known bans, counting locally, writing back when it returns';
-  if (policy === 'stop') return 'enforcing known bans, not counting';
-  return 'refusing every client not in ignoreip';
+/** `store.outbox` when the config has one; else none (kept in memory). */
+function outboxPathOf(config: PortcullisConfig): string | null {
+  const store = config.store as { outbox?: string | null };
+  return store.outbox ?? null;
 }
 
 /** Anything `createGuard` accepts: a YAML file path, a config object, or a resolved config. */

@@ -32,3 +32,91 @@ export interface ClientEvent {
 export function isActive(expiresAt: number | null, nowMs: number): boolean {
   return expiresAt === null || expiresAt > nowMs;
 }
+
+/** What the local ban table knows about a banned target: enough to enforce and to say until when. */
+export interface BanEntry {
+  target: string;
+  jail: string;
+  /** ms since the epoch; `Infinity` for a permanent ban. */
+  expiresAt: number;
+}
+
+/** Labelled fields of an event, for filters, reasons and logs (`user`, `path`, `status`, ...). */
+export type EventFields = Readonly<Record<string, string | number | undefined>>;
+
+/** What `report()` concluded. */
+export type ReportOutcome =
+  /** Counted; not (yet) enough failures for a ban. */
+  | 'counted'
+  /** This failure reached `maxretry`: the client is now banned. */
+  | 'banned'
+  /** A dry-run jail reached `maxretry`: a "would ban" decision was recorded. */
+  | 'would-ban'
+  /** The client is in `ignoreip` / `ignoreself`. */
+  | 'ignored'
+  /** The client is already banned (or would-banned in a dry-run jail); failures are not counted. */
+  | 'already-banned'
+  /** The address did not parse; counted in `stats.invalidIps`. */
+  | 'invalid-ip'
+  /** The store is unreachable and `on_store_error` is `stop`. */
+  | 'not-counted';
+
+/** The answer to one `report()`. */
+export interface ReportResult {
+  outcome: ReportOutcome;
+  /** Failures inside `findtime` after this one, when counted. */
+  failures?: number;
+  decision?: Decision;
+}
+
+/** One failure, as a source reports it. */
+export interface ReportOptions {
+  /** The jail to count in. Required. */
+  jail: string;
+  /** Failures this event counts for. Default 1. */
+  weight?: number;
+  /** Event time, ms since the epoch (a log line's own time). Default now. */
+  timeMs?: number;
+  /** Fields for the reason and the logs (`user`, `path`, ...). */
+  fields?: EventFields;
+}
+
+/** A ban made by hand (CLI, API, library). */
+export interface BanOptions {
+  /** Jail to record the ban under. Default `manual`. */
+  jail?: string;
+  /** `1h`, ms as a number, or `-1` for permanent. Default the jail's bantime (manual: 1h). */
+  duration?: string | number;
+  reason?: string;
+}
+
+/** Where a ban or unban came from. */
+export type DecisionSource = 'local' | 'remote' | 'restore';
+
+/** A ban that stopped being enforced here. */
+export interface UnbanEvent {
+  target: string;
+  jail: string;
+  /** `expired`: bantime ran out; `unban`: `unban()` here; `remote`: another instance unbanned. */
+  reason: 'expired' | 'unban' | 'remote';
+}
+
+/** One failure to count in a sliding window (a store's or the local fallback's). */
+export interface FailureInput {
+  jail: string;
+  /** Client key: canonical IPv4, or the IPv6 /prefix network. */
+  key: string;
+  /** Time of the failure, ms since the epoch. */
+  timeMs: number;
+  /** How many failures this event counts for (default 1). */
+  weight: number;
+  findTimeMs: number;
+  maxRetry: number;
+}
+
+export interface FailureResult {
+  /** Failures inside the window after this one (before the reset, when reached). */
+  count: number;
+  /** True when this failure reached `maxRetry`; the counter has been cleared. */
+  reached: boolean;
+}

@@ -1,14 +1,9 @@
 import type { Clock } from '../core/clock.js';
 import { type ParsedIp, parseCidr, parseIPv4, parseIp } from '../core/ip.js';
 import { PrefixTrie } from '../core/prefix-trie.js';
+import type { BanEntry } from '../core/types.js';
 
-/** What the table knows about a banned target: enough to enforce and to say until when. */
-export interface BanEntry {
-  target: string;
-  jail: string;
-  /** ms since the epoch; `Infinity` for a permanent ban. */
-  expiresAt: number;
-}
+export type { BanEntry } from '../core/types.js';
 
 /** IPv6 networks at least this long are hashed per prefix length; shorter ones go in the trie. */
 const V6_HASHED_MIN_PREFIX = 48;

@@ -1,5 +1,7 @@
 import type { EventEmitter } from 'node:events';
-import type { Decision } from '../core/types.js';
+import type { Decision, FailureInput, FailureResult } from '../core/types.js';
+
+export type { FailureInput, FailureResult } from '../core/types.js';
 
 /**
  * The contract every store (SQLite, Redis, memory) keeps. The store is the source of truth for
@@ -58,25 +60,6 @@ export interface Store extends EventEmitter<StoreEventMap> {
   close(): Promise<void>;
 }
 
-export interface FailureInput {
-  jail: string;
-  /** Client key: canonical IPv4, or the IPv6 /prefix network. */
-  key: string;
-  /** Time of the failure, ms since the epoch. */
-  timeMs: number;
-  /** How many failures this event counts for (default 1). */
-  weight: number;
-  findTimeMs: number;
-  maxRetry: number;
-}
-
-export interface FailureResult {
-  /** Failures inside the window after this one (before the reset, when reached). */
-  count: number;
-  /** True when this failure reached `maxRetry`; the counter has been cleared. */
-  reached: boolean;
-}
-
 export interface LogPosition {
   /** Byte offset of the next unread byte. */
   offset: number;
@@ -96,4 +79,9 @@ export interface StoreEventMap {
   up: [];
   /** The backend became unreachable. */
   down: [Error];
+  /**
+   * The backend came back without the data this instance saw (restarted empty, flushed, failed
+   * over to an empty replica): write back what you enforce. Emitted before the `up` that follows.
+   */
+  lost: [];
 }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/core/clock.js';
-import { encodeProxyV1, encodeProxyV2 } from '../../src/sources/http/proxy-protocol.js';
+import { encodeProxyV1, encodeProxyV2 } from '../../src/sources/socket/proxy-protocol.js';
 import { send } from '../helpers/http-client.js';
 import {
   A,

@@ -7,7 +7,7 @@ import { Duplex } from 'node:stream';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeProxyV2 } from '../../src/sources/http/proxy-protocol.js';
+import { encodeProxyV2 } from '../../src/sources/socket/proxy-protocol.js';
 import {
   A,
   B,

@@ -4,6 +4,7 @@ import { DEFAULTS } from '../../config/defaults.js';
 import type { HttpConfig, PortcullisConfig } from '../../config/types.js';
 import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
 import { type ParsedIp, parseIp } from '../../core/ip.js';
+import type { ReportResult } from '../../core/types.js';
 import {
   type CompiledHttpFilter,
   compileHttpFilter,
@@ -12,10 +13,18 @@ import {
 import { DistinctTracker } from '../../detection/filters/http/distinct.js';
 import type { DistinctField, HttpFilterSpec } from '../../detection/filters/http/filter-schema.js';
 import type { Jail } from '../../detection/jails/jail.js';
-import type { Guard, ReportResult } from '../../guard.js';
+import type { BanCheck, FailureSink, JailRegistry } from '../source.js';
 import { type ClientIpResolver, createClientIpResolver, type ForwardedHeader } from './client-ip.js';
 import { type Denial, type DenyResponse, RATE_LIMITED_RESPONSE, writeDenial } from './deny.js';
 import { ExchangeEvent, type HttpEvent, httpEventOf } from './http-event.js';
+
+/**
+ * What the HTTP pipeline needs of the engine (a `Guard` is one): the ban check, the failure sink,
+ * the jails in force, and where unexpected errors go.
+ */
+export interface HttpEngine extends BanCheck, FailureSink, JailRegistry {
+  reportError(error: Error): void;
+}
 
 export interface HttpPipelineOptions {
   /** Overrides `http.trusted_proxies` (CIDRs). Default: the config's. */
@@ -26,7 +35,7 @@ export interface HttpPipelineOptions {
   deny?: Partial<DenyResponse>;
   /**
    * Told about unexpected failures while observing (never thrown into the application).
-   * Default: the guard's `error` event, when it has listeners.
+   * Default: the engine's `reportError` (the guard's `error` event).
    */
   onError?: (error: Error) => void;
 }
@@ -62,7 +71,7 @@ export interface HttpPipelineStats {
  * dropping the connection) calls the steps one by one.
  */
 export interface HttpPipeline {
-  readonly guard: Guard;
+  readonly guard: HttpEngine;
   /** Canonical client address, or `null` when it cannot be known. Never throws. */
   clientIp(req: IncomingMessage): string | null;
   /** Synchronous: why `ip` must be refused now, or `undefined`. No I/O, no allocation when allowed. */
@@ -127,13 +136,13 @@ interface RateJail {
 }
 
 const PATH_FIELD_MAX = 200;
-const shared = new WeakMap<Guard, HttpPipeline>();
+const shared = new WeakMap<HttpEngine, HttpPipeline>();
 
 /**
  * The guard's default pipeline (configured by its `http:` section), created on first use and
  * shared by `guard.express()`, `guard.fail()` and `portcullis(guard)` without options.
  */
-export function pipelineFor(guard: Guard): HttpPipeline {
+export function pipelineFor(guard: HttpEngine): HttpPipeline {
   let pipeline = shared.get(guard);
   if (pipeline === undefined) {
     pipeline = createHttpPipeline(guard);
@@ -143,12 +152,12 @@ export function pipelineFor(guard: Guard): HttpPipeline {
 }
 
 /** Builds a pipeline over `guard`. It follows `guard.reload()`: jails and `http:` are re-read. */
-export function createHttpPipeline(guard: Guard, options: HttpPipelineOptions = {}): HttpPipeline {
+export function createHttpPipeline(guard: HttpEngine, options: HttpPipelineOptions = {}): HttpPipeline {
   return new Pipeline(guard, options);
 }
 
 class Pipeline implements HttpPipeline {
-  readonly guard: Guard;
+  readonly guard: HttpEngine;
   readonly #options: HttpPipelineOptions;
   #config: PortcullisConfig | undefined;
   #jailsRef: ReadonlyMap<string, Jail> | undefined;
@@ -160,7 +169,7 @@ class Pipeline implements HttpPipeline {
   readonly #counts = { denied: 0, rateLimited: 0, observed: 0, failures: 0, errors: 0 };
   readonly #malformedBase = { malformed: 0, unknown: 0 };
 
-  constructor(guard: Guard, options: HttpPipelineOptions) {
+  constructor(guard: HttpEngine, options: HttpPipelineOptions) {
     this.guard = guard;
     this.#options = options;
     this.#refresh();
@@ -365,8 +374,8 @@ class Pipeline implements HttpPipeline {
       } catch {
         // The error handler itself failed; nothing sensible is left to do.
       }
-    } else if (this.guard.listenerCount('error') > 0) {
-      this.guard.emit('error', err);
+    } else {
+      this.guard.reportError(err);
     }
   }
 
@@ -453,7 +462,7 @@ const DONE: Promise<void> = Promise.resolve();
  * The jail `fail()` reports to when none is named: the only jail with `source: api` or an http
  * jail with neither filter nor rate. Throws `PC_ERR_UNKNOWN_JAIL` naming the candidates otherwise.
  */
-export function failJailOf(guard: Guard): string {
+export function failJailOf(guard: JailRegistry): string {
   const candidates: string[] = [];
   for (const jail of guard.jails.values()) {
     const config = jail.config;

@@ -4,7 +4,7 @@ import { type Clock, systemClock } from '../../core/clock.js';
 import { formatDuration } from '../../core/duration.js';
 import { ConfigError, ErrorCodes, isPortcullisError } from '../../core/errors.js';
 import { type Logger, silentLogger } from '../../core/logger.js';
-import type { ReportOptions, ReportResult } from '../../guard.js';
+import type { ReportOptions, ReportResult } from '../../core/types.js';
 import type { LineBatch } from './batch-queue.js';
 import { CommandFollower } from './command-follower.js';
 import { FileFollower, type PositionStore } from './file-follower.js';
@@ -39,7 +39,7 @@ export interface FilterContext {
 /** The part of the guard log jails use; a `Guard` is one. */
 export interface LogJailGuard {
   readonly config: PortcullisConfig;
-  readonly store: PositionStore;
+  readonly positions: PositionStore;
   report(ip: string, options: ReportOptions): Promise<ReportResult>;
 }
 
@@ -295,7 +295,7 @@ class LogJailRunner {
     const follower = new FileFollower({
       path,
       onLines: this.#handle,
-      positions: { store: this.#guard.store, id: `${this.name}:${path}` },
+      positions: { store: this.#guard.positions, id: `${this.name}:${path}` },
       start,
       maxLineLength: this.#maxLineLength,
       logger: this.#logger,

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCodes, PortcullisError } from '../../core/errors.js';
+import { FailureWindows } from '../../core/failure-windows.js';
 import { type Decision, isActive } from '../../core/types.js';
 import { mergeDecision } from '../merge-decision.js';
 import type { FailureInput, FailureResult, LogPosition, Store, StoreEventMap } from '../store.js';
-import { FailureWindows } from './failure-windows.js';
 
 /** A store that lives and dies with the process. For tests and for `store: memory`. */
 export class MemoryStore extends EventEmitter<StoreEventMap> implements Store {

@@ -4,9 +4,9 @@ import nodePath from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { ErrorCodes, PortcullisError } from '../../core/errors.js';
+import { FailureWindows } from '../../core/failure-windows.js';
 import { type Logger, silentLogger } from '../../core/logger.js';
 import type { Decision } from '../../core/types.js';
-import { FailureWindows } from '../memory/failure-windows.js';
 import { mergeDecision } from '../merge-decision.js';
 import type { FailureInput, FailureResult, LogPosition, Store, StoreEventMap } from '../store.js';
 

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Guard, ReportResult } from '../../guard.js';
+import type { ReportResult } from '../../core/types.js';
 import type { AccessLog } from '../../sources/http/access-log.js';
 import type { ForwardedHeader } from '../../sources/http/client-ip.js';
 import {
   createHttpPipeline,
+  type HttpEngine,
   type HttpPipeline,
   type HttpPipelineOptions,
   pipelineFor,
@@ -76,7 +77,10 @@ export interface PortcullisExpressMiddleware extends PortcullisMiddleware {
  * Without options it shares the guard's default pipeline (as `guard.express()` and
  * `guard.fail()` do).
  */
-export function portcullis(guard: Guard, options: ExpressGuardOptions = {}): PortcullisExpressMiddleware {
+export function portcullis(
+  guard: HttpEngine,
+  options: ExpressGuardOptions = {},
+): PortcullisExpressMiddleware {
   const pipeline = hasPipelineOptions(options)
     ? createHttpPipeline(guard, pipelineOptions(options))
     : pipelineFor(guard);

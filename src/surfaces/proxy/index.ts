@@ -13,15 +13,15 @@ export {
   formatCombined,
   formatJsonLine,
 } from '../../sources/http/access-log.js';
+export { ConnectionLimit } from '../../sources/socket/connection-limit.js';
 export {
   encodeProxyV1,
   encodeProxyV2,
   type ProxyHeader,
   parseProxyHeader,
   readProxyHeader,
-} from '../../sources/http/proxy-protocol.js';
+} from '../../sources/socket/proxy-protocol.js';
 export { type ConnectionInfo, connections } from './connection-gate.js';
-export { ConnectionLimit } from './connection-limit.js';
 export { setForwardedHeaders } from './forwarded-headers.js';
 export { type ListenAddress, parseListenAddress } from './listen-address.js';
 export type {

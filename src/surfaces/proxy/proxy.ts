@@ -10,12 +10,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import { ErrorCodes, PortcullisError } from '../../core/errors.js';
 import { type Logger, silentLogger } from '../../core/logger.js';
 import { CidrSet } from '../../core/prefix-trie.js';
-import type { Guard } from '../../guard.js';
 import { type AccessLog, createAccessLog } from '../../sources/http/access-log.js';
 import type { HttpEvent } from '../../sources/http/http-event.js';
-import { createHttpPipeline, type HttpPipeline } from '../../sources/http/pipeline.js';
+import { createHttpPipeline, type HttpEngine, type HttpPipeline } from '../../sources/http/pipeline.js';
+import { ConnectionLimit } from '../../sources/socket/connection-limit.js';
 import { connections, installGate } from './connection-gate.js';
-import { ConnectionLimit } from './connection-limit.js';
 import { removeResponseHopByHop } from './forwarded-headers.js';
 import {
   type ProxyOptions,
@@ -67,7 +66,7 @@ const UPSTREAM_ERROR_LOG_INTERVAL_MS = 1_000;
  * http-proxy-3 with keep-alive agents. Build it with {@link createProxy}.
  */
 export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements PassContext {
-  readonly guard: Guard;
+  readonly guard: HttpEngine;
   readonly pipeline: HttpPipeline;
   readonly pool: TargetPool;
   readonly drop: boolean;
@@ -86,7 +85,7 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
   #closing: Promise<void> | undefined;
 
   /** Use {@link createProxy}: the constructor validates and builds, but does not listen. */
-  constructor(guard: Guard, options: ProxyOptions) {
+  constructor(guard: HttpEngine, options: ProxyOptions) {
     super();
     const resolved = resolveProxyOptions(options, guard.config.http);
     this.#options = resolved;
@@ -232,7 +231,7 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
       );
     }
     installGate(server, {
-      guard: this.guard,
+      bans: this.guard,
       drop: this.drop,
       trusted: this.#trusted,
       proxyProtocol: listener.proxyProtocol,
@@ -483,7 +482,7 @@ function clientErrorEvent(ip: string, status: number, timeMs: number): HttpEvent
  * Rejects with a `ConfigError` for invalid options and `PC_ERR_PROXY_LISTEN` when an address
  * cannot be bound (what did listen is closed first).
  */
-export async function createProxy(guard: Guard, options: ProxyOptions): Promise<PortcullisProxy> {
+export async function createProxy(guard: HttpEngine, options: ProxyOptions): Promise<PortcullisProxy> {
   const proxy = new PortcullisProxy(guard, options);
   try {
     await proxy.listen(options.accessLog);

@@ -5,7 +5,7 @@ import {
   encodeProxyV2,
   parseProxyHeader,
   readProxyHeader,
-} from '../../../src/sources/http/proxy-protocol.js';
+} from '../../../src/sources/socket/proxy-protocol.js';
 
 const request = Buffer.from('GET / HTTP/1.1\r\n\r\n');
 

@@ -106,8 +106,8 @@ export function recordingGuard(guard: Guard): LogJailGuard & { reports: Recorded
     get config() {
       return guard.config;
     },
-    get store() {
-      return guard.store;
+    get positions() {
+      return guard.positions;
     },
     async report(ip, options) {
       const result = await guard.report(ip, options);

@@ -1,4 +1,4 @@
-import type { FailureInput, FailureResult } from '../store.js';
+import type { FailureInput, FailureResult } from './types.js';
 
 interface Window {
   /** Failure times and weights, oldest first: [t0, w0, t1, w1, ...]. */
