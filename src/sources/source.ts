@@ -50,8 +50,8 @@ export interface SourceContext extends BanCheck, FailureSink, JailRegistry {
   reportError(error: Error): void;
 }
 
-/** A source's counters (lines read, connections, events, errors, ...). */
-export type SourceStats = Readonly<Record<string, number | Readonly<Record<string, unknown>>>>;
+/** A source's counters (lines read, connections, events, errors, ...): a plain JSON-able object. */
+export type SourceStats = object;
 
 /**
  * A source of events: log files and commands, the HTTP proxy, TCP listeners, the packet watcher.

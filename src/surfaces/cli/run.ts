@@ -3,45 +3,43 @@ import { loadConfigFile } from '../../config/load.js';
 import type { PortcullisConfig } from '../../config/types.js';
 import { ConfigError } from '../../core/errors.js';
 import { createGuard, type Guard } from '../../guard.js';
-import { startLogJails } from '../../sources/log/log-jail.js';
+import { logSources } from '../../sources/log/log-source.js';
+import { type SourceFactory, SourceRegistry } from '../../sources/registry.js';
 import type { PortcullisProxy } from '../proxy/proxy.js';
+import { proxySource, runningProxy } from '../proxy/proxy-source.js';
 import { createProcessLogger } from './logger.js';
 
 export interface RunningInstance {
   guard: Guard;
   logger: pino.Logger;
+  /** The running sources (log jails, proxy), supervised. */
+  sources: SourceRegistry;
   /** Graceful stop: what SIGTERM does. */
   stop(): Promise<void>;
   /** Re-reads the config file: what SIGHUP does. A bad file is logged and the old config kept. */
   reload(): Promise<void>;
   /** The reverse proxy, when the config has a `proxy:` section. */
-  proxy: PortcullisProxy | undefined;
+  readonly proxy: PortcullisProxy | undefined;
   /** Reopens the files portcullis writes (the proxy's access log): what SIGUSR1 does (logrotate). */
   reopenLogs(): Promise<void>;
 }
+
+/** The inputs `portcullis run` supervises, in start order. Socket sources join here. */
+const SOURCES: readonly SourceFactory[] = [logSources(), proxySource()];
 
 /** `portcullis run`: starts everything the config names and keeps running until stopped. */
 export async function runFromFile(file: string): Promise<RunningInstance> {
   const config = loadConfigFile(file);
   const logger = createProcessLogger(config.log.level);
   const guard = await createGuard(config, { logger });
-  let logJails = await startLogJails(guard, { logger }).catch(async (error: unknown) => {
+  // Log jails first, the proxy last: its first request must find the jails and restored bans.
+  const sources = new SourceRegistry(guard, SOURCES);
+  await sources.start().catch(async (error: unknown) => {
     await guard.close();
     throw error;
   });
-  // The proxy last: its first request must find the jails and restored bans in place.
-  let proxy: PortcullisProxy | undefined;
-  if (config.proxy !== undefined) {
-    const proxyConfig = config.proxy;
-    proxy = await import('../proxy/proxy.js')
-      .then(({ createProxy }) => createProxy(guard, { ...proxyConfig, logger }))
-      .catch(async (error: unknown) => {
-        await logJails.close();
-        await guard.close();
-        throw error;
-      });
-  }
   describeStart(logger, config, guard);
+  const proxy = runningProxy(sources.sources);
   if (proxy !== undefined) {
     const urls = proxy.addresses.map((a) => a.url + (a.proxyProtocol ? ' (PROXY protocol)' : ''));
     logger.info(
@@ -62,22 +60,14 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
       const next = loadConfigFile(file);
       guard.reload(next);
       logger.level = next.log.level;
-      // Log jails restart on the new jails; saved positions mean no line is lost or re-read.
-      await logJails.close();
       try {
-        logJails = await startLogJails(guard, { logger });
+        await sources.reload();
       } catch (error) {
-        // Keep the running configuration, log jails included.
+        // Keep the running configuration, its sources included.
         guard.reload(previous);
         logger.level = previous.log.level;
-        logJails = await startLogJails(guard, { logger });
+        await sources.reload();
         throw error;
-      }
-      if (proxy !== undefined) {
-        proxy.reloadTls();
-        if (JSON.stringify(next.proxy) !== JSON.stringify(config.proxy)) {
-          logger.warn({ event: 'reload' }, 'proxy settings changed; they take effect only after a restart');
-        }
       }
       logger.info({ event: 'reload', jails: next.jails.length }, 'configuration reloaded');
     } catch (error) {
@@ -91,16 +81,16 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
   const instance: RunningInstance = {
     guard,
     logger,
+    sources,
     stop() {
       stopping ??= (async () => {
         logger.info({ event: 'stop' }, 'stopping');
         clearInterval(keepAlive);
-        // A reload in flight would start log jails after they were closed.
+        // A reload in flight would start sources after they were closed.
         await reloading;
-        // The proxy first: no new request may be judged by a closing guard.
-        await proxy?.close();
-        // Log jails next: their last reports must reach the guard before it closes.
-        await logJails.close();
+        // The proxy first (no new request judged by a closing guard), the log jails next (their
+        // last reports must reach the guard before it closes).
+        await sources.close();
         await guard.close();
         logger.info({ event: 'stopped' }, 'stopped');
       })();
@@ -110,13 +100,16 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
       reloading = reloading.then(reloadOnce);
       return reloading;
     },
-    proxy,
+    get proxy() {
+      return runningProxy(sources.sources);
+    },
     async reopenLogs() {
-      if (proxy?.accessLog === undefined) return;
-      await proxy.reopenAccessLog();
+      const running = runningProxy(sources.sources);
+      if (running?.accessLog === undefined) return;
+      await running.reopenAccessLog();
       logger.info(
-        { event: 'reopen', file: proxy.accessLog.path },
-        `access log reopened: ${proxy.accessLog.path}`,
+        { event: 'reopen', file: running.accessLog.path },
+        `access log reopened: ${running.accessLog.path}`,
       );
     },
   };
