@@ -473,10 +473,9 @@ function parseTarget(ipOrCidr: string): Cidr {
   return cidr;
 }
 
-/** `store.outbox` when the config has one; else none (kept in memory). */
+/** The Redis store's `outbox` file; the other stores are local and keep it in memory. */
 function outboxPathOf(config: PortcullisConfig): string | null {
-  const store = config.store as { outbox?: string | null };
-  return store.outbox ?? null;
+  return config.store.kind === 'redis' ? config.store.outbox : null;
 }
 
 /** Anything `createGuard` accepts: a YAML file path, a config object, or a resolved config. */

@@ -2,6 +2,8 @@
 export const DEFAULTS = {
   sqlitePath: './portcullis.db',
   redisPrefix: 'pc:',
+  /** Next to the config file; only for a config read from a file. */
+  redisOutbox: './portcullis-outbox.db',
   redisCommandTimeout: '1s',
   onStoreError: 'local',
   dbpurgeage: '1d',

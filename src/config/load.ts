@@ -142,7 +142,7 @@ function buildConfig(
   const http = buildHttp(options.http, baseDir, name, problems);
   const proxy =
     options.proxy === undefined ? undefined : buildProxy(options.proxy, http, baseDir, name, problems);
-  const store = buildStore(options.store, baseDir, name, problems);
+  const store = buildStore(options.store, baseDir, name, problems, file !== null);
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     file,
@@ -318,6 +318,7 @@ function buildStore(
   baseDir: string,
   name: string,
   problems: string[],
+  fromFile: boolean,
 ): StoreConfig {
   if (store?.memory) return { kind: 'memory' };
   if (store?.redis !== undefined) {
@@ -339,11 +340,19 @@ function buildStore(
       ...(redis.tls === undefined ? {} : { tls: redis.tls }),
       prefix: redis.prefix ?? DEFAULTS.redisPrefix,
       commandTimeoutMs: parseDuration(redis.command_timeout ?? DEFAULTS.redisCommandTimeout),
+      outbox: outboxPath(redis.outbox, baseDir, fromFile),
     };
   }
   const sqlite = store?.sqlite ?? DEFAULTS.sqlitePath;
   const path = typeof sqlite === 'string' ? sqlite : sqlite.path;
   return { kind: 'sqlite', path: path === ':memory:' || isAbsolute(path) ? path : resolve(baseDir, path) };
+}
+
+/** `store.redis.outbox` resolved: an absolute path, or `null` for memory. */
+function outboxPath(outbox: string | null | undefined, baseDir: string, fromFile: boolean): string | null {
+  if (outbox === null) return null;
+  if (outbox === undefined) return fromFile ? resolve(baseDir, DEFAULTS.redisOutbox) : null;
+  return isAbsolute(outbox) ? outbox : resolve(baseDir, outbox);
 }
 
 function applyEnv(

@@ -181,6 +181,17 @@ const redisObjectSchema = z.strictObject({
   command_timeout: durationSchema
     .optional()
     .describe('A command slower than this counts as an outage. Default 1s.'),
+  /**
+   * A local SQLite file where decisions made while Redis is unreachable wait, so a process killed
+   * during an outage writes them at its next start. Relative to the config file. Default
+   * `portcullis-outbox.db` next to the config file (in memory for a config object); `null`: in memory.
+   */
+  outbox: z
+    .union([z.string().min(1), z.null()])
+    .optional()
+    .describe(
+      'Local SQLite file where decisions wait while Redis is unreachable (survives kill -9). Relative to the config file. Default "portcullis-outbox.db" next to it; null keeps them in memory.',
+    ),
 });
 
 export const storeSchema = z

@@ -84,6 +84,8 @@ export interface RedisConfig {
   readonly tls?: boolean;
   readonly prefix: string;
   readonly commandTimeoutMs: number;
+  /** Absolute path of the outage outbox file; `null`: kept in memory. */
+  readonly outbox: string | null;
 }
 
 export type SourceConfig =
