@@ -40,6 +40,27 @@ export interface Store extends EventEmitter<StoreEventMap> {
   deleteDecision(target: string): Promise<Decision | undefined>;
 
   /**
+   * `putDecision` for many decisions at once, with the same merge, history and announcement
+   * rules, as if they were put one after the other in input order (a target given twice is merged
+   * with itself). For writing back a queue (after an outage, or after `'lost'`): Redis takes a
+   * few round trips per thousand decisions instead of one each, SQLite one transaction, and other
+   * instances receive a few batched messages (still emitted to them as one `ban` message each).
+   *
+   * Resolves to the decisions as stored, in input order. When it rejects, some of them may already
+   * be stored (SQLite: none; Redis: whole chunks of 500) and announced; putting them again is
+   * harmless for the decision itself but records their ban history a second time.
+   */
+  putDecisions(decisions: readonly Decision[]): Promise<Decision[]>;
+
+  /**
+   * `deleteDecision` for many targets at once, in input order, announced in batches. Resolves to
+   * the removed decisions in input order (`undefined` where there was none, or where the same
+   * target was removed earlier in the batch). When it rejects, some may already be removed
+   * (SQLite: none; Redis: whole chunks of 500); deleting them again is harmless.
+   */
+  deleteDecisions(targets: readonly string[]): Promise<(Decision | undefined)[]>;
+
+  /**
    * Streams every decision active at `nowMs` to `onBatch` in batches (restoring 1M bans must not
    * build one giant array). Resolves to the number delivered.
    */
@@ -69,14 +90,40 @@ export interface LogPosition {
   headHash: string;
 }
 
-/** Sent between instances (Redis pub/sub); local writes are not echoed back to the writer. */
+/**
+ * What a store tells its user another instance decided (the `message` event). Local writes are not
+ * echoed back to the writer. A batch written by `putDecisions` / `deleteDecisions` travels as one
+ * {@link StoreWireMessage} per chunk but is still emitted as one `ban` / `unban` per target, so a
+ * listener handles a single shape.
+ */
 export type StoreMessage = { type: 'ban'; decision: Decision } | { type: 'unban'; target: string };
+
+/**
+ * What travels between instances (the Redis channel `<prefix>events`, JSON), `from` being the
+ * sender's instance id. `bans` / `unbans` carry a whole chunk of a batch write. A receiver ignores
+ * (and logs) a message it cannot read, and an entry of a batch that is not a decision.
+ * An instance older than `bans` / `unbans` ignores them too: upgrade every instance together, or
+ * expect those bans to reach old instances only at their next reload.
+ */
+export type StoreWireMessage = { from: string } & (
+  | StoreMessage
+  | { type: 'bans'; decisions: Decision[] }
+  | { type: 'unbans'; targets: string[] }
+);
 
 export interface StoreEventMap {
   /** Another instance decided something. */
   message: [StoreMessage];
   /** The backend is (again) reachable: the guard reloads every decision. */
   up: [];
+  /**
+   * The backend came back without the data this instance saw (restarted empty, flushed, failed
+   * over to an empty replica): write back what you enforce (`putDecisions`). Always followed by
+   * `up` (the usual reload), and emitted only by stores that can tell: Redis (its epoch key went
+   * missing or changed, noticed on reconnect or by the heartbeat) and SQLite (a corrupt file was
+   * moved aside while running); the memory store never.
+   */
+  lost: [];
   /** The backend became unreachable. */
   down: [Error];
   /**

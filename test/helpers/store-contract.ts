@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Decision } from '../../src/core/types.js';
-import type { Store } from '../../src/stores/store.js';
+import { mergeDecision } from '../../src/stores/merge-decision.js';
+import type { Store, StoreMessage } from '../../src/stores/store.js';
 
 const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
 
@@ -24,20 +25,79 @@ async function load(store: Store, nowMs: number): Promise<Decision[]> {
   return all.sort((a, b) => a.target.localeCompare(b.target));
 }
 
+/** What putting `decisions` one after the other on top of `existing` leaves, per the contract. */
+function mergeInOrder(existing: Decision[], decisions: Decision[]): Decision[] {
+  const table = new Map(existing.map((d) => [d.target, d]));
+  return decisions.map((d) => {
+    const stored = mergeDecision(table.get(d.target), d);
+    table.set(d.target, stored);
+    return stored;
+  });
+}
+
+/** Resolves with the first `count` messages `store` emits, or rejects after `timeoutMs`. */
+export function collectMessages(store: Store, count: number, timeoutMs = 5000): Promise<StoreMessage[]> {
+  return new Promise((resolve, reject) => {
+    const received: StoreMessage[] = [];
+    const timer = setTimeout(() => {
+      store.off('message', onMessage);
+      reject(new Error(`received ${received.length} of ${count} messages within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMessage = (message: StoreMessage) => {
+      received.push(message);
+      if (received.length < count) return;
+      clearTimeout(timer);
+      store.off('message', onMessage);
+      resolve(received);
+    };
+    store.on('message', onMessage);
+  });
+}
+
+/** `count` distinct IPv4 targets, 10.x.y.z. */
+function targets(count: number, offset = 0): string[] {
+  return Array.from({ length: count }, (_, n) => {
+    const i = n + offset;
+    return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+  });
+}
+
+export interface StoreContractOptions {
+  /**
+   * For shared stores: another unopened store on the same data (another instance), to check that
+   * writes are announced to it.
+   */
+  peer?: (store: Store) => Promise<Store>;
+}
+
 /**
  * The behaviour every store must share. `make` returns a fresh, unopened store that sees no data
  * from earlier tests (its own file, or its own Redis key prefix).
  */
-export function storeContract(name: string, make: () => Promise<Store>): void {
+export function storeContract(
+  name: string,
+  make: () => Promise<Store>,
+  options: StoreContractOptions = {},
+): void {
   describe(`${name} store contract`, () => {
     let store: Store;
+    const peers: Store[] = [];
     beforeEach(async () => {
       store = await make();
       await store.open();
     });
     afterEach(async () => {
+      await Promise.all(peers.splice(0).map((peer) => peer.close()));
       await store.close();
     });
+
+    async function openPeer(): Promise<Store> {
+      if (options.peer === undefined) throw new Error(`${name}: no peer factory`);
+      const peer = await options.peer(store);
+      peers.push(peer);
+      await peer.open();
+      return peer;
+    }
 
     it('reaches maxretry on exactly the maxretry-th failure inside findtime and resets', async () => {
       const base = { jail: 'sshd', key: '192.0.2.7', weight: 1, findTimeMs: 600_000, maxRetry: 3 };
@@ -133,6 +193,93 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await store.putDecision(decision('192.0.2.5', { expiresAt: null }));
       await store.purge(T0 + 2000, 0);
       expect((await load(store, 0)).map((d) => d.target)).toEqual(['192.0.2.5']);
+    });
+
+    it('putDecisions merges like putDecision, one after the other in input order', async () => {
+      const existing = [
+        decision('192.0.2.20', { expiresAt: T0 + 3_600_000, banCount: 3 }),
+        decision('192.0.2.21', { dryRun: true }),
+        decision('192.0.2.22', { expiresAt: T0 + 1000 }),
+      ];
+      for (const d of existing) await store.putDecision(d);
+      const batch = [
+        decision('192.0.2.23', { reason: 'new "one" \\ ✓' }),
+        // shorter: keeps the longer expiry and the higher count
+        decision('192.0.2.20', { expiresAt: T0 + 60_000, banCount: 1, reason: 'again' }),
+        // enforced replaces a dry-run one; then a dry-run one does not downgrade it
+        decision('192.0.2.21', { banCount: 2 }),
+        decision('192.0.2.21', { dryRun: true, expiresAt: null }),
+        // the old one had expired when this started: replaced outright
+        decision('192.0.2.22', { startedAt: T0 + 2000, expiresAt: T0 + 3000 }),
+        // the same target twice in one batch: the permanent one is never shortened
+        decision('192.0.2.24', { expiresAt: null, jail: 'manual' }),
+        decision('192.0.2.24', { expiresAt: T0 + 10 }),
+      ];
+      const stored = await store.putDecisions(batch);
+      expect(stored).toEqual(mergeInOrder(existing, batch));
+      expect(stored[1]).toMatchObject({ expiresAt: T0 + 3_600_000, banCount: 3, reason: 'again' });
+      expect(stored[3]).toMatchObject({ dryRun: false, banCount: 2 });
+      expect(stored[6]).toMatchObject({ expiresAt: null });
+
+      const active = await load(store, T0 + 2500);
+      expect(active.map((d) => d.target)).toEqual([
+        '192.0.2.20',
+        '192.0.2.21',
+        '192.0.2.22',
+        '192.0.2.23',
+        '192.0.2.24',
+      ]);
+      expect(active.find((d) => d.target === '192.0.2.24')).toEqual(stored[6]);
+      // history: non-dry-run jail decisions only (not manual, not dry-run)
+      expect(await store.countBans('192.0.2.20', null, 0)).toBe(2);
+      expect(await store.countBans('192.0.2.21', 'sshd', 0)).toBe(1);
+      expect(await store.countBans('192.0.2.24', null, 0)).toBe(1);
+      expect(await store.putDecisions([])).toEqual([]);
+    });
+
+    it('putDecisions and deleteDecisions keep input order across a large batch', async () => {
+      const many = targets(2500).map((target, i) => decision(target, { expiresAt: T0 + 10_000 + i }));
+      // the first target again near the end (another chunk, for stores that chunk): merged in order
+      many.push(decision(many[0]?.target as string, { expiresAt: T0 + 5000, banCount: 7 }));
+      const stored = await store.putDecisions(many);
+      expect(stored).toEqual(mergeInOrder([], many));
+      expect(stored.at(-1)).toMatchObject({ expiresAt: T0 + 10_000, banCount: 7 });
+      expect(await load(store, T0)).toHaveLength(2500);
+
+      const gone = [...targets(1200), '192.0.2.99', ...targets(3, 1)];
+      const removed = await store.deleteDecisions(gone);
+      expect(removed).toHaveLength(gone.length);
+      expect(removed.slice(0, 1200).map((d) => d?.target)).toEqual(targets(1200));
+      expect(removed[0]).toEqual(stored.at(-1));
+      // not there, or removed earlier in the same batch
+      expect(removed.slice(1200)).toEqual([undefined, undefined, undefined, undefined]);
+      expect((await load(store, T0)).map((d) => d.target)).toEqual(
+        targets(1300, 1200).sort((a, b) => a.localeCompare(b)),
+      );
+      expect(await store.deleteDecisions([])).toEqual([]);
+    });
+
+    it('announces batch writes to other instances, one message per target, in order', async (context) => {
+      if (!store.shared) {
+        context.skip();
+        return;
+      }
+      const peer = await openPeer();
+      const echoed: StoreMessage[] = [];
+      store.on('message', (m) => echoed.push(m));
+      const batch = targets(1100).map((target) => decision(target));
+      const arrived = collectMessages(peer, batch.length);
+      const stored = await store.putDecisions(batch);
+      expect(await arrived).toEqual(stored.map((d) => ({ type: 'ban', decision: d })));
+
+      const gone = [...targets(600), '192.0.2.99'];
+      const unbans = collectMessages(peer, gone.length);
+      await store.deleteDecisions(gone);
+      expect(await unbans).toEqual(gone.map((target) => ({ type: 'unban', target })));
+      // the peer sees the writer's data; the writer never hears its own messages
+      expect(await load(peer, T0)).toHaveLength(500);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(echoed).toEqual([]);
     });
 
     it('saves log positions', async () => {

@@ -9,7 +9,7 @@ import { mergeDecision } from '../../src/stores/merge-decision.js';
 import { RedisStore, type RedisStoreOptions } from '../../src/stores/redis/redis-store.js';
 import type { StoreMessage } from '../../src/stores/store.js';
 import { type RedisServerHandle, startRedis, startSentinel, uniquePrefix } from '../helpers/redis-server.js';
-import { decision, storeContract } from '../helpers/store-contract.js';
+import { collectMessages, decision, storeContract } from '../helpers/store-contract.js';
 
 const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
 
@@ -40,7 +40,7 @@ async function keysUnder(prefix: string): Promise<string[]> {
 
 function nextEvent<T extends unknown[]>(
   store: RedisStore,
-  event: 'message' | 'up' | 'down',
+  event: 'message' | 'up' | 'down' | 'lost',
   timeoutMs = 5000,
 ) {
   return once(store, event, { signal: AbortSignal.timeout(timeoutMs) }) as Promise<T>;
@@ -64,7 +64,9 @@ afterAll(async () => {
   await server?.stop();
 });
 
-storeContract('redis', async () => makeStore());
+storeContract('redis', async () => makeStore(), {
+  peer: async (store) => makeStore({ prefix: (store as RedisStore).keyPrefix }),
+});
 
 describe('RedisStore options', () => {
   it('requires exactly one of url, sentinels or cluster', () => {
@@ -123,6 +125,7 @@ describe('RedisStore', () => {
       [
         `${p}bans`,
         `${p}bans:exp`,
+        `${p}epoch`,
         `${p}fail:sshd:192.0.2.7`,
         `${p}hist-index`,
         `${p}hist:192.0.2.7`,
@@ -137,9 +140,8 @@ describe('RedisStore', () => {
     expect(historyTtl).toBeLessThanOrEqual(86_400_000);
   });
 
-  it('merges decisions exactly like mergeDecision, case by case', async () => {
-    const store = makeStore();
-    await store.open();
+  /** Every combination that matters to the merge rules. */
+  function mergeVariants(): Partial<Decision>[] {
     const variants: Partial<Decision>[] = [];
     for (const dryRun of [false, true]) {
       // a later start equal to an earlier expiry: that one had expired and is replaced
@@ -149,6 +151,13 @@ describe('RedisStore', () => {
         }
       }
     }
+    return variants;
+  }
+
+  it('merges decisions exactly like mergeDecision, case by case', async () => {
+    const store = makeStore();
+    await store.open();
+    const variants = mergeVariants();
     let n = 0;
     for (const a of variants) {
       for (const b of variants) {
@@ -167,6 +176,63 @@ describe('RedisStore', () => {
     const loaded: Decision[] = [];
     await store.loadDecisions(0, (batch) => loaded.push(...batch));
     expect(loaded).toHaveLength(variants.length ** 2);
+  });
+
+  it('merges batches exactly like mergeDecision, case by case', async () => {
+    const store = makeStore();
+    await store.open();
+    const existing: Decision[] = [];
+    const incoming: Decision[] = [];
+    for (const a of mergeVariants()) {
+      for (const b of mergeVariants()) {
+        const target = `198.51.100.${existing.length % 250}/${existing.length}`;
+        existing.push(decision(target, { ...a, reason: 'first', origin: 'a:1' }));
+        incoming.push(decision(target, { ...b, reason: 'zweiter "Bann" \\ /login ✓', origin: 'b:2' }));
+      }
+    }
+    expect(await store.putDecisions(existing)).toEqual(existing);
+    const stored = await store.putDecisions(incoming);
+    expect(stored).toHaveLength(incoming.length);
+    stored.forEach((d, i) => {
+      expect(d, `${JSON.stringify(existing[i])} then ${JSON.stringify(incoming[i])}`).toEqual(
+        mergeDecision(existing[i], incoming[i] as Decision),
+      );
+    });
+  });
+
+  it('writes a batch in one script call per chunk, announced in one message per chunk', async () => {
+    const own = await startRedis();
+    const ownAdmin = new Redis(own.url);
+    try {
+      const store = makeStore({}, own.url);
+      await store.open();
+      const listener = new Redis(own.url);
+      const raw: string[] = [];
+      await listener.subscribe(`${store.keyPrefix}events`);
+      listener.on('message', (_channel: string, message: string) => raw.push(message));
+      await ownAdmin.config('RESETSTAT');
+      const batch = Array.from({ length: 1200 }, (_, i) => decision(`10.9.${i >> 8}.${i & 255}`));
+      await store.putDecisions(batch);
+      await store.deleteDecisions(batch.map((d) => d.target));
+      const stats = await ownAdmin.info('commandstats');
+      const calls = (name: string) =>
+        Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+      // 3 chunks each way; EVAL only if the script cache was empty
+      expect(calls('evalsha') + calls('eval')).toBeLessThanOrEqual(6 + 2);
+      expect(calls('evalsha') + calls('eval')).toBeGreaterThanOrEqual(6);
+      const deadline = Date.now() + 5000;
+      while (raw.length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const parsed = raw.map(
+        (m) => JSON.parse(m) as { type: string; decisions?: unknown[]; targets?: unknown[] },
+      );
+      expect(parsed.map((m) => m.type)).toEqual(['bans', 'bans', 'bans', 'unbans', 'unbans', 'unbans']);
+      expect(parsed.map((m) => (m.decisions ?? m.targets)?.length)).toEqual([500, 500, 200, 500, 500, 200]);
+      listener.disconnect();
+    } finally {
+      await Promise.all(openStores.splice(0).map((store) => store.close()));
+      ownAdmin.disconnect();
+      await own.stop();
+    }
   });
 
   it('counts exactly like the in-memory windows, out-of-order events included', async () => {
@@ -393,9 +459,22 @@ describe('RedisStore pub/sub', () => {
     // A ban whose decision lacks a target (another version, another program) must not reach the guard.
     await admin.publish(channel, JSON.stringify({ from: 'x', type: 'ban', decision: { expiresAt: null } }));
     await admin.publish(channel, JSON.stringify({ from: 'x', type: 'ban', decision: { target: 7 } }));
+    await admin.publish(channel, JSON.stringify({ from: 'x', type: 'bans', decisions: 'nope' }));
+    await admin.publish(channel, JSON.stringify({ from: 'x', type: 'unbans' }));
+    // a batch: entries that are not decisions (or targets) are skipped, the rest delivered
+    const good = decision('192.0.2.2');
+    await admin.publish(
+      channel,
+      JSON.stringify({ from: 'x', type: 'bans', decisions: [{ target: 7 }, good, null, 'x'] }),
+    );
+    await admin.publish(channel, JSON.stringify({ from: 'x', type: 'unbans', targets: [3, '192.0.2.3'] }));
     await admin.publish(channel, JSON.stringify({ from: 'x', type: 'unban', target: '192.0.2.1' }));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(received).toEqual([{ type: 'unban', target: '192.0.2.1' }]);
+    expect(received).toEqual([
+      { type: 'ban', decision: good },
+      { type: 'unban', target: '192.0.2.3' },
+      { type: 'unban', target: '192.0.2.1' },
+    ]);
   });
 });
 
@@ -457,6 +536,8 @@ describe('RedisStore outage', () => {
     try {
       const store = makeStore({ commandTimeoutMs: 300, heartbeatMs: 200 }, own.url);
       await store.open();
+      let lost = 0;
+      store.on('lost', () => lost++);
       const down = nextEvent<[Error]>(store, 'down');
       own.pause();
       const started = performance.now();
@@ -472,6 +553,8 @@ describe('RedisStore outage', () => {
       own.resume();
       await up;
       expect(await store.getPosition('auth')).toBeUndefined();
+      // the same server with the same data: nothing to write back
+      expect(lost).toBe(0);
     } finally {
       await Promise.all(openStores.splice(0).map((store) => store.close()));
       await own.stop();
@@ -488,6 +571,89 @@ describe('RedisStore outage', () => {
     const started = performance.now();
     await store.close();
     expect(performance.now() - started).toBeLessThan(500);
+  });
+});
+
+describe('RedisStore epoch', () => {
+  it('both instances say lost, then up, when Redis restarts empty, and agree on the new epoch', async () => {
+    const own = await startRedis();
+    const ownAdmin = new Redis(own.url, { lazyConnect: true, enableOfflineQueue: true });
+    try {
+      const prefix = uniquePrefix('epoch');
+      const a = makeStore({ prefix, instanceId: 'a' }, own.url);
+      const b = makeStore({ prefix, instanceId: 'b' }, own.url);
+      const events: Record<string, string[]> = { a: [], b: [] };
+      for (const [name, store] of [
+        ['a', a],
+        ['b', b],
+      ] as const) {
+        for (const event of ['up', 'down', 'lost'] as const) store.on(event, () => events[name]?.push(event));
+      }
+      await Promise.all([a.open(), b.open()]);
+      const first = a.epoch;
+      expect(first).toMatch(/^[0-9a-z]+\.[\w-]{12}$/);
+      expect(b.epoch).toBe(first);
+      await a.putDecisions([decision('192.0.2.1'), decision('192.0.2.2')]);
+
+      const downs = Promise.all([nextEvent(a, 'down'), nextEvent(b, 'down')]);
+      await own.stop();
+      await downs;
+      const ups = Promise.all([nextEvent(a, 'up', 10_000), nextEvent(b, 'up', 10_000)]);
+      await own.start(); // `--save "" --appendonly no`: it comes back empty
+      await ups;
+      expect(events).toEqual({ a: ['up', 'down', 'lost', 'up'], b: ['up', 'down', 'lost', 'up'] });
+      expect(a.epoch).not.toBe(first);
+      expect(b.epoch).toBe(a.epoch);
+      await ownAdmin.connect();
+      expect(await ownAdmin.get(`${a.keyPrefix}epoch`)).toBe(a.epoch);
+
+      // the write-back works on the new server (scripts reloaded after NOSCRIPT) and is announced
+      const loaded: Decision[] = [];
+      expect(await a.loadDecisions(T0, (batch) => loaded.push(...batch))).toBe(0);
+      const arrived = collectMessages(b, 2);
+      const stored = await a.putDecisions([decision('192.0.2.1'), decision('192.0.2.2')]);
+      expect(await arrived).toEqual(stored.map((d) => ({ type: 'ban', decision: d })));
+      const unbanned = collectMessages(b, 1);
+      expect((await a.deleteDecisions(['192.0.2.2']))[0]).toEqual(stored[1]);
+      expect(await unbanned).toEqual([{ type: 'unban', target: '192.0.2.2' }]);
+      // a reconnect to the same data later is not a loss
+      const again = nextEvent(a, 'up', 10_000);
+      await ownAdmin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      await again;
+      expect(events.a).toEqual(['up', 'down', 'lost', 'up', 'down', 'up']);
+    } finally {
+      await Promise.all(openStores.splice(0).map((store) => store.close()));
+      ownAdmin.disconnect();
+      await own.stop();
+    }
+  });
+
+  it('says lost, then up, within the heartbeat period when the data is flushed under it', async () => {
+    const own = await startRedis();
+    const ownAdmin = new Redis(own.url);
+    try {
+      const heartbeatMs = 100;
+      const store = makeStore({ heartbeatMs }, own.url);
+      await store.open();
+      const first = store.epoch;
+      await store.putDecision(decision('192.0.2.1'));
+      const events: string[] = [];
+      for (const event of ['up', 'down', 'lost'] as const) store.on(event, () => events.push(event));
+      const lost = nextEvent(store, 'lost', 20 * heartbeatMs);
+      const up = nextEvent(store, 'up', 20 * heartbeatMs);
+      await ownAdmin.flushall(); // our own server
+      await Promise.all([lost, up]);
+      expect(events).toEqual(['lost', 'up']);
+      expect(store.epoch).not.toBe(first);
+      expect(await ownAdmin.get(`${store.keyPrefix}epoch`)).toBe(store.epoch);
+      // no second alarm for the same loss
+      await new Promise((resolve) => setTimeout(resolve, 3 * heartbeatMs));
+      expect(events).toEqual(['lost', 'up']);
+    } finally {
+      await Promise.all(openStores.splice(0).map((store) => store.close()));
+      ownAdmin.disconnect();
+      await own.stop();
+    }
   });
 });
 

@@ -30,6 +30,10 @@ export class MemoryStore extends EventEmitter<StoreEventMap> implements Store {
 
   async putDecision(decision: Decision): Promise<Decision> {
     this.#assertOpen();
+    return this.#put(decision);
+  }
+
+  #put(decision: Decision): Decision {
     const stored = mergeDecision(this.#decisions.get(decision.target), decision);
     this.#decisions.set(decision.target, stored);
     if (decision.jail !== 'manual' && !decision.dryRun) {
@@ -40,9 +44,23 @@ export class MemoryStore extends EventEmitter<StoreEventMap> implements Store {
 
   async deleteDecision(target: string): Promise<Decision | undefined> {
     this.#assertOpen();
+    return this.#delete(target);
+  }
+
+  #delete(target: string): Decision | undefined {
     const existing = this.#decisions.get(target);
     this.#decisions.delete(target);
     return existing;
+  }
+
+  async putDecisions(decisions: readonly Decision[]): Promise<Decision[]> {
+    this.#assertOpen();
+    return decisions.map((decision) => this.#put(decision));
+  }
+
+  async deleteDecisions(targets: readonly string[]): Promise<(Decision | undefined)[]> {
+    this.#assertOpen();
+    return targets.map((target) => this.#delete(target));
   }
 
   async loadDecisions(nowMs: number, onBatch: (batch: Decision[]) => void): Promise<number> {

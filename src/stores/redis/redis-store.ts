@@ -13,7 +13,15 @@ import type {
   StoreEventMap,
   StoreMessage,
 } from '../store.js';
-import { ADD_FAILURE, DELETE_DECISION, PURGE_DECISIONS, PURGE_HISTORY, PUT_DECISION } from './scripts.js';
+import {
+  ADD_FAILURE,
+  DELETE_DECISION,
+  DELETE_DECISIONS,
+  PURGE_DECISIONS,
+  PURGE_HISTORY,
+  PUT_DECISION,
+  PUT_DECISIONS,
+} from './scripts.js';
 
 export interface RedisStoreOptions {
   /** `redis://` or `rediss://` URL of a standalone server (user, password and `/db` may be in it). */
@@ -45,7 +53,9 @@ export interface RedisStoreOptions {
    * Both connections are PINGed this often, ms; default 5000. A connection whose PING gets no
    * reply within `commandTimeoutMs` is dropped and reconnected (emitting `'down'`, then `'up'`),
    * so a silently dead link (no RST, e.g. a network partition) is noticed in seconds, not when TCP
-   * keepalive gives up two hours later, while the subscriber would miss every ban.
+   * keepalive gives up two hours later, while the subscriber would miss every ban. The epoch key
+   * is checked at the same pace, so a FLUSHALL (which drops no connection) emits `'lost'` within
+   * about this long.
    */
   heartbeatMs?: number;
   /**
@@ -75,6 +85,16 @@ const LOAD_PAGES_AHEAD = 3;
 const LOAD_MAX_PASSES = 3;
 /** Decisions (or history targets) removed per purge script call: each call stays well under a millisecond or two. */
 const PURGE_BATCH = 1000;
+/**
+ * Decisions per `putDecisions` / `deleteDecisions` script call, and how many calls are in flight
+ * at once. A chunk of 500 runs ~4 ms on the server (measured on a 2-core EPYC), blocking every
+ * other client meanwhile; a few in flight keep the server busy while the next is being sent,
+ * without queueing so many that the last would wait past `commandTimeoutMs`.
+ */
+const WRITE_CHUNK = 500;
+const WRITE_CHUNKS_IN_FLIGHT = 4;
+/** How long to wait before checking the epoch again when the check failed on a live connection. */
+const EPOCH_RETRY_MS = 1000;
 
 /** Reconnect backoff: 100 ms, 200 ms, ... capped at 2 s; ioredis keeps retrying forever. */
 function retryDelayMs(attempt: number): number {
@@ -91,6 +111,8 @@ interface ScriptCommands {
     ttlMs: number,
   ): Promise<[string, number]>;
   pcPutDecision(...keysAndArgs: (string | number)[]): Promise<string>;
+  /** Variable key count: the first argument is the number of keys. */
+  pcPutDecisions(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<string[]>;
   pcDeleteDecision(
     bans: string,
     exp: string,
@@ -99,6 +121,14 @@ interface ScriptCommands {
     channel: string,
     message: string,
   ): Promise<string | null>;
+  pcDeleteDecisions(
+    bans: string,
+    exp: string,
+    removals: string,
+    channel: string,
+    message: string,
+    ...targets: string[]
+  ): Promise<(string | null)[]>;
   pcPurgeDecisions(bans: string, exp: string, nowMs: number, limit: number): Promise<number>;
   /** Variable key count: the first argument is the number of keys. */
   pcPurgeHistory(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
@@ -112,6 +142,7 @@ interface Keys {
   historyIndex: string;
   removals: string;
   positions: string;
+  epoch: string;
   channel: string;
 }
 
@@ -127,13 +158,23 @@ type State = 'idle' | 'opening' | 'up' | 'down' | 'closed';
  * - `p bans`: hash target → decision JSON; `p bans:exp`: sorted set target → expiry (+inf = permanent);
  * - `p hist:<target>`: ban history (sorted set `<jail>:<time>:<unique>` → time), expires on its own;
  *   `p hist-index`: target → time of its oldest history entry, so purge never scans the keyspace;
- * - `p pos`: hash id → log position JSON; channel `p events`.
+ * - `p pos`: hash id → log position JSON; channel `p events`;
+ * - `p epoch`: a random id created by the first instance that finds it missing (see below).
  *
  * Connection policy: commands never queue. While Redis is unreachable every command rejects at
  * once (or after `commandTimeoutMs` when the server does not answer) with
  * `PC_ERR_STORE_UNAVAILABLE`, and ioredis reconnects in the background with a capped backoff.
  * `'down'` is emitted once per outage, `'up'` once the command and the subscriber connections are
  * both back and the subscription is live again, so a reload started on `'up'` misses nothing.
+ *
+ * Epoch: a Redis without persistence that restarts comes back empty, and reloading on `'up'`
+ * would then drop every ban. So `open()` remembers the epoch key (creating it with SET NX when
+ * missing), and every reconnect, before `'up'`, and every heartbeat read it again (SET NX a new
+ * random id, then GET: instances racing to recreate it all end up with the one that won). When it
+ * differs from the remembered one, the store emits `'lost'` and then `'up'`, and the user writes
+ * back what it enforces. This cannot tell data that is partly gone while the key survived (a
+ * restore from an older snapshot, a replica that lagged, keys deleted by hand or evicted by a
+ * `maxmemory` policy); an evicted or deleted epoch key only costs a needless write-back.
  */
 export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
   readonly kind = 'redis' as const;
@@ -154,6 +195,8 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
   /** Precomputed pub/sub message heads: the decision JSON (or target) and `}` are appended. */
   readonly #banMessageHead: string;
   readonly #unbanMessageHead: string;
+  readonly #bansMessageHead: string;
+  readonly #unbansMessageHead: string;
   /** Makes failure and history members unique across instances without a random call per event. */
   readonly #memberSeed = randomBytes(6).toString('base64url');
   #memberSeq = 0;
@@ -168,6 +211,12 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
   #settleOpen: ((error?: Error) => void) | undefined;
   #closing: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** The epoch this instance last saw (undefined until the first check after `open()`). */
+  #epoch: string | undefined;
+  #epochCheck: Promise<void> | undefined;
+  #epochRetry: NodeJS.Timeout | undefined;
+  /** Bumped whenever the command connection closes, so a check answered before a drop is discarded. */
+  #generation = 0;
 
   constructor(options: RedisStoreOptions) {
     super();
@@ -190,16 +239,28 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
       historyIndex: `${this.keyPrefix}hist-index`,
       removals: `${this.keyPrefix}bans:removals`,
       positions: `${this.keyPrefix}pos`,
+      epoch: `${this.keyPrefix}epoch`,
       channel: `${this.keyPrefix}events`,
     };
     this.#where = describeServer(options);
     const from = JSON.stringify(this.instanceId);
     this.#banMessageHead = `{"from":${from},"type":"ban","decision":`;
     this.#unbanMessageHead = `{"from":${from},"type":"unban","target":`;
+    this.#bansMessageHead = `{"from":${from},"type":"bans","decisions":[`;
+    this.#unbansMessageHead = `{"from":${from},"type":"unbans","targets":`;
   }
 
   /**
-   * Connects the command and subscriber connections and subscribes to the channel. Rejects with
+   * The store epoch this instance last saw: the value of `<prefix>epoch` (undefined before
+   * `open()` resolves). Instances on the same data agree on it; it changes when the data is lost.
+   */
+  get epoch(): string | undefined {
+    return this.#epoch;
+  }
+
+  /**
+   * Connects the command and subscriber connections, subscribes to the channel and reads (or
+   * creates) the epoch key, which later reconnects and heartbeats compare with. Rejects with
    * `PC_ERR_STORE_UNAVAILABLE` when Redis is not ready within `openTimeoutMs` (at once when the
    * server refuses the credentials or the database), leaving no connection or timer behind.
    */
@@ -275,6 +336,81 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
       ),
     );
     return removed === null ? undefined : (JSON.parse(removed) as Decision);
+  }
+
+  /**
+   * One script call per chunk of {@link WRITE_CHUNK} decisions (a few in flight on the one
+   * connection, so they run in input order), each announced as one `bans` message.
+   */
+  async putDecisions(decisions: readonly Decision[]): Promise<Decision[]> {
+    const keys = this.#keys;
+    const ttl = this.#historyTtlMs;
+    const stored = await this.#inChunks('putDecisions', decisions.length, (c, start, end) => {
+      const chunkKeys: string[] = [keys.bans, keys.expiries, keys.historyIndex, keys.removals];
+      const args: (string | number)[] = [keys.channel, this.#bansMessageHead, ttl];
+      for (let i = start; i < end; i++) {
+        const decision = decisions[i] as Decision;
+        const { expiresAt, banCount, ...rest } = decision;
+        const recordHistory = decision.jail !== 'manual' && !decision.dryRun;
+        chunkKeys.push(this.#historyKey(decision.target));
+        args.push(
+          decision.target,
+          JSON.stringify(rest).slice(0, -1),
+          expiresAt === null ? 'null' : String(expiresAt),
+          String(banCount),
+          decision.dryRun ? '1' : '0',
+          recordHistory ? `${decision.jail}:${decision.startedAt}:${this.#uniqueId()}` : '',
+          decision.startedAt,
+        );
+      }
+      return c.pcPutDecisions(chunkKeys.length, ...chunkKeys, ...args);
+    });
+    return stored.map((json) => JSON.parse(json as string) as Decision);
+  }
+
+  /** Like `putDecisions`: one script call and one `unbans` message per chunk. */
+  async deleteDecisions(targets: readonly string[]): Promise<(Decision | undefined)[]> {
+    const keys = this.#keys;
+    const removed = await this.#inChunks('deleteDecisions', targets.length, (c, start, end) => {
+      const chunk = targets.slice(start, end);
+      const message = `${this.#unbansMessageHead}${JSON.stringify(chunk)}}`;
+      return c.pcDeleteDecisions(keys.bans, keys.expiries, keys.removals, keys.channel, message, ...chunk);
+    });
+    return removed.map((json) => (json === null ? undefined : (JSON.parse(json) as Decision)));
+  }
+
+  /**
+   * Runs `send` for consecutive chunks of `[0, count)`, at most {@link WRITE_CHUNKS_IN_FLIGHT} at
+   * once, and concatenates the replies in order. Chunks are sent in order on one connection, so
+   * Redis runs them in order. After a failure no further chunk is sent; the first error is thrown
+   * once those in flight have settled.
+   */
+  async #inChunks<T>(
+    operation: string,
+    count: number,
+    send: (client: Client, start: number, end: number) => Promise<T[]>,
+  ): Promise<T[]> {
+    if (count === 0) return this.#run(operation, async () => []);
+    const out = new Array<T>(count);
+    let next = 0;
+    let failure: { error: unknown } | undefined;
+    const lane = async () => {
+      while (failure === undefined && next < count) {
+        const start = next;
+        const end = Math.min(count, start + WRITE_CHUNK);
+        next = end;
+        try {
+          const part = await this.#run(operation, (c) => send(c, start, end));
+          for (let i = 0; i < part.length; i++) out[start + i] = part[i] as T;
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
+    };
+    const lanes = Math.min(WRITE_CHUNKS_IN_FLIGHT, Math.ceil(count / WRITE_CHUNK));
+    await Promise.all(Array.from({ length: lanes }, lane));
+    if (failure !== undefined) throw failure.error;
+    return out;
   }
 
   /**
@@ -440,6 +576,8 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
     client.defineCommand('pcAddFailure', { lua: ADD_FAILURE, numberOfKeys: 1 });
     client.defineCommand('pcPutDecision', { lua: PUT_DECISION, numberOfKeys: 5 });
     client.defineCommand('pcDeleteDecision', { lua: DELETE_DECISION, numberOfKeys: 3 });
+    client.defineCommand('pcPutDecisions', { lua: PUT_DECISIONS });
+    client.defineCommand('pcDeleteDecisions', { lua: DELETE_DECISIONS, numberOfKeys: 3 });
     client.defineCommand('pcPurgeDecisions', { lua: PURGE_DECISIONS, numberOfKeys: 2 });
     client.defineCommand('pcPurgeHistory', { lua: PURGE_HISTORY });
     const subscriber = this.#createConnection('portcullis-sub');
@@ -455,6 +593,7 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
     subscriber.on('ready', () => this.#subscribe(subscriber));
     client.on('close', () => {
       this.#clientReady = false;
+      this.#generation++;
       this.#checkDown();
     });
     subscriber.on('close', () => {
@@ -465,6 +604,8 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
     this.#heartbeat = setInterval(() => {
       this.#probe(client, 'command');
       this.#probe(subscriber, 'subscriber');
+      // Only while up: on the way up, #checkUp checks the epoch itself.
+      if (this.#state === 'up') this.#checkEpoch();
     }, this.#heartbeatMs);
     this.#heartbeat.unref();
 
@@ -576,17 +717,131 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
     });
   }
 
+  /** Both connections are ready: the epoch is checked, and its answer brings the store up. */
   #checkUp(): void {
     if (!this.#clientReady || !this.#subscriberReady) return;
+    if (this.#state === 'opening' || this.#state === 'down') this.#checkEpoch();
+  }
+
+  /**
+   * Reads the epoch unless a read is in flight (whose answer then decides). SET NX first: when
+   * the key is missing this instance proposes a new epoch, and the GET tells which proposal won.
+   */
+  #checkEpoch(): void {
+    const client = this.#client;
+    if (client === undefined || this.#epochCheck !== undefined) return;
+    clearTimeout(this.#epochRetry);
+    const generation = this.#generation;
+    const key = this.#keys.epoch;
+    this.#epochCheck = Promise.all([client.set(key, newEpoch(), 'NX'), client.get(key)]).then(
+      ([, epoch]) => {
+        this.#epochCheck = undefined;
+        this.#onEpoch(epoch, generation);
+      },
+      (error: Error) => {
+        this.#epochCheck = undefined;
+        this.#onEpochFailed(error, generation);
+      },
+    );
+  }
+
+  #onEpoch(epoch: string | null, generation: number): void {
+    if (this.#state === 'closed') return;
+    // Answered on a connection that has dropped since: ask again on the current one.
+    if (generation !== this.#generation) {
+      this.#checkUp();
+      return;
+    }
+    // Flushed between the SET and the GET.
+    if (epoch === null) {
+      this.#retryEpoch();
+      return;
+    }
+    const lost = this.#epoch !== undefined && epoch !== this.#epoch;
+    if (this.#state === 'up') {
+      if (!lost) return;
+      // Flushed under a live connection (FLUSHALL, FLUSHDB, DEL): noticed by the heartbeat.
+      this.#epoch = epoch;
+      this.#announceLost();
+      this.#emitSafely('up');
+      return;
+    }
+    if (this.#state !== 'opening' && this.#state !== 'down') return;
+    // The subscriber dropped meanwhile: its 'ready' checks again, and only then is the store up.
+    if (!this.#clientReady || !this.#subscriberReady) return;
+    this.#epoch = epoch;
     if (this.#state === 'opening') {
       this.#state = 'up';
       this.#logger.info({ store: 'redis', where: this.#where }, 'connected to Redis');
       this.#settleOpen?.();
-      this.emit('up');
-    } else if (this.#state === 'down') {
+    } else {
       this.#state = 'up';
       this.#logger.info({ store: 'redis', where: this.#where }, 'Redis is reachable again');
-      this.emit('up');
+      if (lost) this.#announceLost();
+    }
+    this.#emitSafely('up');
+  }
+
+  #onEpochFailed(error: Error, generation: number): void {
+    if (this.#state === 'closed') return;
+    // The connection dropped: its next 'ready' checks again.
+    if (generation !== this.#generation) {
+      this.#checkUp();
+      return;
+    }
+    // While up, a dead link is the PINGs' business; the next heartbeat checks again.
+    if (this.#state === 'up') {
+      this.#logger.debug({ store: 'redis', err: error.message }, 'could not read the store epoch');
+      return;
+    }
+    if (this.#state === 'opening' && error.name === 'ReplyError') {
+      this.#settleOpen?.(
+        new PortcullisError(
+          ErrorCodes.STORE_UNAVAILABLE,
+          `Redis at ${this.#where} refused to read or create ${this.#keys.epoch}: ${error.message}`,
+          {
+            cause: error,
+            help: 'the store.redis user needs read and write access to every key under the prefix',
+          },
+        ),
+      );
+      return;
+    }
+    this.#logger.warn(
+      { store: 'redis', where: this.#where, err: error.message },
+      'could not read the store epoch; trying again',
+    );
+    this.#retryEpoch();
+  }
+
+  #retryEpoch(): void {
+    clearTimeout(this.#epochRetry);
+    this.#epochRetry = setTimeout(() => {
+      if (this.#state === 'up') this.#checkEpoch();
+      else this.#checkUp();
+    }, EPOCH_RETRY_MS).unref();
+  }
+
+  #announceLost(): void {
+    this.#logger.warn(
+      { store: 'redis', where: this.#where, epoch: this.#epoch },
+      'Redis came back without the data this instance saw (restarted empty, flushed or failed over); asking for what this instance enforces to be written back',
+    );
+    this.#emitSafely('lost');
+  }
+
+  /**
+   * A throwing listener must not unwind into ioredis' reply parser or leave a promise rejected
+   * unseen, nor stop the events that follow: rethrown as an uncaught exception, as a plain
+   * EventEmitter would.
+   */
+  #emitSafely<K extends keyof StoreEventMap>(event: K, ...args: StoreEventMap[K]): void {
+    try {
+      (this.emit as (event: K, ...args: StoreEventMap[K]) => boolean)(event, ...args);
+    } catch (error) {
+      process.nextTick(() => {
+        throw error;
+      });
     }
   }
 
@@ -628,7 +883,14 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
 
   #onMessage(channel: string, raw: string): void {
     if (channel !== this.#keys.channel) return;
-    let parsed: { from?: unknown; type?: unknown; decision?: Decision; target?: unknown };
+    let parsed: {
+      from?: unknown;
+      type?: unknown;
+      decision?: unknown;
+      target?: unknown;
+      decisions?: unknown;
+      targets?: unknown;
+    };
     try {
       parsed = JSON.parse(raw);
     } catch {
@@ -636,29 +898,36 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
       return;
     }
     if (parsed.from === this.instanceId) return;
-    let message: StoreMessage;
+    const messages: StoreMessage[] = [];
+    let skipped = 0;
     if (parsed.type === 'ban' && isDecisionLike(parsed.decision)) {
-      message = { type: 'ban', decision: parsed.decision };
+      messages.push({ type: 'ban', decision: parsed.decision });
     } else if (parsed.type === 'unban' && typeof parsed.target === 'string') {
-      message = { type: 'unban', target: parsed.target };
+      messages.push({ type: 'unban', target: parsed.target });
+    } else if (parsed.type === 'bans' && Array.isArray(parsed.decisions)) {
+      for (const decision of parsed.decisions as unknown[]) {
+        if (isDecisionLike(decision)) messages.push({ type: 'ban', decision });
+        else skipped++;
+      }
+    } else if (parsed.type === 'unbans' && Array.isArray(parsed.targets)) {
+      for (const target of parsed.targets as unknown[]) {
+        if (typeof target === 'string') messages.push({ type: 'unban', target });
+        else skipped++;
+      }
     } else {
       this.#logger.warn({ store: 'redis', channel }, 'ignored a message of unknown shape');
       return;
     }
-    try {
-      this.emit('message', message);
-    } catch (error) {
-      // A throwing listener must not unwind into ioredis' reply parser; surface it as an
-      // uncaught exception, as a plain EventEmitter would.
-      process.nextTick(() => {
-        throw error;
-      });
+    if (skipped > 0) {
+      this.#logger.warn({ store: 'redis', channel, skipped }, 'ignored entries of unknown shape in a batch');
     }
+    for (const message of messages) this.#emitSafely('message', message);
   }
 
   /** Disconnects both connections at once: no graceful QUIT, no reconnect afterwards. */
   #dropConnections(): void {
     clearInterval(this.#heartbeat);
+    clearTimeout(this.#epochRetry);
     const connections = [this.#client, this.#subscriber];
     this.#client = undefined;
     this.#subscriber = undefined;
@@ -669,6 +938,7 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
 
   async #release(): Promise<void> {
     clearInterval(this.#heartbeat);
+    clearTimeout(this.#epochRetry);
     const connections = [this.#client, this.#subscriber].filter((c) => c !== undefined);
     this.#client = undefined;
     this.#subscriber = undefined;
@@ -686,6 +956,15 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
       throw new PortcullisError(
         ErrorCodes.STORE_UNAVAILABLE,
         'the redis store is not open; call open() first',
+      );
+    }
+    if (this.#state === 'down' && this.#clientReady) {
+      // Reconnected, but not yet known to hold the data this instance saw (or the subscriber is
+      // still away): a reload now could read an emptied store before 'lost' says so.
+      throw new PortcullisError(
+        ErrorCodes.STORE_UNAVAILABLE,
+        `Redis ${operation} failed: Redis at ${this.#where} is reconnecting (not ready again yet)`,
+        { cause: this.#lastError, help: 'portcullis emits up once the store is ready again' },
       );
     }
     try {
@@ -735,6 +1014,11 @@ async function quit(connection: Redis | Cluster, timeoutMs: number): Promise<voi
     connection.disconnect();
   }
   await ended;
+}
+
+/** A new store epoch: when it was made (base 36 ms) and 72 random bits, e.g. `mbx3k2q1.Zq0...`. */
+function newEpoch(): string {
+  return `${Date.now().toString(36)}.${randomBytes(9).toString('base64url')}`;
 }
 
 /** Enough of a decision for a guard to enforce it: a target and an expiry (`null`: permanent). */

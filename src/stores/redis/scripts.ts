@@ -38,8 +38,8 @@ return {string.format('%.17g', sum), 0}
 `;
 
 /**
- * Stores a decision merged with the one already there, records it in the ban history and
- * announces it, in one step. The merge rules are `mergeDecision`'s (src/stores/merge-decision.ts;
+ * `put()`, shared by the two scripts below: stores a decision merged with the one already there
+ * and records it in the ban history. The merge rules are `mergeDecision`'s (src/stores/merge-decision.ts;
  * the integration test compares the two case by case):
  * - a decision that had expired when the incoming one started is replaced outright;
  * - an enforced decision is never replaced by a dry-run one;
@@ -52,59 +52,88 @@ return {string.format('%.17g', sum), 0}
  * closing brace and without `expiresAt`/`banCount`, and the script appends those two fields.
  *
  * A decision whose expiry moves earlier bumps the removals counter (see `loadDecisions`).
+ */
+const PUT_ONE = `
+local function put(bans, exp, hist, index, removals, target, head, expiresAt, banCount, dry, member, startedAt, ttl)
+  local keepOld = false
+  local old = redis.call('HGET', bans, target)
+  if old then
+    local o = cjson.decode(old)
+    local oldDry = o.dryRun == true
+    local newDry = dry == '1'
+    if o.expiresAt ~= cjson.null and tonumber(o.expiresAt) <= tonumber(startedAt) then
+      -- it had expired when the new one started: replaced outright, nothing carried over
+    elseif newDry and not oldDry then
+      keepOld = true
+    elseif oldDry == newDry then
+      if o.expiresAt == cjson.null or expiresAt == 'null' then
+        expiresAt = 'null'
+      elseif tonumber(o.expiresAt) > tonumber(expiresAt) then
+        expiresAt = string.format('%.17g', o.expiresAt)
+      end
+      local oldCount = tonumber(o.banCount) or 0
+      if oldCount > tonumber(banCount) then
+        banCount = string.format('%.17g', oldCount)
+      end
+    end
+  end
+  local stored = old
+  if not keepOld then
+    stored = head .. ',"expiresAt":' .. expiresAt .. ',"banCount":' .. banCount .. '}'
+    redis.call('HSET', bans, target, stored)
+    local score = expiresAt == 'null' and '+inf' or expiresAt
+    local previous = redis.call('ZSCORE', exp, target)
+    if previous and score ~= '+inf' and (previous == 'inf' or tonumber(previous) > tonumber(score)) then
+      redis.call('INCR', removals)
+    end
+    redis.call('ZADD', exp, score, target)
+  end
+  if member ~= '' then
+    redis.call('ZADD', hist, startedAt, member)
+    redis.call('PEXPIRE', hist, ttl)
+    local oldest = redis.call('ZSCORE', index, target)
+    if not oldest or tonumber(oldest) > tonumber(startedAt) then
+      redis.call('ZADD', index, startedAt, target)
+    end
+  end
+  return stored
+end
+`;
+
+/**
+ * Stores one decision (see `put()` above) and announces it, in one step.
  *
  * KEYS: bans hash, expiry zset, history zset of this target, history index zset, removals counter.
  * ARGV: target, JSON head, expiresAt ('null' = permanent), banCount, dryRun ('1'/'0'),
  * history member ('' = do not record), startedAt, history TTL ms, channel, message head.
  * Returns the decision as stored (JSON).
  */
-export const PUT_DECISION = `
-local target = ARGV[1]
-local expiresAt = ARGV[3]
-local banCount = ARGV[4]
-local keepOld = false
-local old = redis.call('HGET', KEYS[1], target)
-if old then
-  local o = cjson.decode(old)
-  local oldDry = o.dryRun == true
-  local newDry = ARGV[5] == '1'
-  if o.expiresAt ~= cjson.null and tonumber(o.expiresAt) <= tonumber(ARGV[7]) then
-    -- it had expired when the new one started: replaced outright, nothing carried over
-  elseif newDry and not oldDry then
-    keepOld = true
-  elseif oldDry == newDry then
-    if o.expiresAt == cjson.null or expiresAt == 'null' then
-      expiresAt = 'null'
-    elseif tonumber(o.expiresAt) > tonumber(expiresAt) then
-      expiresAt = string.format('%.17g', o.expiresAt)
-    end
-    local oldCount = tonumber(o.banCount) or 0
-    if oldCount > tonumber(banCount) then
-      banCount = string.format('%.17g', oldCount)
-    end
-  end
-end
-local stored = old
-if not keepOld then
-  stored = ARGV[2] .. ',"expiresAt":' .. expiresAt .. ',"banCount":' .. banCount .. '}'
-  redis.call('HSET', KEYS[1], target, stored)
-  local score = expiresAt == 'null' and '+inf' or expiresAt
-  local previous = redis.call('ZSCORE', KEYS[2], target)
-  if previous and score ~= '+inf' and (previous == 'inf' or tonumber(previous) > tonumber(score)) then
-    redis.call('INCR', KEYS[5])
-  end
-  redis.call('ZADD', KEYS[2], score, target)
-end
-if ARGV[6] ~= '' then
-  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
-  redis.call('PEXPIRE', KEYS[3], ARGV[8])
-  local oldest = redis.call('ZSCORE', KEYS[4], target)
-  if not oldest or tonumber(oldest) > tonumber(ARGV[7]) then
-    redis.call('ZADD', KEYS[4], ARGV[7], target)
-  end
-end
+export const PUT_DECISION = `${PUT_ONE}
+local stored = put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
+  ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 redis.call('PUBLISH', ARGV[9], ARGV[10] .. stored .. '}')
 return stored
+`;
+
+/**
+ * `PUT_DECISION` for a chunk of decisions, in order (a target given twice is merged with itself),
+ * announced in one message that lists every stored decision.
+ *
+ * KEYS: bans hash, expiry zset, history index zset, removals counter, then the history zset of
+ * each decision's target. ARGV: channel, message head (the message up to the opening `[` of its
+ * list), history TTL ms, then seven values per decision: target, JSON head, expiresAt, banCount,
+ * dryRun, history member, startedAt (as for `PUT_DECISION`).
+ * Returns the stored decisions (JSON), in order.
+ */
+export const PUT_DECISIONS = `${PUT_ONE}
+local out = {}
+for i = 1, #KEYS - 4 do
+  local a = 3 + (i - 1) * 7
+  out[i] = put(KEYS[1], KEYS[2], KEYS[4 + i], KEYS[3], KEYS[4], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
+    ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[3])
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. table.concat(out, ',') .. ']}')
+return out
 `;
 
 /**
@@ -123,6 +152,33 @@ if old then
 end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return old
+`;
+
+/**
+ * `DELETE_DECISION` for a chunk of targets, announced in one message (built by the caller, it
+ * lists every target).
+ *
+ * KEYS: bans hash, expiry zset, removals counter. ARGV: channel, message, then the targets.
+ * Returns, per target, the removed JSON or nil.
+ */
+export const DELETE_DECISIONS = `
+local out = {}
+local removed = false
+for i = 3, #ARGV do
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  if old then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    removed = true
+  end
+  -- false, not nil: a nil would end the array here
+  out[i - 2] = old or false
+end
+if removed then
+  redis.call('INCR', KEYS[3])
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return out
 `;
 
 /**

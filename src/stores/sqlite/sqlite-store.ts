@@ -101,6 +101,8 @@ interface Connection {
   db: Database.Database;
   statements: Statements;
   put: (decision: Decision) => Decision;
+  putMany: (decisions: readonly Decision[]) => Decision[];
+  deleteMany: (targets: readonly string[]) => (Decision | undefined)[];
   purge: (nowMs: number, historyBeforeMs: number) => void;
 }
 
@@ -111,7 +113,9 @@ interface Connection {
  *
  * A file SQLite reports as corrupt (not a database, malformed) is moved aside to
  * `<path>.corrupt-<time>` and replaced by an empty database, with one error logged: the process
- * keeps running instead of crash-looping on the same file. Every method rejects with
+ * keeps running instead of crash-looping on the same file. Found at `open()`, that is all; found
+ * later, the call that found it rejects with `PC_ERR_STORE_CORRUPT` and the store then emits
+ * `'lost'` and `'up'` (write back what you enforce, then reload). Every method rejects with
  * `PC_ERR_CLOSED` after `close()`.
  */
 export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
@@ -216,6 +220,18 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
     return row === undefined ? undefined : toDecision(row);
   }
 
+  /** One IMMEDIATE transaction for the whole batch: all of it is stored, or none. */
+  async putDecisions(decisions: readonly Decision[]): Promise<Decision[]> {
+    if (decisions.length === 0) return this.#run('store decisions', () => []);
+    return this.#run('store decisions', (c) => c.putMany(decisions));
+  }
+
+  /** One IMMEDIATE transaction for the whole batch: all of it is removed, or none. */
+  async deleteDecisions(targets: readonly string[]): Promise<(Decision | undefined)[]> {
+    if (targets.length === 0) return this.#run('delete decisions', () => []);
+    return this.#run('delete decisions', (c) => c.deleteMany(targets));
+  }
+
   /**
    * Pages through the active decisions by target (keyset pagination, no OFFSET), yielding to the
    * event loop between batches so a large restore does not stall traffic, and so no statement is
@@ -315,6 +331,15 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
         connection.db.close();
       }
       this.#connection = connect(this.#path, this.#logger);
+      // A new connection counts data_version afresh; the 'up' below already says "reload".
+      if (this.#watchTimer !== undefined) this.#dataVersion = this.#readDataVersion();
+      // After the caller has seen the rejection: the decisions this instance enforces are no
+      // longer in the file, so it is asked to write them back, then to reload.
+      setImmediate(() => {
+        if (this.#closed) return;
+        this.emit('lost');
+        this.emit('up');
+      });
       return new PortcullisError(
         ErrorCodes.STORE_CORRUPT,
         `SQLite database ${this.#path} turned out corrupt while trying to ${operation}; it was moved to ${movedTo} and an empty database replaces it`,
@@ -378,6 +403,15 @@ function connect(file: string, logger: Logger, onCorrupt?: (err: unknown) => voi
       // IMMEDIATE: take the write lock before reading, so a concurrent CLI writer makes us wait
       // (busy timeout) instead of failing the upgrade from a read to a write transaction.
       put: db.transaction((decision: Decision) => putDecision(statements, decision)).immediate,
+      putMany: db.transaction((decisions: readonly Decision[]) =>
+        decisions.map((decision) => putDecision(statements, decision)),
+      ).immediate,
+      deleteMany: db.transaction((targets: readonly string[]) =>
+        targets.map((target) => {
+          const row = statements.deleteBan.get(target);
+          return row === undefined ? undefined : toDecision(row);
+        }),
+      ).immediate,
       purge: db.transaction((nowMs: number, historyBeforeMs: number) => {
         statements.purgeBans.run(nowMs);
         statements.purgeHistory.run(historyBeforeMs);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -181,11 +182,17 @@ describe('SqliteStore', () => {
     const calls: LoggedCall[] = [];
     const store = track(new SqliteStore({ path: file, logger: recordingLogger(calls) }));
     await store.open();
+    const events: string[] = [];
+    for (const event of ['up', 'down', 'lost'] as const) store.on(event, () => events.push(event));
+    const upAfterLost = once(store, 'up', { signal: AbortSignal.timeout(5000) });
 
     await expect(store.loadDecisions(T0, () => {})).rejects.toMatchObject({
       code: ErrorCodes.STORE_CORRUPT,
       message: expect.stringContaining(`${file} turned out corrupt`),
     });
+    // told to write back what it enforces, then to reload
+    await upAfterLost;
+    expect(events).toEqual(['lost', 'up']);
     expect(calls.map((call) => call.message)).toEqual([
       'SQLite file is corrupt; moved aside and starting with an empty database',
     ]);
