@@ -289,10 +289,8 @@ export class StoreSync extends EventEmitter<StoreSyncEventMap> {
 
   readonly #onLost = (): void => {
     if (this.#closed) return;
+    // Written back by the recovery that the `up` following it starts.
     this.#requeueEnforced('the store came back without its data');
-    // Written by the recovery that the store's `up` starts; a flush detected while connected has
-    // no `up`, so start one here too (a second start is folded into the running one).
-    this.#onUp();
   };
 
   /** Writes what was decided during an outage, then reloads every decision from the store. */

@@ -126,9 +126,4 @@ export interface StoreEventMap {
   lost: [];
   /** The backend became unreachable. */
   down: [Error];
-  /**
-   * The backend came back without the data this instance saw (restarted empty, flushed, failed
-   * over to an empty replica): write back what you enforce. Emitted before the `up` that follows.
-   */
-  lost: [];
 }
