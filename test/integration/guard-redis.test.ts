@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Decision } from '../../src/core/types.js';
@@ -144,6 +147,108 @@ describe('Redis going away mid-run (on_store_error: local)', () => {
       expect(guard.isBanned('192.0.2.15')).toBe(true);
     } finally {
       await guard.close();
+    }
+  });
+});
+
+describe('Redis restarted empty (no persistence) under two guards', () => {
+  it('every ban is still enforced by both and written back to Redis', async () => {
+    const prefix = uniquePrefix('empty');
+    const config = {
+      store: { redis: { url: redis.url, prefix, command_timeout: '500ms' } },
+      jails: configFor(prefix).jails,
+    };
+    const a = await spawnGuard(config);
+    const b = await spawnGuard(config);
+    try {
+      const targets: string[] = [];
+      for (let i = 0; i < 60; i++) {
+        const target = `192.0.2.${i}`;
+        targets.push(target);
+        await (i % 2 === 0 ? a : b).call('ban', target, { duration: '2h' });
+      }
+      await a.call('ban', '2001:db8:7::/64', { duration: -1 });
+      targets.push('2001:db8:7::/64');
+      await b.waitForEvent((e) => e.event === 'ban' && e.target === '2001:db8:7::/64');
+      await a.waitForEvent((e) => e.event === 'ban' && e.target === '192.0.2.59');
+
+      await redis.stop();
+      await Promise.all([
+        a.waitForEvent((e) => e.event === 'storeDown'),
+        b.waitForEvent((e) => e.event === 'storeDown'),
+      ]);
+      await redis.start(); // empty: the test server runs with --save "" --appendonly no
+      await Promise.all([
+        a.waitForEvent((e) => e.event === 'storeUp'),
+        b.waitForEvent((e) => e.event === 'storeUp'),
+      ]);
+
+      for (const guard of [a, b]) {
+        const stats = await guard.call<{ activeBans: number; pendingWrites: number }>('stats');
+        expect(stats.activeBans).toBe(targets.length);
+        expect(stats.pendingWrites).toBe(0);
+        expect(await guard.call('isBanned', '192.0.2.31')).toBe(true);
+        expect(await guard.call('isBanned', '2001:db8:7::99')).toBe(true);
+      }
+      // No instance lifted a ban meanwhile.
+      expect([...a.events, ...b.events].filter((e) => e.event === 'unban')).toEqual([]);
+
+      const fresh = await createGuard({ store: { redis: { url: redis.url, prefix } }, jails: {} }, { env: {} });
+      const stored = (await fresh.decisions()).map((d: Decision) => d.target).sort();
+      await fresh.close();
+      expect(stored).toEqual([...targets].sort());
+    } finally {
+      await Promise.all([a.kill(), b.kill()]);
+    }
+  });
+});
+
+describe('a guard killed during a Redis outage', () => {
+  it('writes the decisions it made during the outage at its next start (durable outbox)', async () => {
+    const prefix = uniquePrefix('outbox');
+    const dir = mkdtempSync(join(tmpdir(), 'pc-outbox-'));
+    const outbox = join(dir, 'outbox.db');
+    const config = {
+      store: { redis: { url: redis.url, prefix, command_timeout: '500ms', outbox } },
+      jails: configFor(prefix).jails,
+    };
+    const guard = await spawnGuard(config);
+    try {
+      await guard.call('ban', '198.51.100.1', { duration: '2h' });
+      await redis.stop();
+      await guard.waitForEvent((e) => e.event === 'storeDown');
+      const outage: string[] = [];
+      for (let i = 10; i < 40; i++) {
+        const target = `198.51.100.${i}`;
+        outage.push(target);
+        await guard.call('ban', target, { duration: '2h' });
+      }
+      // Failures counted locally during the outage turn into bans too.
+      for (let n = 0; n < 3; n++) await guard.call('report', '203.0.113.77', { jail: 'sshd' });
+      outage.push('203.0.113.77');
+      expect(await guard.call('unban', '198.51.100.1')).toBe(true);
+      const stats = await guard.call<{ pendingWrites: number }>('stats');
+      expect(stats.pendingWrites).toBe(outage.length + 1);
+      await guard.kill('SIGKILL');
+
+      await redis.start();
+      const restarted = await spawnGuard(config);
+      try {
+        expect(await restarted.call('isBanned', '198.51.100.25')).toBe(true);
+        expect(await restarted.call('isBanned', '203.0.113.77')).toBe(true);
+        const left = await restarted.call<{ pendingWrites: number }>('stats');
+        expect(left.pendingWrites).toBe(0);
+      } finally {
+        await restarted.kill('SIGTERM');
+      }
+      const fresh = await createGuard({ store: { redis: { url: redis.url, prefix } }, jails: {} }, { env: {} });
+      const stored = (await fresh.decisions()).map((d: Decision) => d.target).sort();
+      await fresh.close();
+      expect(stored).toEqual([...outage].sort());
+      expect(stored).not.toContain('198.51.100.1');
+    } finally {
+      await guard.kill();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -326,3 +326,25 @@ describe('manual decisions', () => {
     });
   });
 });
+
+describe('unban by an address inside a banned client network', () => {
+  it('lifts the /64 ban of an IPv6 client by any of its addresses; a wider range needs its own text', async () => {
+    const guard = await guardWith(sshd({ maxretry: 2 }));
+    await guard.report('2001:db8::1', { jail: 'sshd' });
+    const banned = await guard.report('2001:db8::2', { jail: 'sshd' });
+    expect(banned.decision?.target).toBe('2001:db8::/64');
+    expect(guard.lookup('2001:db8::5')?.target).toBe('2001:db8::/64');
+    expect(await guard.unban('2001:db8::5')).toBe(true);
+    expect(guard.isBanned('2001:db8::1')).toBe(false);
+    expect(await guard.decisions()).toEqual([]);
+
+    // A manual range is not a client key: an address inside it does not lift it.
+    await guard.ban('10.0.0.0/8');
+    await guard.ban('2001:db8:1::/48');
+    expect(await guard.unban('10.1.2.3')).toBe(false);
+    expect(await guard.unban('2001:db8:1::5')).toBe(false);
+    expect(guard.isBanned('10.1.2.3')).toBe(true);
+    expect(guard.isBanned('2001:db8:1::5')).toBe(true);
+    expect(await guard.unban('10.0.0.0/8')).toBe(true);
+  });
+});
