@@ -111,6 +111,9 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
   #closing: Promise<void> | undefined;
   #purgeTimer: NodeJS.Timeout | undefined;
   #forwarding = false;
+  /** Reports, bans and unbans not yet settled (for `idle()`). */
+  #inFlight = 0;
+  #idleWaiters: (() => void)[] = [];
   readonly #stats = { reports: 0, bans: 0, invalidIps: 0 };
 
   /** Use {@link createGuard}; the constructor does no I/O and the guard is not ready until `start()`. */
@@ -256,7 +259,21 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
    * for a bad address (the outcome says `invalid-ip`); rejects only for an unknown jail or after
    * `close()`.
    */
-  async report(ip: string, options: ReportOptions): Promise<ReportResult> {
+  report(ip: string, options: ReportOptions): Promise<ReportResult> {
+    return this.#track(this.#report(ip, options));
+  }
+
+  /**
+   * Resolves once every `report()`, `ban()` and `unban()` started so far (and any started while
+   * waiting) has settled, with its decision enforced and written (or queued): the settle point
+   * for tests and for a graceful stop.
+   */
+  idle(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  async #report(ip: string, options: ReportOptions): Promise<ReportResult> {
     this.#assertOpen();
     const jail = this.#jails.get(options.jail);
     if (jail === undefined) {
@@ -312,7 +329,11 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
    * Bans an address or a CIDR range by hand (or for a jail). Resolves to the decision as stored.
    * A ban never shortens an existing longer one.
    */
-  async ban(ipOrCidr: string, options: BanOptions = {}): Promise<Decision> {
+  ban(ipOrCidr: string, options: BanOptions = {}): Promise<Decision> {
+    return this.#track(this.#ban(ipOrCidr, options));
+  }
+
+  async #ban(ipOrCidr: string, options: BanOptions): Promise<Decision> {
     this.#assertOpen();
     const cidr = parseTarget(ipOrCidr);
     const jailName = options.jail ?? MANUAL_JAIL;
@@ -349,7 +370,11 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
    * jail bans `2001:db8::/64`; `unban('2001:db8::5')`) lifts that network's ban. Resolves to
    * whether one was lifted.
    */
-  async unban(ipOrCidr: string): Promise<boolean> {
+  unban(ipOrCidr: string): Promise<boolean> {
+    return this.#track(this.#unban(ipOrCidr));
+  }
+
+  async #unban(ipOrCidr: string): Promise<boolean> {
     this.#assertOpen();
     const target = this.#unbanTarget(parseTarget(ipOrCidr));
     const entry = this.#book.remove(target, 'unban');
@@ -397,6 +422,18 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
       this.#closing = this.#sync.close();
     }
     return this.#closing;
+  }
+
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#inFlight++;
+    const settle = () => {
+      if (--this.#inFlight > 0) return;
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    };
+    work.then(settle, settle);
+    return work;
   }
 
   readonly #bannedHere = (ip: Parameters<DecisionBook['hasParsed']>[0], dryRun: boolean): boolean =>
