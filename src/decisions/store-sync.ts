@@ -335,31 +335,13 @@ export class StoreSync extends EventEmitter<StoreSyncEventMap> {
         const chunk = entries.slice(i, i + WRITE_BATCH);
         const puts = chunk.filter((e): e is [string, PendingWrite & { kind: 'put' }] => e[1].kind === 'put');
         const deletes = chunk.filter(([, write]) => write.kind === 'delete').map(([target]) => target);
-        if (puts.length > 0) await this.#putMany(puts.map(([, write]) => write.decision));
-        if (deletes.length > 0) await this.#deleteMany(deletes);
+        if (puts.length > 0) await this.store.putDecisions(puts.map(([, write]) => write.decision));
+        if (deletes.length > 0) await this.store.deleteDecisions(deletes);
         // Only what was not replaced meanwhile is done.
         for (const [target, write] of chunk)
           if (this.#outbox.get(target) === write) this.#outbox.delete(target);
       }
     }
-  }
-
-  async #putMany(decisions: Decision[]): Promise<void> {
-    const store = this.store as Store & { putDecisions?: (d: readonly Decision[]) => Promise<Decision[]> };
-    if (store.putDecisions !== undefined) {
-      await store.putDecisions(decisions);
-      return;
-    }
-    for (const decision of decisions) await store.putDecision(decision);
-  }
-
-  async #deleteMany(targets: string[]): Promise<void> {
-    const store = this.store as Store & { deleteDecisions?: (t: readonly string[]) => Promise<unknown> };
-    if (store.deleteDecisions !== undefined) {
-      await store.deleteDecisions(targets);
-      return;
-    }
-    for (const target of targets) await store.deleteDecision(target);
   }
 
   /** Rebuilds the book from the store, swapping it in whole so enforcement never gaps. */

@@ -11,7 +11,7 @@ const MIN = 60_000;
 /** A memory store that can be made unreachable, and whose writes and loads can be held. */
 class FlakyStore extends MemoryStore {
   down = false;
-  /** While set, putDecision waits for it before writing. */
+  /** While set, putDecision(s) wait for it before writing. */
   putGate: Promise<void> | undefined;
   /** While set, loadDecisions reads the decisions, then waits for it before handing them over. */
   loadGate: Promise<void> | undefined;
@@ -34,6 +34,17 @@ class FlakyStore extends MemoryStore {
   override async deleteDecision(target: string): Promise<Decision | undefined> {
     this.#check();
     return super.deleteDecision(target);
+  }
+
+  override async putDecisions(decisions: readonly Decision[]): Promise<Decision[]> {
+    this.#check();
+    if (this.putGate !== undefined) await this.putGate;
+    return super.putDecisions(decisions);
+  }
+
+  override async deleteDecisions(targets: readonly string[]): Promise<(Decision | undefined)[]> {
+    this.#check();
+    return super.deleteDecisions(targets);
   }
 
   override async loadDecisions(nowMs: number, onBatch: (batch: Decision[]) => void): Promise<number> {
