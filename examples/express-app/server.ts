@@ -2,7 +2,7 @@
  * A small Express app protected by portcullis: a login route that reports wrong passwords with
  * `guard.fail()`, and the bundled scanner, traversal, bad-bot and flood jails on every request.
  *
- *   node --import tsx examples/express-app/server.ts        # PORT=3000 by default
+ *   node --import tsx examples/express-app/server.ts        # PORT=3000 by default; 0: any free port
  */
 import { fileURLToPath } from 'node:url';
 import express from 'express';
@@ -43,10 +43,11 @@ app.post('/login', async (req, res) => {
     .send(`Wrong password (${outcome}${failures === undefined ? '' : `, ${failures} so far`}).\n`);
 });
 
-const server = app.listen(port, () => {
-  console.log(`listening on http://127.0.0.1:${port}`);
-  console.log(`try: for i in 1 2 3 4; do curl -s -d password=nope http://127.0.0.1:${port}/login; done`);
-  console.log(`     curl -si http://127.0.0.1:${port}/.env   # scanners: a second probe bans`);
+const server = app.listen(port, '127.0.0.1', () => {
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`; // PORT=0: any free port
+  console.log(`listening on ${url}`);
+  console.log(`try: for i in 1 2 3 4; do curl -s -d password=nope ${url}/login; done`);
+  console.log(`     curl -si ${url}/.env   # scanners: a second probe bans`);
 });
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -17,11 +17,15 @@ export const DEFAULTS = {
     ignoreself: true,
     dryrun: false,
     ipv6_prefix: 64,
+    /** log jails: bytes a line is cut to before matching. */
+    max_line_length: 16_384,
   },
   http: {
     forwardedHeader: 'x-forwarded-for',
     denyStatus: 403,
     denyBody: 'Forbidden\n',
+    /** Of `deny.body`; a `deny.page` is `text/html; charset=utf-8`. */
+    denyContentType: 'text/plain; charset=utf-8',
   },
   /** The reverse proxy (`proxy:`); times in ms. */
   proxy: {
@@ -33,8 +37,13 @@ export const DEFAULTS = {
     proxyProtocolTimeoutMs: 5_000,
     shutdownTimeoutMs: 5_000,
     maxHeaderSize: 16_384,
+    /** 0: unlimited. */
+    maxConnectionsPerIp: 0,
     maxSockets: 256,
     targetDownMs: 5_000,
+    preserveHost: true,
+    /** Of a listener: whether it requires a PROXY protocol header. */
+    proxyProtocol: false,
     accessLogFormat: 'combined',
     accessLogFlushIntervalMs: 1_000,
   },

@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit } from 'yaml';
 import type * as z from 'zod';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError, ErrorCodes, PortcullisError } from '../core/errors.js';
+import { checkCidr } from '../core/ip.js';
 import { resolveHttpJail } from '../detection/filters/http/jail-options.js';
 import { resolveLogJail } from '../detection/filters/regex/jail-options.js';
 import { DEFAULTS, MANUAL_JAIL } from './defaults.js';
+import { DEFAULT_HTTP_CONFIG, resolveDenyResponse } from './http.js';
+import { resolveProxyConfig } from './proxy.js';
 import { configSchema, type JailOptions, type PortcullisOptions } from './schema.js';
 import type {
   HttpConfig,
@@ -16,6 +19,13 @@ import type {
   SourceConfig,
   StoreConfig,
 } from './types.js';
+import { takeUnavailableSources, unavailableActions } from './unavailable.js';
+
+/**
+ * Aliases a file may expand. A configuration needs a handful; a "billion laughs" file (aliases of
+ * aliases) needs millions, and is refused instead of exhausting memory.
+ */
+const MAX_ALIAS_COUNT = 100;
 
 /**
  * Environment variables that override the file, for containers. Each maps to one key path; the
@@ -59,19 +69,52 @@ export function loadConfigFile(path: string, options: LoadOptions = {}): Portcul
   return parseConfigText(text, path, options);
 }
 
+/** One line for a YAML parse error, without yaml's position suffix and API hints. */
+function yamlReason(code: string, message: string): string {
+  if (code === 'MULTIPLE_DOCS') return 'a configuration is one YAML document; this file has several (---)';
+  return (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+}
+
 /** Validates YAML text; `name` is what error messages call the file. */
 export function parseConfigText(text: string, name: string, options: LoadOptions = {}): PortcullisConfig {
-  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
   if (document.errors.length > 0) {
     throw new ConfigError(
       document.errors.map((error) => {
         const at = error.linePos?.[0];
         const where = at === undefined ? name : `${name}:${at.line}:${at.col}`;
-        return `${where}: invalid YAML: ${(error.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`;
+        return `${where}: invalid YAML: ${yamlReason(error.code, error.message)}`;
       }),
     );
   }
-  const raw = (document.toJS() ?? {}) as unknown;
+  let raw: unknown;
+  try {
+    raw = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (error) {
+    // yaml throws a ReferenceError for an alias bomb or an unknown alias, without a position.
+    const message = (error as Error).message;
+    const bomb = /alias count/i.test(message);
+    const unresolved = /^Unresolved alias.*: (.*)$/.exec(message)?.[1];
+    let offset: number | undefined;
+    visit(document, {
+      Alias(_key, node) {
+        if (bomb || node.source === unresolved) {
+          offset = node.range?.[0];
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    const at = offset === undefined ? undefined : lineCounter.linePos(offset);
+    const where = at === undefined ? name : `${name}:${at.line}:${at.col}`;
+    const reason = bomb
+      ? `too many alias expansions (more than ${MAX_ALIAS_COUNT}: aliases of aliases multiply); write the values out`
+      : unresolved !== undefined
+        ? `unknown alias *${unresolved} (its &${unresolved} anchor must come first)`
+        : (message.split('\n')[0] ?? 'cannot read the document');
+    throw new ConfigError([`${where}: invalid YAML: ${reason}`], { cause: error });
+  }
   const base = name === '<config>' ? process.cwd() : dirname(resolve(name));
   return resolveConfig(raw, {
     name,
@@ -98,20 +141,25 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Por
     ]);
   }
   const { value, fromEnv } = applyEnv(input as Record<string, unknown>, options.env ?? process.env);
+  const unavailable = [...takeUnavailableSources(value, name), ...unavailableActions(value, name)];
   const result = configSchema.safeParse(value, { reportInput: true });
   if (!result.success) {
-    throw new ConfigError(result.error.issues.map((issue) => formatIssue(issue, name, fromEnv)));
+    throw new ConfigError([
+      ...unavailable,
+      ...result.error.issues.map((issue) => formatIssue(issue, name, fromEnv)),
+    ]);
   }
-  return buildConfig(result.data, name, options.baseDir ?? process.cwd(), options.file ?? null);
+  return buildConfig(result.data, name, options.baseDir ?? process.cwd(), options.file ?? null, unavailable);
 }
 
 function buildConfig(
-  options: z.output<typeof import('./schema.js').configSchema>,
+  options: z.output<typeof configSchema>,
   name: string,
   baseDir: string,
   file: string | null,
+  earlier: readonly string[],
 ): PortcullisConfig {
-  const problems: string[] = [];
+  const problems: string[] = [...earlier];
   const defaults = options.defaults ?? {};
   const jails: JailConfig[] = [];
   for (const [jailName, jailOptions] of Object.entries(options.jails ?? {})) {
@@ -146,6 +194,7 @@ function buildConfig(
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     file,
+    warnings: cidrWarnings(options, name),
     store,
     onStoreError: options.store?.on_store_error ?? DEFAULTS.onStoreError,
     dbPurgeAgeMs: parseDuration(options.store?.dbpurgeage ?? DEFAULTS.dbpurgeage),
@@ -156,6 +205,7 @@ function buildConfig(
   });
 }
 
+/** `proxy:` in the programmatic form, resolved by the same function `createProxy()` uses. */
 function buildProxy(
   proxy: NonNullable<z.output<typeof configSchema>['proxy']>,
   http: HttpConfig,
@@ -163,84 +213,50 @@ function buildProxy(
   name: string,
   problems: string[],
 ): ProxyConfig {
-  const d = DEFAULTS.proxy;
   const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
-  if ((proxy.target === undefined) === (proxy.targets === undefined)) {
-    problems.push(`${name}: proxy: set exactly one of target or targets`);
-  }
+  const time = (value: string | number | undefined) =>
+    value === undefined ? undefined : parseDuration(value);
   const listeners = Array.isArray(proxy.listen) ? proxy.listen : [proxy.listen];
-  const listen = listeners.map((l, i) => {
-    const entry = typeof l === 'string' ? { address: l } : l;
-    const tls = entry.tls ?? proxy.tls !== undefined;
-    if (tls && proxy.tls === undefined) {
-      problems.push(`${name}: proxy.listen.${i}.tls: needs proxy.tls { cert, key }`);
-    }
-    return { address: entry.address, proxyProtocol: entry.proxy_protocol ?? false, tls };
-  });
-  let deny: ProxyConfig['deny'] = http.deny;
-  if (proxy.deny === 'drop') deny = 'drop';
-  else if (typeof proxy.deny === 'number') deny = { ...http.deny, status: proxy.deny };
-  else if (proxy.deny !== undefined) {
-    const page = proxy.deny.page === undefined ? undefined : at(proxy.deny.page);
-    let body = proxy.deny.body ?? http.deny.body;
-    let contentType = proxy.deny.body === undefined ? http.deny.contentType : 'text/plain; charset=utf-8';
-    if (page !== undefined) {
-      try {
-        body = readFileSync(page, 'utf8');
-        contentType = 'text/html; charset=utf-8';
-      } catch (error) {
-        problems.push(
-          `${name}: proxy.deny.page: cannot read ${page}: ${(error as NodeJS.ErrnoException).code}`,
-        );
-      }
-    }
-    deny = { status: proxy.deny.status ?? http.deny.status, body, contentType };
-  }
-  const tls = proxy.tls === undefined ? null : { cert: at(proxy.tls.cert), key: at(proxy.tls.key) };
-  for (const key of ['cert', 'key'] as const) {
-    if (tls === null) break;
-    try {
-      readFileSync(tls[key]);
-    } catch (error) {
-      problems.push(
-        `${name}: proxy.tls.${key}: cannot read ${tls[key]}: ${(error as NodeJS.ErrnoException).code}`,
-      );
-    }
-  }
+  const deny = proxy.deny;
   const t = proxy.timeouts ?? {};
-  const ms = (value: string | number | undefined, fallback: number) =>
-    value === undefined ? fallback : parseDuration(value);
-  if (ms(t.request, d.requestTimeoutMs) < ms(t.header, d.headerTimeoutMs)) {
-    problems.push(`${name}: proxy.timeouts.request: must be at least timeouts.header`);
-  }
   const log = proxy.access_log;
-  return {
-    listen,
-    targets: proxy.targets ?? (proxy.target === undefined ? [] : [proxy.target]),
-    trustedProxies: proxy.trusted_proxies ?? http.trustedProxies,
-    deny,
-    headerTimeoutMs: ms(t.header, d.headerTimeoutMs),
-    requestTimeoutMs: ms(t.request, d.requestTimeoutMs),
-    idleTimeoutMs: ms(t.idle, d.idleTimeoutMs),
-    keepAliveTimeoutMs: ms(t.keep_alive, d.keepAliveTimeoutMs),
-    upstreamTimeoutMs: ms(t.upstream, d.upstreamTimeoutMs),
-    proxyProtocolTimeoutMs: ms(t.proxy_protocol, d.proxyProtocolTimeoutMs),
-    shutdownTimeoutMs: ms(t.shutdown, d.shutdownTimeoutMs),
-    maxHeaderSize: proxy.max_header_size ?? d.maxHeaderSize,
-    maxConnectionsPerIp: proxy.max_connections_per_ip ?? 0,
-    maxSockets: proxy.max_sockets ?? d.maxSockets,
-    targetDownMs: ms(proxy.target_down_time, d.targetDownMs),
-    preserveHost: proxy.preserve_host ?? true,
-    tls,
-    accessLog:
-      log === undefined
-        ? null
-        : {
-            path: at(log.path),
-            format: log.format ?? d.accessLogFormat,
-            flushIntervalMs: ms(log.flush_interval, d.accessLogFlushIntervalMs),
-          },
-  };
+  const own: string[] = [];
+  const resolved = resolveProxyConfig(
+    {
+      listen: listeners.map((l) =>
+        typeof l === 'string' ? l : { address: l.address, proxyProtocol: l.proxy_protocol, tls: l.tls },
+      ),
+      target: proxy.target,
+      targets: proxy.targets,
+      trustedProxies: proxy.trusted_proxies,
+      deny:
+        deny === undefined || deny === 'drop' || typeof deny === 'number'
+          ? deny
+          : { ...deny, page: deny.page === undefined ? undefined : at(deny.page) },
+      headerTimeoutMs: time(t.header),
+      requestTimeoutMs: time(t.request),
+      idleTimeoutMs: time(t.idle),
+      keepAliveTimeoutMs: time(t.keep_alive),
+      upstreamTimeoutMs: time(t.upstream),
+      proxyProtocolTimeoutMs: time(t.proxy_protocol),
+      shutdownTimeoutMs: time(t.shutdown),
+      maxHeaderSize: proxy.max_header_size,
+      maxConnectionsPerIp: proxy.max_connections_per_ip,
+      maxSockets: proxy.max_sockets,
+      targetDownMs: time(proxy.target_down_time),
+      preserveHost: proxy.preserve_host,
+      tls: proxy.tls === undefined ? null : { cert: at(proxy.tls.cert), key: at(proxy.tls.key) },
+      accessLog:
+        log === undefined
+          ? null
+          : { path: at(log.path), format: log.format, flushIntervalMs: time(log.flush_interval) },
+    },
+    http,
+    own,
+    { fileKeys: true },
+  );
+  problems.push(...own.map((problem) => `${name}: ${problem}`));
+  return resolved;
 }
 
 function buildHttp(
@@ -250,24 +266,47 @@ function buildHttp(
   problems: string[],
 ): HttpConfig {
   const deny = http?.deny;
-  let body = deny?.body ?? DEFAULTS.http.denyBody;
-  let contentType = 'text/plain; charset=utf-8';
-  if (deny?.page !== undefined) {
-    const page = isAbsolute(deny.page) ? deny.page : resolve(baseDir, deny.page);
-    try {
-      body = readFileSync(page, 'utf8');
-      contentType = 'text/html; charset=utf-8';
-    } catch (error) {
-      problems.push(
-        `${name}: http.deny.page: cannot read ${page}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
-      );
-    }
-  }
+  const page =
+    deny?.page === undefined ? undefined : isAbsolute(deny.page) ? deny.page : resolve(baseDir, deny.page);
+  const own: string[] = [];
+  const response = resolveDenyResponse(
+    deny === undefined ? undefined : { ...deny, page },
+    DEFAULT_HTTP_CONFIG.deny,
+    { where: 'http.deny', problems: own },
+  );
+  problems.push(...own.map((problem) => `${name}: ${problem}`));
   return {
-    trustedProxies: http?.trusted_proxies ?? [],
-    forwardedHeader: http?.forwarded_header ?? DEFAULTS.http.forwardedHeader,
-    deny: { status: deny?.status ?? DEFAULTS.http.denyStatus, body, contentType },
+    trustedProxies: http?.trusted_proxies ?? DEFAULT_HTTP_CONFIG.trustedProxies,
+    forwardedHeader: http?.forwarded_header ?? DEFAULT_HTTP_CONFIG.forwardedHeader,
+    deny: response,
   };
+}
+
+/**
+ * Ranges written with host bits set (`10.1.2.3/8`): valid, and they mean the network, but the
+ * writer may have meant one address. One line each, at the key where it is written.
+ */
+function cidrWarnings(options: z.output<typeof configSchema>, name: string): string[] {
+  const lists: [string, readonly string[] | undefined][] = [
+    ['defaults.ignoreip', options.defaults?.ignoreip],
+    ...Object.entries(options.jails ?? {}).map(
+      ([jail, settings]): [string, readonly string[] | undefined] => [
+        `jails.${jail}.ignoreip`,
+        settings?.ignoreip,
+      ],
+    ),
+    ['http.trusted_proxies', options.http?.trusted_proxies],
+    ['proxy.trusted_proxies', options.proxy?.trusted_proxies],
+  ];
+  const warnings: string[] = [];
+  for (const [path, list] of lists) {
+    list?.forEach((text, i) => {
+      const checked = checkCidr(text);
+      if (checked.ok && checked.warning !== undefined)
+        warnings.push(`${name}: ${path}.${i}: ${checked.warning}`);
+    });
+  }
+  return warnings;
 }
 
 function buildJail(name: string, merged: JailOptions, defaults: JailOptions): JailConfig {
@@ -287,11 +326,11 @@ function buildJail(name: string, merged: JailOptions, defaults: JailOptions): Ja
     banTimeMs: parseDuration(merged.bantime ?? d.bantime),
     banTimeIncrement: increment.enabled
       ? {
-          factor: increment.factor ?? 1,
+          factor: increment.factor ?? DEFAULTS.bantimeIncrement.factor,
           multipliers: increment.multipliers ?? null,
           maxTimeMs: increment.maxtime === undefined ? null : parseDuration(increment.maxtime),
-          rndTimeMs: parseDuration(increment.rndtime ?? 0),
-          overallJails: increment.overalljails ?? false,
+          rndTimeMs: parseDuration(increment.rndtime ?? DEFAULTS.bantimeIncrement.rndtime),
+          overallJails: increment.overalljails ?? DEFAULTS.bantimeIncrement.overalljails,
         }
       : null,
     ignoreIp: merged.ignoreip ?? [...d.ignoreip],
@@ -497,7 +536,7 @@ const JAIL_KEYS = [
   'max_line_length',
 ];
 const KEYS_AT: Record<string, string[]> = {
-  '': ['$schema', 'store', 'log', 'http', 'proxy', 'defaults', 'jails'],
+  '': ['$schema', 'store', 'log', 'http', 'proxy', 'defaults', 'jails', 'actions'],
   proxy: [
     'listen',
     'target',

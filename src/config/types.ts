@@ -12,6 +12,19 @@ export interface PortcullisConfig {
   readonly http?: HttpConfig;
   /** The reverse proxy (`proxy:`); absent when the file has none. */
   readonly proxy?: ProxyConfig;
+  /**
+   * Settings that are valid but probably not what was meant, one line each, named like errors
+   * (`portcullis.yaml: defaults.ignoreip.2: 10.1.2.3/8 means 10.0.0.0/8`). `check-config` prints
+   * them and `run` logs them. Empty when there is nothing to say.
+   */
+  readonly warnings: readonly string[];
+}
+
+/** A prepared response for a banned client. */
+export interface DenyResponseConfig {
+  readonly status: number;
+  readonly body: string;
+  readonly contentType: string;
 }
 
 /** One proxy listener, resolved. */
@@ -32,7 +45,7 @@ export interface ProxyConfig {
   /** `proxy.trusted_proxies`, else `http.trusted_proxies`. */
   readonly trustedProxies: readonly string[];
   /** `drop`: close a banned client's connection at accept; else the response it gets. */
-  readonly deny: 'drop' | { readonly status: number; readonly body: string; readonly contentType: string };
+  readonly deny: 'drop' | DenyResponseConfig;
   readonly headerTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -60,12 +73,8 @@ export interface HttpConfig {
   /** CIDRs whose forwarding header is believed; empty: the socket peer is the client. */
   readonly trustedProxies: readonly string[];
   readonly forwardedHeader: 'x-forwarded-for' | 'forwarded' | 'x-real-ip';
-  readonly deny: {
-    readonly status: number;
-    /** The body: `deny.body`, or the contents of `deny.page`. */
-    readonly body: string;
-    readonly contentType: string;
-  };
+  /** The body is `deny.body`, or the contents of `deny.page`. */
+  readonly deny: DenyResponseConfig;
 }
 
 export type StoreConfig =

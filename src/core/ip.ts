@@ -179,43 +179,92 @@ export function formatIp(ip: ParsedIp): string {
   return new ipaddr.IPv6(parts).toRFC5952String();
 }
 
+/** What {@link checkCidr} makes of a range. */
+export type CidrCheck =
+  | {
+      ok: true;
+      cidr: Cidr;
+      /** Set when the text has host bits set: `10.1.2.3/8 means 10.0.0.0/8`. */
+      warning: string | undefined;
+    }
+  | {
+      ok: false;
+      /** Why, when there is more to say than "not an address or range". */
+      reason: string | undefined;
+    };
+
+const NOT_A_CIDR: CidrCheck = { ok: false, reason: undefined };
+
 /**
  * Parses `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a /32 or /128). Host bits are zeroed,
- * so `10.1.2.3/8` means `10.0.0.0/8`. IPv4-mapped ranges (`::ffff:10.0.0.0/104`) become IPv4.
+ * so `10.1.2.3/8` means `10.0.0.0/8`. IPv4-mapped ranges (`::ffff:10.0.0.0/104`) become IPv4; one
+ * with host bits set is refused (`::ffff:1.2.3.4/96` would be all of IPv4). `null` for anything
+ * else; {@link checkCidr} says why and warns about host bits.
  */
 export function parseCidr(input: string): Cidr | null {
-  if (typeof input !== 'string') return null;
+  const result = checkCidr(input);
+  return result.ok ? result.cidr : null;
+}
+
+/**
+ * {@link parseCidr} for configuration: also reports host bits set beyond the prefix (a warning:
+ * the network is meant) and explains a refused IPv4-mapped range. A mapped range is refused rather
+ * than masked because the likely typo, `::ffff:1.2.3.4/96` for one address, would mean every IPv4
+ * address. Below /96 a mapped address is an IPv6 range like any other (`::ffff:0:0/64` is `::/64`).
+ */
+export function checkCidr(input: string): CidrCheck {
+  if (typeof input !== 'string') return NOT_A_CIDR;
   const text = input.trim();
   const slash = text.indexOf('/');
   if (slash === -1) {
     const ip = parseIp(text);
-    if (ip === null) return null;
-    return makeCidr(ip, ip.family === 4 ? 32 : 128);
+    if (ip === null) return NOT_A_CIDR;
+    return { ok: true, cidr: makeCidr(ip, ip.family === 4 ? 32 : 128), warning: undefined };
   }
   const prefixText = text.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(prefixText)) return null;
+  if (!/^\d{1,3}$/.test(prefixText)) return NOT_A_CIDR;
   const prefix = Number(prefixText);
+  if (prefix > 128) return NOT_A_CIDR;
   const addressText = text.slice(0, slash);
-  const lower = addressText.toLowerCase();
-  // A mapped IPv4 range keeps its IPv6 prefix length until we know it is mapped.
-  if (lower.startsWith('::ffff:') && lower.indexOf('.') !== -1) {
-    const v4 = parseIPv4(lower.slice(7));
-    if (v4 < 0 || prefix < 96 || prefix > 128) return null;
-    return makeCidr({ family: 4, v4 }, prefix - 96);
-  }
   const ip = parseIp(addressText);
-  if (ip === null) return null;
-  if (ip.family === 4) {
-    if (addressText.indexOf(':') !== -1) {
-      // `::ffff:a00:0/104` spelled in hex
-      if (prefix < 96 || prefix > 128) return null;
-      return makeCidr(ip, prefix - 96);
-    }
-    if (prefix > 32) return null;
-    return makeCidr(ip, prefix);
+  if (ip === null) return NOT_A_CIDR;
+  if (ip.family === 4 && addressText.indexOf(':') === -1) {
+    if (prefix > 32) return NOT_A_CIDR;
+    return withHostBitsWarning(text, makeCidr(ip, prefix), maskV4(ip.v4, prefix) !== ip.v4);
   }
-  if (prefix > 128) return null;
-  return makeCidr(ip, prefix);
+  if (ip.family === 4 && prefix >= 96) {
+    // `::ffff:10.0.0.0/104`, or spelled in hex `::ffff:a00:0/104`
+    const v4Prefix = prefix - 96;
+    const cidr = makeCidr(ip, v4Prefix);
+    if ((cidr as ParsedIPv4).v4 === ip.v4) return { ok: true, cidr, warning: undefined };
+    const single = `${formatIPv4(ip.v4)}/32`;
+    return {
+      ok: false,
+      reason:
+        v4Prefix === 0
+          ? `${text} would mean all of IPv4 (0.0.0.0/0); for the single address write ${single}`
+          : `${text} would mean ${cidr.text}; write ${cidr.text} for that range, or ${single} for the single address`,
+    };
+  }
+  const bytes = parseIPv6Bytes(bareIPv6(addressText));
+  if (bytes === null) return NOT_A_CIDR;
+  const cidr = makeCidr({ family: 6, bytes }, prefix);
+  const masked = (cidr as ParsedIPv6).bytes;
+  let hostBits = false;
+  for (let i = 0; i < 16; i++) if (masked[i] !== bytes[i]) hostBits = true;
+  return withHostBitsWarning(text, cidr, hostBits);
+}
+
+/** `[2001:db8::]` or `fe80::%eth0` as parseIPv6Bytes takes it (parseIp accepted it already). */
+function bareIPv6(text: string): string {
+  let bare = text.trim();
+  if (bare.startsWith('[') && bare.endsWith(']')) bare = bare.slice(1, -1);
+  const zone = bare.indexOf('%');
+  return zone === -1 ? bare : bare.slice(0, zone);
+}
+
+function withHostBitsWarning(text: string, cidr: Cidr, hostBits: boolean): CidrCheck {
+  return { ok: true, cidr, warning: hostBits ? `${text} means ${cidr.text}` : undefined };
 }
 
 function makeCidr(ip: ParsedIp, prefix: number): Cidr {
@@ -261,4 +310,49 @@ export function cidrContains(cidr: Cidr, ip: ParsedIp): boolean {
   const base = (cidr as ParsedIPv6).bytes;
   for (let i = 0; i < 16; i++) if (masked[i] !== base[i]) return false;
   return true;
+}
+
+/** A `host:port` to bind: {@link parseHostPort}. */
+export interface HostPort {
+  /** An IP address or a host name; `undefined`: every interface. */
+  host: string | undefined;
+  /** 0..65535; 0 asks for a free port. */
+  port: number;
+}
+
+const HOST_LABEL_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/**
+ * Parses `0.0.0.0:8080`, `[::1]:0`, `localhost:8080`, `:8080` or `8080`; `null` for anything
+ * else. A host that looks numeric must be a dotted-quad IPv4 address: `256.0.0.1` or `10.1` would
+ * otherwise go to the resolver, which reads `10.1` as 10.0.0.1. An IPv6 address needs brackets.
+ */
+export function parseHostPort(text: string): HostPort | null {
+  if (typeof text !== 'string') return null;
+  let host: string | undefined;
+  let portText: string;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close === -1 || text[close + 1] !== ':') return null;
+    host = text.slice(1, close);
+    if (host.indexOf(':') === -1 || parseIp(host) === null) return null;
+    portText = text.slice(close + 2);
+  } else {
+    const colon = text.indexOf(':');
+    if (colon !== text.lastIndexOf(':')) return null;
+    host = colon <= 0 ? undefined : text.slice(0, colon);
+    portText = colon === -1 ? text : text.slice(colon + 1);
+    if (host !== undefined && !isHostName(host)) return null;
+  }
+  if (!/^\d{1,5}$/.test(portText)) return null;
+  const port = Number(portText);
+  return port > 65_535 ? null : { host, port };
+}
+
+function isHostName(host: string): boolean {
+  if (host.length > 253) return false;
+  const labels = host.split('.');
+  if (!labels.every((label) => HOST_LABEL_RE.test(label))) return false;
+  // A last label of digits (or a 0x number) is no top-level domain: it must be an IPv4 address.
+  return !/^(?:\d+|0x[0-9a-f]*)$/i.test(labels[labels.length - 1] as string) || parseIPv4(host) >= 0;
 }

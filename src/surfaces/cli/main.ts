@@ -55,9 +55,12 @@ program
   .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
   .action((options: { config: string }) => {
     const config = loadConfigFile(options.config);
+    // Valid, but probably not what was meant (`10.1.2.3/8` is 10.0.0.0/8): said, not refused.
+    for (const warning of config.warnings) process.stderr.write(`warning: ${warning}\n`);
     const jails = config.jails.filter((jail) => jail.enabled).map((jail) => jail.name);
+    const warnings = config.warnings.length === 0 ? '' : `; ${config.warnings.length} warning(s)`;
     process.stdout.write(
-      `${options.config}: OK (${jails.length} jail(s): ${jails.join(', ') || 'none'}; store ${config.store.kind})\n`,
+      `${options.config}: OK (${jails.length} jail(s): ${jails.join(', ') || 'none'}; store ${config.store.kind}${warnings})\n`,
     );
   });
 

@@ -20,4 +20,23 @@ describe('JSON Schema', () => {
     );
     expect(JSON.stringify(defaults.findtime)).toContain('pattern');
   });
+
+  it('documents every key (editors show it), the inline filters of detection/ aside', () => {
+    const missing: string[] = [];
+    const walk = (node: unknown, path: string): void => {
+      if (node === null || typeof node !== 'object') return;
+      const schema = node as Record<string, unknown>;
+      for (const [key, child] of Object.entries((schema.properties ?? {}) as Record<string, unknown>)) {
+        if (!(child as { description?: string }).description) missing.push(`${path}${key}`);
+        if (key !== 'filter') walk(child, `${path}${key}.`);
+      }
+      for (const list of [schema.anyOf, schema.oneOf, schema.allOf]) {
+        if (Array.isArray(list)) for (const option of list) walk(option, path);
+      }
+      walk(schema.items, `${path}N.`);
+      walk(schema.additionalProperties, `${path}*.`);
+    };
+    walk(configJsonSchema(), '');
+    expect(missing).toEqual([]);
+  });
 });

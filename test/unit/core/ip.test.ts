@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { clientKey, normalizeIp, parseCidr, parseIp } from '../../../src/core/ip.js';
+import {
+  checkCidr,
+  clientKey,
+  normalizeIp,
+  parseCidr,
+  parseHostPort,
+  parseIp,
+} from '../../../src/core/ip.js';
 import { CidrSet } from '../../../src/core/prefix-trie.js';
 
 describe('normalizeIp', () => {
@@ -41,6 +48,42 @@ describe('parseCidr and clientKey', () => {
     expect(parseCidr('::ffff:10.0.0.0/104')?.text).toBe('10.0.0.0/8');
     expect(parseCidr('10.0.0.0/33')).toBeNull();
     expect(parseCidr('10.0.0.0/-1')).toBeNull();
+  });
+
+  it('refuses a mapped range with host bits set instead of widening it to all of IPv4', () => {
+    expect(parseCidr('::ffff:1.2.3.4/96')).toBeNull();
+    expect(parseCidr('::ffff:102:304/96')).toBeNull();
+    expect(checkCidr('::ffff:1.2.3.4/96')).toEqual({
+      ok: false,
+      reason: '::ffff:1.2.3.4/96 would mean all of IPv4 (0.0.0.0/0); for the single address write 1.2.3.4/32',
+    });
+    expect(checkCidr('::ffff:10.1.0.0/104')).toEqual({
+      ok: false,
+      reason:
+        '::ffff:10.1.0.0/104 would mean 10.0.0.0/8; write 10.0.0.0/8 for that range, or 10.1.0.0/32 for the single address',
+    });
+    expect(parseCidr('::ffff:0.0.0.0/96')?.text).toBe('0.0.0.0/0');
+    expect(parseCidr('::ffff:1.2.3.4/128')?.text).toBe('1.2.3.4');
+  });
+
+  it('accepts a range with host bits set, warning which network it means', () => {
+    expect(checkCidr('10.1.2.3/8')).toMatchObject({ ok: true, warning: '10.1.2.3/8 means 10.0.0.0/8' });
+    expect(checkCidr('2001:db8::1/32')).toMatchObject({
+      ok: true,
+      warning: '2001:db8::1/32 means 2001:db8::/32',
+    });
+    expect(checkCidr('10.0.0.0/8')).toMatchObject({ ok: true, warning: undefined });
+    expect(checkCidr('192.0.2.7')).toMatchObject({ ok: true, warning: undefined });
+  });
+
+  it('takes IPv6 ranges that start with a mapped-looking address below /96', () => {
+    expect(parseCidr('::ffff:0:0/64')?.text).toBe('::/64');
+    expect(checkCidr('::ffff:0:0/64')).toMatchObject({ ok: true, warning: '::ffff:0:0/64 means ::/64' });
+    expect(parseCidr('::ffff:0:0/80')?.text).toBe('::/80');
+    expect(parseCidr('::/0')?.text).toBe('::/0');
+    expect(parseCidr('fe80::1%eth0/64')?.text).toBe('fe80::/64');
+    expect(parseCidr('[2001:db8::]/32')?.text).toBe('2001:db8::/32');
+    expect(parseCidr('2001:db8::/129')).toBeNull();
   });
 
   it('keys IPv6 clients by their /64 (or the configured prefix)', () => {
@@ -128,5 +171,36 @@ describe('IPv6 parser agrees with ipaddr.js', () => {
         expect(normalizeIp(text), text).toBe(theirs.toRFC5952String());
       }
     }
+  });
+});
+
+describe('parseHostPort', () => {
+  it.each([
+    ['0.0.0.0:8080', { host: '0.0.0.0', port: 8080 }],
+    ['[::1]:0', { host: '::1', port: 0 }],
+    ['localhost:65535', { host: 'localhost', port: 65535 }],
+    ['proxy-1.internal.example:80', { host: 'proxy-1.internal.example', port: 80 }],
+    [':8080', { host: undefined, port: 8080 }],
+    ['8080', { host: undefined, port: 8080 }],
+  ])('parses %s', (text, expected) => {
+    expect(parseHostPort(text)).toEqual(expected);
+  });
+
+  // A numeric-looking host that is not a dotted quad would reach getaddrinfo, which reads `10.1` as 10.0.0.1.
+  it.each([
+    '256.0.0.1:8080',
+    '10.1:80',
+    '1.2.3.4.5:80',
+    '0x7f.0.0.1:80',
+    '-bad-.example:80',
+    'a..b:80',
+    'a_b:80',
+    '1.2.3.4:65536',
+    '1.2.3.4:-1',
+    '[1.2.3.4]:80',
+    '::1:80',
+    '',
+  ])('refuses %j', (text) => {
+    expect(parseHostPort(text)).toBeNull();
   });
 });
