@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { DEFAULTS } from '../../config/defaults.js';
-import type { HttpConfig, PortcullisConfig } from '../../config/types.js';
+import { DEFAULT_HTTP_CONFIG, resolveDenyResponse } from '../../config/http.js';
+import type { PortcullisConfig } from '../../config/types.js';
 import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
 import { type ParsedIp, parseIp } from '../../core/ip.js';
 import type { ReportResult } from '../../core/types.js';
@@ -387,17 +387,12 @@ class Pipeline implements HttpPipeline {
         this.#malformedBase.malformed += this.#resolver.stats.malformed;
         this.#malformedBase.unknown += this.#resolver.stats.unknown;
       }
-      const http: Partial<HttpConfig> = config.http ?? {};
+      const http = config.http ?? DEFAULT_HTTP_CONFIG;
       this.#resolver = createClientIpResolver({
-        trustedProxies: this.#options.trustedProxies ?? http.trustedProxies ?? [],
-        forwardedHeader:
-          this.#options.forwardedHeader ?? http.forwardedHeader ?? DEFAULTS.http.forwardedHeader,
+        trustedProxies: this.#options.trustedProxies ?? http.trustedProxies,
+        forwardedHeader: this.#options.forwardedHeader ?? http.forwardedHeader,
       });
-      this.#denyResponse = {
-        status: this.#options.deny?.status ?? http.deny?.status ?? DEFAULTS.http.denyStatus,
-        body: this.#options.deny?.body ?? http.deny?.body ?? DEFAULTS.http.denyBody,
-        contentType: this.#options.deny?.contentType ?? http.deny?.contentType ?? 'text/plain; charset=utf-8',
-      };
+      this.#denyResponse = resolveDenyResponse(this.#options.deny, http.deny);
       this.#config = config;
     }
     const jails = this.guard.jails;

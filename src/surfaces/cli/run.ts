@@ -31,6 +31,7 @@ const SOURCES: readonly SourceFactory[] = [logSources(), proxySource()];
 export async function runFromFile(file: string): Promise<RunningInstance> {
   const config = loadConfigFile(file);
   const logger = createProcessLogger(config.log.level);
+  logWarnings(logger, config);
   const guard = await createGuard(config, { logger });
   // Log jails first, the proxy last: its first request must find the jails and restored bans.
   const sources = new SourceRegistry(guard, SOURCES);
@@ -60,6 +61,7 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
       const next = loadConfigFile(file);
       guard.reload(next);
       logger.level = next.log.level;
+      logWarnings(logger, next);
       try {
         await sources.reload();
       } catch (error) {
@@ -116,6 +118,11 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
   return instance;
 }
 
+/** Configuration warnings (a CIDR with host bits set, ...): each a line of its own. */
+function logWarnings(logger: pino.Logger, config: PortcullisConfig): void {
+  for (const warning of config.warnings) logger.warn({ event: 'config-warning' }, warning);
+}
+
 function describeStart(logger: pino.Logger, config: PortcullisConfig, guard: Guard): void {
   const store =
     config.store.kind === 'sqlite'
@@ -125,10 +132,10 @@ function describeStart(logger: pino.Logger, config: PortcullisConfig, guard: Gua
         : 'memory';
   for (const jail of config.jails) {
     if (!jail.enabled) continue;
-    if ((jail.source.kind === 'http' && config.proxy === undefined) || jail.source.kind === 'socket') {
+    if (jail.source.kind === 'http' && config.proxy === undefined) {
       logger.warn(
         { event: 'source-unavailable', jail: jail.name, source: jail.source.kind },
-        `jail ${jail.name}: source "${jail.source.kind}" is not available in this build; the jail only counts report() calls`,
+        `jail ${jail.name}: source "http" but no proxy: section; in this process the jail only counts report() calls (use the Express middleware in your app, or add a proxy)`,
       );
     }
   }

@@ -72,6 +72,7 @@ describe('valid configurations', () => {
       url: 'redis://cache:6379/2',
       prefix: 'pc:',
       commandTimeoutMs: 1000,
+      outbox: '/etc/portcullis-outbox.db',
     });
     expect(config.jails[0]?.maxRetry).toBe(3);
     expect(config.log.level).toBe('warn');
