@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Fails a test file that leaves servers, sockets, children or ref'd timers open.
+    setupFiles: ['test/helpers/leak-check.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Integration tests start real servers and child processes; two cores are all we have.
