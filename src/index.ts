@@ -1,3 +1,10 @@
+export type { Action, ActionContext, ActionFactory } from './actions/action.js';
+export {
+  ActionRunner,
+  type ActionRunnerOptions,
+  type ActionStats,
+  type DecisionFeed,
+} from './actions/runner.js';
 export { configJsonSchema } from './config/json-schema.js';
 export { loadConfigFile, parseConfigText, resolveConfig } from './config/load.js';
 export type { JailOptions, PortcullisOptions } from './config/schema.js';
@@ -10,8 +17,8 @@ export { ConfigError, ErrorCodes, isPortcullisError, PortcullisError } from './c
 export { normalizeIp, parseCidr, parseIp } from './core/ip.js';
 export type { Logger } from './core/logger.js';
 export { CidrSet } from './core/prefix-trie.js';
-export type { ClientEvent, Decision } from './core/types.js';
-export type { BanEntry } from './decisions/ban-table.js';
+export type { BanEntry, ClientEvent, Decision, EventFields } from './core/types.js';
+export type { DecisionListener, SubscribeOptions } from './decisions/decision-book.js';
 export type { HttpFilterSpec, HttpRule } from './detection/filters/http/index.js';
 export { bundledHttpRules, compileHttpFilter, loadHttpRule } from './detection/filters/http/index.js';
 export type {
@@ -43,5 +50,16 @@ export {
   originalClientAddress,
   pipelineFor,
 } from './sources/http/index.js';
+export type { SourceFactory } from './sources/registry.js';
+export { SourceRegistry } from './sources/registry.js';
+export type {
+  BanCheck,
+  FailureSink,
+  JailRegistry,
+  PositionStore,
+  Source,
+  SourceContext,
+  SourceStats,
+} from './sources/source.js';
 export { MemoryStore } from './stores/memory/memory-store.js';
 export type { Store, StoreMessage } from './stores/store.js';
