@@ -11,6 +11,7 @@ export {
   re2Problem,
   type StatusSpec,
 } from './filter-schema.js';
+export { HTTP_FIELDS } from './http-fields.js';
 export { type HttpJailResolution, resolveHttpJail } from './jail-options.js';
 export { parseRate, RATE_PATTERN, type RateSpec } from './rate.js';
 export {

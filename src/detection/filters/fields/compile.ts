@@ -1,0 +1,220 @@
+import RE2 from 're2';
+import type { FieldCatalogue, FieldDefinition, TextField } from './catalogue.js';
+import { type FieldMatch, type Interval, parseFieldMatch } from './field-match.js';
+import type { FieldFilterSpec } from './filter-schema.js';
+
+/** A compiled field filter: decides whether an event is a failure for its jail. */
+export interface CompiledFieldFilter<E> {
+  /**
+   * True when `event` matches. Reads only the fields the filter names (a lazy event computes
+   * nothing else), allocates nothing, and is linear in the inputs whatever the patterns (RE2).
+   */
+  readonly matches: (event: E) => boolean;
+  /** The top-level `distinct:` field, if any. */
+  readonly distinct: string | undefined;
+  /** The `distinct:` field's value in `event` as text; `''` without one (or when absent). */
+  readonly distinctValue: (event: E) => string;
+}
+
+type Predicate<E> = (event: E) => boolean;
+
+/**
+ * Compiles a filter validated by `fieldFilterSchema(catalogue)`, once: the result is a tree of
+ * closures over the catalogue's getters. Throws for a spec that skipped validation.
+ */
+export function compileFieldFilter<E>(
+  catalogue: FieldCatalogue<E>,
+  spec: FieldFilterSpec,
+): CompiledFieldFilter<E> {
+  const distinct = spec.distinct;
+  return {
+    matches: compileNode(catalogue, spec),
+    distinct,
+    distinctValue: distinct === undefined ? () => '' : distinctReader(catalogue, distinct),
+  };
+}
+
+/** Reads `field` of an event as text, for `distinct:` (`String(value)`; `''` when absent). */
+export function distinctReader<E>(catalogue: FieldCatalogue<E>, field: string): (event: E) => string {
+  const definition = catalogue.fields[field];
+  if (definition === undefined || definition.type === 'map') {
+    throw new TypeError(`${catalogue.source} filters cannot count distinct ${JSON.stringify(field)}`);
+  }
+  const get = definition.get as (event: E) => string | number | boolean | undefined;
+  return (event) => {
+    const value = get(event);
+    return value === undefined ? '' : String(value);
+  };
+}
+
+/** Cheap checks first: `and` stops at the first that fails, and a 200 rarely reaches a regex. */
+const RANK = { number: 0, duration: 0, boolean: 0, keyword: 1, text: 2, map: 3 } as const;
+
+function compileNode<E>(catalogue: FieldCatalogue<E>, spec: FieldFilterSpec): Predicate<E> {
+  const ranked: [rank: number, check: Predicate<E>][] = [];
+  for (const name of catalogue.names) {
+    const value = spec[name];
+    if (value === undefined) continue;
+    const field = catalogue.fields[name] as FieldDefinition<E>;
+    const match = parseFieldMatch(field, value).match;
+    if (match === undefined)
+      throw new TypeError(`invalid ${catalogue.source} filter value for ${name}: validate it first`);
+    const rank = field.type === 'keyword' && match.kind === 'regex' ? RANK.text : RANK[field.type];
+    for (const check of fieldChecks(field, match)) ranked.push([rank, check]);
+  }
+  if (spec.all !== undefined) {
+    const parts = spec.all.map((child) => compileNode(catalogue, child));
+    ranked.push([4, (e) => parts.every((p) => p(e))]);
+  }
+  if (spec.any !== undefined) {
+    const parts = compileAny(catalogue, spec.any);
+    ranked.push([5, parts.length === 1 ? (parts[0] as Predicate<E>) : (e) => parts.some((p) => p(e))]);
+  }
+  if (spec.not !== undefined) {
+    const inner = compileNode(catalogue, spec.not);
+    ranked.push([6, (e) => !inner(e)]);
+  }
+  const checks = ranked.sort((a, b) => a[0] - b[0]).map(([, check]) => check); // stable sort
+  if (checks.length === 0) return () => true;
+  if (checks.length === 1) return checks[0] as Predicate<E>;
+  return (e) => {
+    for (const check of checks) if (!check(e)) return false;
+    return true;
+  };
+}
+
+/** The checks one field's match needs (a map gives one per key; the rest, one). */
+function fieldChecks<E>(field: FieldDefinition<E>, match: FieldMatch): Predicate<E>[] {
+  switch (match.kind) {
+    case 'intervals': {
+      const get = (field as { get: (e: E) => number | undefined }).get;
+      return [intervalCheck(get, match.intervals, field.type === 'number' ? field : undefined)];
+    }
+    case 'values': {
+      const get = (field as { get: (e: E) => string | undefined }).get;
+      if (match.values.length === 1) {
+        const only = match.values[0];
+        return [(e) => get(e) === only];
+      }
+      const values = new Set(match.values);
+      return [(e) => values.has(get(e) as string)];
+    }
+    case 'regex':
+      return [regexCheck((field as { get: (e: E) => string | undefined }).get, match.pattern)];
+    case 'boolean': {
+      const get = (field as { get: (e: E) => boolean | undefined }).get;
+      const value = match.value;
+      return [(e) => get(e) === value];
+    }
+    case 'map': {
+      const get = (field as { get: (e: E, key: string) => string }).get;
+      return match.entries.map(([key, pattern]) => {
+        const re = new RE2(pattern);
+        return (e: E) => re.test(get(e, key));
+      });
+    }
+  }
+}
+
+function regexCheck<E>(get: (e: E) => string | undefined, pattern: string): Predicate<E> {
+  const re = new RE2(pattern);
+  return (e) => re.test(get(e) ?? '');
+}
+
+/**
+ * Any of the intervals. An absent value (`undefined`) compares false with every bound. Several
+ * intervals on a small whole-number field (HTTP status, a port) become one membership table.
+ */
+function intervalCheck<E>(
+  get: (e: E) => number | undefined,
+  intervals: readonly Interval[],
+  field: { integer?: boolean; min?: number; max?: number } | undefined,
+): Predicate<E> {
+  if (intervals.length === 1) {
+    const { lo, hi, loStrict, hiStrict } = intervals[0] as Interval;
+    if (lo === hi && !loStrict && !hiStrict) return (e) => get(e) === lo;
+    if (!loStrict && !hiStrict) {
+      return (e) => {
+        const v = get(e) as number;
+        return v >= lo && v <= hi;
+      };
+    }
+    return (e) => {
+      const v = get(e) as number;
+      return (loStrict ? v > lo : v >= lo) && (hiStrict ? v < hi : v <= hi);
+    };
+  }
+  const max = field?.max;
+  if (field?.integer === true && (field.min ?? -1) >= 0 && max !== undefined && max <= 65_535) {
+    const table = new Uint8Array(max + 1);
+    for (const { lo, hi, loStrict, hiStrict } of intervals) {
+      const from = Math.max(0, loStrict ? Math.floor(lo) + 1 : Math.ceil(lo));
+      const to = Math.min(max, hiStrict ? Math.ceil(hi) - 1 : Math.floor(hi));
+      for (let n = from; n <= to; n++) table[n] = 1;
+    }
+    // Fractions, negatives and `undefined` index nothing: `undefined === 1` is false.
+    return (e) => table[get(e) as number] === 1;
+  }
+  return (e) => {
+    const v = get(e) as number;
+    for (const { lo, hi, loStrict, hiStrict } of intervals) {
+      if ((loStrict ? v > lo : v >= lo) && (hiStrict ? v < hi : v <= hi)) return true;
+    }
+    return false;
+  };
+}
+
+/**
+ * The branches of an `any:`. Branches that are a lone regex on one text field (the bundled HTTP
+ * `scanners` rule has five on `path`) become one RE2 alternation: one native call per event
+ * instead of one per branch, and the same answer, since each pattern keeps its flags inside its
+ * own group.
+ */
+function compileAny<E>(catalogue: FieldCatalogue<E>, specs: readonly FieldFilterSpec[]): Predicate<E>[] {
+  const byField = new Map<string, string[]>();
+  const parts: Predicate<E>[] = [];
+  for (const spec of specs) {
+    const sole = soleRegex(catalogue, spec);
+    if (sole === undefined) {
+      parts.push(compileNode(catalogue, spec));
+      continue;
+    }
+    const patterns = byField.get(sole[0]);
+    if (patterns === undefined) byField.set(sole[0], [sole[1]]);
+    else patterns.push(sole[1]);
+  }
+  const merged: Predicate<E>[] = [];
+  for (const [name, patterns] of byField) {
+    const get = (catalogue.fields[name] as TextField<E>).get;
+    let re: RE2 | undefined;
+    // `\Q` quotes up to `\E` or the end, so it could swallow the branches after it: kept apart.
+    if (patterns.length > 1 && !patterns.some((p) => p.includes('\\Q'))) {
+      try {
+        re = new RE2(patterns.map((p) => `(?:${p})`).join('|'));
+      } catch {
+        re = undefined; // e.g. a capture group name used twice: each pattern on its own, then
+      }
+    }
+    if (re !== undefined) {
+      const alternation = re;
+      merged.push((e) => alternation.test(get(e) ?? ''));
+    } else {
+      for (const pattern of patterns) merged.push(regexCheck(get, pattern));
+    }
+  }
+  // Single regexes first: cheaper than the composite branches, and the order cannot change `some`.
+  return [...merged, ...parts];
+}
+
+/** `[field, pattern]` when `spec` is exactly one regex on one text field, nothing else. */
+function soleRegex<E>(catalogue: FieldCatalogue<E>, spec: FieldFilterSpec): [string, string] | undefined {
+  let found: [string, string] | undefined;
+  for (const [key, value] of Object.entries(spec)) {
+    if (value === undefined) continue;
+    if (found !== undefined || typeof value !== 'string' || catalogue.fields[key]?.type !== 'text') {
+      return undefined;
+    }
+    found = [key, value];
+  }
+  return found;
+}

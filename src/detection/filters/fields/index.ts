@@ -1,0 +1,33 @@
+export {
+  type BooleanField,
+  COMBINATOR_KEYS,
+  type DurationField,
+  defineFieldCatalogue,
+  type FieldCatalogue,
+  type FieldDefinition,
+  type FieldKind,
+  type KeywordField,
+  type MapField,
+  type NumberField,
+  type TextField,
+} from './catalogue.js';
+export { type CompiledFieldFilter, compileFieldFilter, distinctReader } from './compile.js';
+export {
+  type FieldMatch,
+  type FieldProblem,
+  type Interval,
+  parseFieldMatch,
+  re2Problem,
+} from './field-match.js';
+export {
+  type FieldFilterSpec,
+  type FilterPath,
+  type FilterProblem,
+  fieldFilterProblems,
+  fieldFilterSchema,
+  unknownFieldMessage,
+  validateFieldFilter,
+  walkFieldFilter,
+} from './filter-schema.js';
+export { PACKET_FIELDS, type PacketFilterEvent } from './packet-fields.js';
+export { type ConnectionEnd, SOCKET_FIELDS, type SocketFilterEvent } from './socket-fields.js';
