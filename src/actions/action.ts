@@ -56,4 +56,8 @@ export interface ActionContext {
 }
 
 /** Builds one action from its configuration entry (`{ nftables: { ports: [22] } }`). */
-export type ActionFactory = (name: string, options: Readonly<Record<string, unknown>>, context: ActionContext) => Action;
+export type ActionFactory = (
+  name: string,
+  options: Readonly<Record<string, unknown>>,
+  context: ActionContext,
+) => Action;

@@ -42,7 +42,14 @@ type Op = { kind: 'apply' | 'revert'; decision: Decision };
 /** One action's queue, worker and counters. */
 class Lane {
   readonly action: Action;
-  readonly stats: ActionStats = { applied: 0, reverted: 0, failures: 0, retries: 0, pending: 0, lastError: null };
+  readonly stats: ActionStats = {
+    applied: 0,
+    reverted: 0,
+    failures: 0,
+    retries: 0,
+    pending: 0,
+    lastError: null,
+  };
   queue: Op[] = [];
   /** Targets applied by a `local` action, so that only their ends are reverted. */
   readonly appliedHere = new Set<string>();
@@ -192,7 +199,8 @@ export class ActionRunner {
       while (lane.queue.length > 0) {
         const kind = (lane.queue[0] as Op).kind;
         let end = 0;
-        while (end < lane.queue.length && end < this.#maxBatch && (lane.queue[end] as Op).kind === kind) end++;
+        while (end < lane.queue.length && end < this.#maxBatch && (lane.queue[end] as Op).kind === kind)
+          end++;
         const batch = lane.queue.slice(0, end).map((op) => op.decision);
         try {
           if (kind === 'apply') await lane.action.apply(batch);
@@ -205,7 +213,13 @@ export class ActionRunner {
             this.#maxBackoffMs,
           );
           this.#logger.error(
-            { event: 'action-failed', action: lane.action.name, op: kind, decisions: batch.length, err: error },
+            {
+              event: 'action-failed',
+              action: lane.action.name,
+              op: kind,
+              decisions: batch.length,
+              err: error,
+            },
             `action ${lane.action.name}: ${kind} of ${batch.length} decision(s) failed; retrying in ${lane.backoffMs} ms`,
           );
           if (retry && this.#closing === undefined) {
@@ -248,7 +262,8 @@ export class ActionRunner {
         const once = this.#feed?.subscribe(
           {
             ban: (decision, source) => {
-              if (lane.action.scope === 'all' && source === 'restore') this.#enqueue(lane, { kind: 'apply', decision });
+              if (lane.action.scope === 'all' && source === 'restore')
+                this.#enqueue(lane, { kind: 'apply', decision });
             },
           },
           { replay: true },

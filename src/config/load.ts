@@ -180,7 +180,7 @@ function buildConfig(
     jails.push({
       ...buildJail(jailName, merged, defaults),
       ...log.settings,
-      httpFilter: http.httpFilter as JailConfig['httpFilter'],
+      httpFilter: http.httpFilter,
       rate: http.rate,
     });
   }

@@ -1,3 +1,5 @@
+import type { HttpFilterSpec } from '../detection/filters/http/filter-schema.js';
+
 /** The validated, frozen configuration. Times are milliseconds; `-1` means permanent. */
 export interface PortcullisConfig {
   /** The file it was read from, or `null` for a config object. */
@@ -138,7 +140,7 @@ export interface JailConfig {
    * http jails: the filter to apply, validated (an `HttpFilterSpec`): the inline object, or the
    * named rule's filter. `null`/absent: the jail counts only `fail()` reports (and its rate).
    */
-  readonly httpFilter?: Readonly<Record<string, unknown>> | null;
+  readonly httpFilter?: HttpFilterSpec | null;
   /** http jails: the request rate (`rate: 100/10s`); `null`/absent for none. */
   readonly rate?: { readonly points: number; readonly durationMs: number } | null;
   /** log jails: the filter's mode (`aggressive`); `null`/absent: the filter's default. */

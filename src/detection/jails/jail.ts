@@ -2,11 +2,13 @@ import { networkInterfaces } from 'node:os';
 import type { JailConfig } from '../../config/types.js';
 import { clientKey, type ParsedIp } from '../../core/ip.js';
 import { CidrSet } from '../../core/prefix-trie.js';
+import { type CompiledHttpFilter, compileHttpFilter } from '../filters/http/compile.js';
 
 /** A configured jail, ready to judge clients: its settings plus its compiled ignore list. */
 export class Jail {
   readonly config: JailConfig;
   readonly #ignore: CidrSet;
+  #httpFilter: CompiledHttpFilter | undefined | null = null;
 
   constructor(config: JailConfig, selfAddresses: readonly string[] = hostAddresses()) {
     this.config = config;
@@ -16,6 +18,18 @@ export class Jail {
 
   get name(): string {
     return this.config.name;
+  }
+
+  /**
+   * An http jail's filter, compiled once for this jail (its RE2 programs are the ones the config
+   * check compiled); `undefined` without one.
+   */
+  get httpFilter(): CompiledHttpFilter | undefined {
+    if (this.#httpFilter === null) {
+      const spec = this.config.httpFilter;
+      this.#httpFilter = spec == null ? undefined : compileHttpFilter(spec);
+    }
+    return this.#httpFilter;
   }
 
   /** `ignoreip` and `ignoreself`: these clients are never counted nor banned by this jail. */

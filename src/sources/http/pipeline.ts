@@ -410,8 +410,7 @@ class Pipeline implements HttpPipeline {
     for (const jail of jails.values()) {
       const config = jail.config;
       if (config.source.kind !== 'http') continue;
-      const spec = (config.httpFilter ?? null) as HttpFilterSpec | null;
-      const filter = spec === null ? undefined : compileHttpFilter(spec);
+      const filter = jail.httpFilter;
       if (config.rate != null) {
         const { points, durationMs } = config.rate;
         const old = previousRates.get(jail.name);

@@ -1,5 +1,5 @@
-import type { Source, SourceContext, SourceStats } from '../source.js';
 import type { SourceFactory } from '../registry.js';
+import type { Source, SourceContext, SourceStats } from '../source.js';
 import { type LogJails, type LogJailsOptions, startLogJails } from './log-jail.js';
 
 /**

@@ -54,7 +54,9 @@ class ProxySource implements Source {
   }
 
   stats(): SourceStats {
-    return this.proxy === undefined ? {} : { ...this.proxy.stats, pipeline: { ...this.proxy.pipeline.stats } };
+    return this.proxy === undefined
+      ? {}
+      : { ...this.proxy.stats, pipeline: { ...this.proxy.pipeline.stats } };
   }
 
   async close(): Promise<void> {

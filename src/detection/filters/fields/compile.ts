@@ -1,4 +1,5 @@
-import RE2 from 're2';
+import type RE2 from 're2';
+import { re2Program } from '../re2-cache.js';
 import type { FieldCatalogue, FieldDefinition, TextField } from './catalogue.js';
 import { type FieldMatch, type Interval, parseFieldMatch } from './field-match.js';
 import type { FieldFilterSpec } from './filter-schema.js';
@@ -109,7 +110,7 @@ function fieldChecks<E>(field: FieldDefinition<E>, match: FieldMatch): Predicate
     case 'map': {
       const get = (field as { get: (e: E, key: string) => string }).get;
       return match.entries.map(([key, pattern]) => {
-        const re = new RE2(pattern);
+        const re = re2Program(pattern);
         return (e: E) => re.test(get(e, key));
       });
     }
@@ -117,7 +118,7 @@ function fieldChecks<E>(field: FieldDefinition<E>, match: FieldMatch): Predicate
 }
 
 function regexCheck<E>(get: (e: E) => string | undefined, pattern: string): Predicate<E> {
-  const re = new RE2(pattern);
+  const re = re2Program(pattern);
   return (e) => re.test(get(e) ?? '');
 }
 
@@ -190,7 +191,7 @@ function compileAny<E>(catalogue: FieldCatalogue<E>, specs: readonly FieldFilter
     // `\Q` quotes up to `\E` or the end, so it could swallow the branches after it: kept apart.
     if (patterns.length > 1 && !patterns.some((p) => p.includes('\\Q'))) {
       try {
-        re = new RE2(patterns.map((p) => `(?:${p})`).join('|'));
+        re = re2Program(patterns.map((p) => `(?:${p})`).join('|'));
       } catch {
         re = undefined; // e.g. a capture group name used twice: each pattern on its own, then
       }

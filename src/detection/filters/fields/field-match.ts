@@ -1,5 +1,5 @@
-import RE2 from 're2';
 import { parseDuration } from '../../../core/duration.js';
+import { re2Program } from '../re2-cache.js';
 import type { DurationField, FieldDefinition, KeywordField, MapField, NumberField } from './catalogue.js';
 
 /** What a filter says about one field, checked and normalised: what the compiler builds from. */
@@ -45,7 +45,7 @@ export function describeShape(value: unknown): string {
 /** Why RE2 refuses `pattern`, or `undefined` when it compiles. */
 export function re2Problem(pattern: string): string | undefined {
   try {
-    new RE2(pattern);
+    re2Program(pattern);
     return undefined;
   } catch (error) {
     return (error as Error).message;

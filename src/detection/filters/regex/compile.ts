@@ -1,4 +1,5 @@
-import RE2 from 're2';
+import type RE2 from 're2';
+import { re2Program } from '../re2-cache.js';
 import { render, type Token } from './regex-syntax.js';
 import { GROUP } from './tags.js';
 
@@ -15,7 +16,7 @@ export class Re2CompileError extends Error {
 /** Compiles with RE2 (linear-time matching). Throws {@link Re2CompileError}. */
 export function compileRe2(pattern: string): RE2 {
   try {
-    return new RE2(pattern);
+    return re2Program(pattern);
   } catch (error) {
     throw new Re2CompileError(pattern, (error as Error).message);
   }
