@@ -9,7 +9,7 @@ import type { PortcullisConfig } from './config/types.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { formatDuration, PERMANENT, parseDuration } from './core/duration.js';
 import { ErrorCodes, PortcullisError } from './core/errors.js';
-import { type Cidr, clientKey, parseCidr, parseIp } from './core/ip.js';
+import { type Cidr, checkCidr, clientKey, parseIp } from './core/ip.js';
 import { type Logger, silentLogger } from './core/logger.js';
 import type {
   BanEntry,
@@ -500,14 +500,15 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
 }
 
 function parseTarget(ipOrCidr: string): Cidr {
-  const cidr = parseCidr(ipOrCidr);
-  if (cidr === null) {
+  const checked = checkCidr(ipOrCidr);
+  if (!checked.ok) {
+    const why = checked.reason === undefined ? '' : `: ${checked.reason}`;
     throw new PortcullisError(
       ErrorCodes.INVALID_IP,
-      `not an IP address or CIDR range: ${JSON.stringify(ipOrCidr)}`,
+      `not an IP address or CIDR range: ${JSON.stringify(ipOrCidr)}${why}`,
     );
   }
-  return cidr;
+  return checked.cidr;
 }
 
 /** The Redis store's `outbox` file; the other stores are local and keep it in memory. */

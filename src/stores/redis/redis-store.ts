@@ -96,9 +96,13 @@ const WRITE_CHUNKS_IN_FLIGHT = 4;
 /** How long to wait before checking the epoch again when the check failed on a live connection. */
 const EPOCH_RETRY_MS = 1000;
 
-/** Reconnect backoff: 100 ms, 200 ms, ... capped at 2 s; ioredis keeps retrying forever. */
+/**
+ * Reconnect backoff: 100 ms, 200 ms, ... capped at 500 ms; ioredis keeps retrying forever. The cap
+ * bounds how late an instance notices Redis is back after a long outage (one connection attempt
+ * every half second costs nothing), which is part of how long instances disagree.
+ */
 function retryDelayMs(attempt: number): number {
-  return Math.min(attempt * 100, 2000);
+  return Math.min(attempt * 100, 500);
 }
 
 interface ScriptCommands {
