@@ -3,12 +3,22 @@ import {
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
   type Server,
+  type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { waitFor } from './wait-for.js';
 
 /** A server listening on 127.0.0.1 on a free port, closed with every connection it holds. */
 export interface Listening {
   readonly port: number;
+  /** Requests the server took, and how many of their responses have closed (finished or aborted). */
+  readonly exchanges: { readonly received: number; readonly closed: number };
+  /**
+   * The settle point after requests to a guarded app: every exchange the server took has closed
+   * (the middleware judges it then, which can be after the client read the response) and every
+   * report that started has settled (`guard.idle()`).
+   */
+  settled(guard: { idle(): Promise<void> }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -19,8 +29,22 @@ export async function listen(server: Server): Promise<Listening> {
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  // Added after the app's own listener, so the app's 'close' handlers run before this count moves.
+  const exchanges = { received: 0, closed: 0 };
+  server.on('request', (_req, res: ServerResponse) => {
+    exchanges.received++;
+    res.once('close', () => exchanges.closed++);
+  });
   return {
     port,
+    exchanges,
+    async settled(guard) {
+      await waitFor(() => exchanges.closed === exchanges.received, {
+        timeoutMs: 5_000,
+        message: () => `every exchange to close (${exchanges.closed} of ${exchanges.received})`,
+      });
+      await guard.idle();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -78,9 +102,4 @@ export function send(port: number, options: SendOptions = {}): Promise<Reply> {
     req.on('error', reject);
     req.end(options.body);
   });
-}
-
-/** Resolves after pending observe() work (reports run after the response closes) has settled. */
-export function settle(ms = 20): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

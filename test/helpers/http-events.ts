@@ -1,4 +1,4 @@
-import { decodeOnce, type HttpEvent } from '../../../src/sources/http/http-event.js';
+import { decodeOnce, type HttpEvent } from '../../src/sources/http/http-event.js';
 
 /** A finished exchange as the pipeline builds it; `url` drives path and query. */
 export function event(fields: Partial<HttpEvent> & { url?: string } = {}): HttpEvent {

@@ -1,26 +1,13 @@
 /**
  * Shared by the log source tests (unit and integration) and their child-process fixtures: a
- * stand-in for the regex filter engine, polling helpers and numbered log lines.
+ * stand-in for the regex filter engine, temporary directories and numbered log lines.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Guard, ReportOptions, ReportResult } from '../../../src/guard.js';
-import type { LineFilter, LineMatch, LogJailGuard } from '../../../src/sources/log/log-jail.js';
-
-/** Polls `condition` every 20 ms until it holds; rejects with `message` after `timeoutMs`. */
-export async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs = 15_000,
-  message = 'condition',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${message}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import type { Guard, ReportOptions, ReportResult } from '../../src/guard.js';
+import type { LineFilter, LineMatch, LogJailGuard, LogJails } from '../../src/sources/log/log-jail.js';
+import { waitFor } from './wait-for.js';
 
 export function makeTempDir(prefix = 'portcullis-log-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -120,4 +107,31 @@ export function recordingGuard(guard: Guard): LogJailGuard & { reports: Recorded
 /** The `n` field of each recorded report. */
 export function reportedNumbers(reports: readonly RecordedReport[]): number[] {
   return reports.map((report) => Number(report.options.fields?.n));
+}
+
+/**
+ * The settle point of a log jail: it has read at least `lines` lines and every failure it kept
+ * (matches not too old) has been reported and settled, so its reports and stats are final.
+ */
+export async function logJailSettled(
+  logJails: LogJails,
+  jail: string,
+  lines: number,
+  timeoutMs = 15_000,
+): Promise<void> {
+  await waitFor(
+    () => {
+      const stats = logJails.stats()[jail];
+      return (
+        stats !== undefined &&
+        stats.lines >= lines &&
+        stats.reports + stats.errors >= stats.matches - stats.tooOld
+      );
+    },
+    {
+      timeoutMs,
+      message: () =>
+        `jail ${jail} to read ${lines} lines and settle (${JSON.stringify(logJails.stats()[jail])})`,
+    },
+  );
 }

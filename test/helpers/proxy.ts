@@ -133,11 +133,12 @@ export interface RawResult {
 
 /**
  * Opens a connection from `from`, writes `chunks` (a function gets the socket to write at its own
- * pace), and collects what comes back until the server closes or `timeoutMs` passes.
+ * pace, and what was received so far), and collects what comes back until the server closes or
+ * `timeoutMs` passes.
  */
 export function rawExchange(
   port: number,
-  chunks: (string | Buffer)[] | ((write: (data: string | Buffer) => boolean) => void),
+  chunks: (string | Buffer)[] | ((write: (data: string | Buffer) => boolean, received: () => string) => void),
   options: { from?: string; timeoutMs?: number; host?: string } = {},
 ): Promise<RawResult> {
   return new Promise((resolve) => {
@@ -164,7 +165,7 @@ export function rawExchange(
     });
     socket.on('connect', () => {
       const write = (data: string | Buffer) => !socket.destroyed && socket.write(data);
-      if (typeof chunks === 'function') chunks(write);
+      if (typeof chunks === 'function') chunks(write, () => Buffer.concat(received).toString('latin1'));
       else for (const chunk of chunks) write(chunk);
     });
   });
@@ -176,19 +177,7 @@ export function statusOf(text: string): number {
   return match === null ? 0 : Number(match[1]);
 }
 
+/** Paces a test whose subject is time (a slow client); never a wait for a result (see wait-for.ts). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `check` every `everyMs` until it is true or `timeoutMs` passes. */
-export async function waitUntil(
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 5_000,
-  everyMs = 10,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(everyMs);
-  }
 }

@@ -277,6 +277,7 @@ export function storeContract(
         expect(await unbans).toEqual(gone.map((target) => ({ type: 'unban', target })));
         // the peer sees the writer's data; the writer never hears its own messages
         expect(await load(peer, T0)).toHaveLength(500);
+        // Kept: a negative with no event to wait for; the peer has had every message, echoes would be in.
         await new Promise((resolve) => setTimeout(resolve, 50));
         expect(echoed).toEqual([]);
       });

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
@@ -12,7 +13,8 @@ import { createGuard, type Guard } from '../../src/guard.js';
 import { MemoryStore } from '../../src/stores/memory/memory-store.js';
 import type { FailureInput, FailureResult } from '../../src/stores/store.js';
 import { type ExpressGuardOptions, portcullis } from '../../src/surfaces/express/index.js';
-import { type Listening, listen, send, settle } from '../helpers/http-client.js';
+import { type Listening, listen, send } from '../helpers/http-client.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const HOUR_MS = 3_600_000;
 const A = '127.0.0.2';
@@ -98,15 +100,16 @@ describe.each(majors)('%s', (_name, makeExpress) => {
       clock,
     );
     let routed = 0;
-    const { port } = await serve(makeExpress, guard, undefined, (app) => {
+    const server = await serve(makeExpress, guard, undefined, (app) => {
       app.use((_req, _res, next) => {
         routed++;
         next();
       });
     });
+    const { port } = server;
     for (let i = 0; i < 3; i++) {
       expect((await send(port, { method: 'POST', path: '/login', from: A })).status).toBe(401);
-      await settle();
+      await server.settled(guard);
     }
     const routedBefore = routed;
     const refused = await send(port, { path: '/', from: A });
@@ -131,7 +134,8 @@ describe.each(majors)('%s', (_name, makeExpress) => {
       http: { trusted_proxies: [`${PROXY}/32`] },
       jails: { 'web-auth': { source: 'http', filter: { status: 401 }, maxretry: 2, ...local } },
     });
-    const { port } = await serve(makeExpress, guard);
+    const server = await serve(makeExpress, guard);
+    const { port } = server;
     // A guesser forging a header to frame someone else is banned itself.
     for (let i = 0; i < 2; i++) {
       await send(port, {
@@ -140,7 +144,7 @@ describe.each(majors)('%s', (_name, makeExpress) => {
         from: A,
         headers: { 'x-forwarded-for': '198.51.100.1' },
       });
-      await settle();
+      await server.settled(guard);
     }
     expect(guard.isBanned(A)).toBe(true);
     expect(guard.isBanned('198.51.100.1')).toBe(false);
@@ -150,7 +154,7 @@ describe.each(majors)('%s', (_name, makeExpress) => {
     for (let i = 0; i < 2; i++) {
       const headers = { 'x-forwarded-for': '203.0.113.50, 203.0.113.7' }; // the proxy appended .7
       await send(port, { method: 'POST', path: '/login', from: PROXY, headers });
-      await settle();
+      await server.settled(guard);
     }
     expect(guard.isBanned('203.0.113.7')).toBe(true);
     expect(guard.isBanned('203.0.113.50')).toBe(false);
@@ -254,15 +258,19 @@ describe.each(majors)('%s', (_name, makeExpress) => {
     const guard = await guardWith({
       jails: { slow: { source: 'http', filter: { path: '^/slow$' }, maxretry: 1, ...local } },
     });
-    const { port } = await serve(makeExpress, guard);
-    await new Promise<void>((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1', localAddress: A }, () =>
-        socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n'),
-      );
-      setTimeout(() => socket.destroy(), 50);
-      socket.on('close', () => resolve());
+    const server = await serve(makeExpress, guard);
+    const socket = connect({ port: server.port, host: '127.0.0.1', localAddress: A }, () =>
+      socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n'),
+    );
+    const closed = once(socket, 'close');
+    // The client gives up once the app has the request (and the route is not answering).
+    await waitFor(() => server.exchanges.received >= 1, {
+      timeoutMs: 5_000,
+      message: 'the request to arrive',
     });
-    await settle(50);
+    socket.destroy();
+    await closed;
+    await server.settled(guard);
     expect(guard.isBanned(A)).toBe(true);
   });
 
@@ -367,7 +375,7 @@ describe('express access log', () => {
       await guard.ban('127.0.0.5');
       expect(await get('127.0.0.4')).toBe(200);
       expect(await get('127.0.0.5')).toBe(403);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitFor(() => accessLog.stats.lines >= 2, { timeoutMs: 5_000, message: 'two access log lines' });
       await accessLog.flush();
       const lines = readFileSync(join(dir, 'access.log'), 'utf8').trim().split('\n');
       expect(lines).toHaveLength(2);

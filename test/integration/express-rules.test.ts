@@ -5,7 +5,7 @@ import { createManualClock } from '../../src/core/clock.js';
 import { createGuard, type Guard } from '../../src/guard.js';
 import { MemoryStore } from '../../src/stores/memory/memory-store.js';
 import { portcullis } from '../../src/surfaces/express/index.js';
-import { type Listening, listen, send, settle } from '../helpers/http-client.js';
+import { type Listening, listen, send } from '../helpers/http-client.js';
 
 /**
  * Every bundled HTTP rule behind a real Express server, driven by real request lines. Each test
@@ -71,9 +71,8 @@ async function hits(
     statuses.push(
       (await send(server.port, { method: r.method ?? 'GET', path: r.path, headers, from })).status,
     );
-    await settle(5);
+    await server.settled(guard);
   }
-  await settle();
   return statuses;
 }
 

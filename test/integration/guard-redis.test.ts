@@ -7,6 +7,7 @@ import type { Decision } from '../../src/core/types.js';
 import { createGuard } from '../../src/index.js';
 import { type GuardProcess, spawnGuard } from '../helpers/guard-process.js';
 import { type RedisServerHandle, startRedis, uniquePrefix } from '../helpers/redis-server.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 let redis: RedisServerHandle;
 const prefixes: string[] = [];
@@ -130,8 +131,7 @@ describe('Redis going away mid-run (on_store_error: local)', () => {
       expect(guard.stats.pendingWrites).toBe(banned.length + 1);
 
       await redis.start();
-      const deadline = Date.now() + 15_000;
-      while (!events.includes('up') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => events.includes('up'), { timeoutMs: 15_000, message: 'storeUp' });
       expect(events).toContain('up');
       expect(guard.stats.pendingWrites).toBe(0);
 
@@ -193,7 +193,10 @@ describe('Redis restarted empty (no persistence) under two guards', () => {
       // No instance lifted a ban meanwhile.
       expect([...a.events, ...b.events].filter((e) => e.event === 'unban')).toEqual([]);
 
-      const fresh = await createGuard({ store: { redis: { url: redis.url, prefix } }, jails: {} }, { env: {} });
+      const fresh = await createGuard(
+        { store: { redis: { url: redis.url, prefix } }, jails: {} },
+        { env: {} },
+      );
       const stored = (await fresh.decisions()).map((d: Decision) => d.target).sort();
       await fresh.close();
       expect(stored).toEqual([...targets].sort());
@@ -241,7 +244,10 @@ describe('a guard killed during a Redis outage', () => {
       } finally {
         await restarted.kill('SIGTERM');
       }
-      const fresh = await createGuard({ store: { redis: { url: redis.url, prefix } }, jails: {} }, { env: {} });
+      const fresh = await createGuard(
+        { store: { redis: { url: redis.url, prefix } }, jails: {} },
+        { env: {} },
+      );
       const stored = (await fresh.decisions()).map((d: Decision) => d.target).sort();
       await fresh.close();
       expect(stored).toEqual([...outage].sort());

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Decision } from '../../src/core/types.js';
 import { createGuard } from '../../src/index.js';
 import { spawnGuard } from '../helpers/guard-process.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-restart-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,9 +47,10 @@ describe('SQLite store across kill -9', () => {
       const cli = await createGuard({ store: { sqlite: path }, jails: {} }, { env: {} });
       await cli.ban('192.0.2.99', { duration: '1h' });
       await cli.close();
-      const deadline = Date.now() + 5000;
-      while (!daemon.isBanned('192.0.2.99') && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => daemon.isBanned('192.0.2.99'), {
+        timeoutMs: 5000,
+        message: 'the ban to reach the running guard',
+      });
       expect(daemon.isBanned('192.0.2.99')).toBe(true);
     } finally {
       await daemon.close();

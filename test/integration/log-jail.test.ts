@@ -9,14 +9,15 @@ import { createGuard } from '../../src/guard.js';
 import { type LogJails, type LogJailsOptions, startLogJails } from '../../src/sources/log/log-jail.js';
 import { MemoryStore } from '../../src/stores/memory/memory-store.js';
 import {
+  logJailSettled,
   makeTempDir,
   numberedLines,
   type RecordedReport,
   recordingGuard,
   reportedNumbers,
   standInFilter,
-  waitFor,
-} from '../unit/sources/log-test-helpers.js';
+} from '../helpers/log-files.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const journalScript = fileURLToPath(new URL('../fixtures/processes/log-journal.mjs', import.meta.url));
 
@@ -78,7 +79,7 @@ describe('log jails: files', () => {
   it('start: end (the default) counts only new lines; start: beginning counts the whole file', async () => {
     const file = path.join(dir, 'auth.log');
     fs.writeFileSync(file, numberedLines(1, 3));
-    const { guard } = await start({
+    const { guard, logJails } = await start({
       tail: { source: { log: file } },
       whole: { source: { log: file, start: 'beginning' } },
     });
@@ -86,7 +87,8 @@ describe('log jails: files', () => {
     await waitFor(
       () => ofJail(guard.reports, 'whole').length >= 5 && ofJail(guard.reports, 'tail').length >= 2,
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await logJailSettled(logJails, 'tail', 2);
+    await logJailSettled(logJails, 'whole', 5);
     expect(reportedNumbers(ofJail(guard.reports, 'tail')).sort()).toEqual([4, 5]);
     expect(reportedNumbers(ofJail(guard.reports, 'whole')).sort()).toEqual([1, 2, 3, 4, 5]);
     expect(guard.reports[0]?.options.fields).toMatchObject({ n: expect.any(String) });
@@ -99,7 +101,7 @@ describe('log jails: files', () => {
       sshd: { source: { log: file, start: 'beginning' }, findtime: '10m' },
     });
     await waitFor(() => guard.reports.length >= 2);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await logJailSettled(logJails, 'sshd', 5);
     expect(reportedNumbers(guard.reports).sort()).toEqual([4, 5]);
     expect(logJails.stats().sshd).toMatchObject({ lines: 5, matches: 5, tooOld: 3, reports: 2 });
   });
@@ -119,7 +121,9 @@ describe('log jails: files', () => {
 
   it('follows every file a glob matches, including files that appear later', async () => {
     const glob = path.join(dir, 'logs', '*.log');
-    const { guard } = await start({ web: { source: { log: [glob, path.join(dir, 'plain.log')] } } });
+    const { guard, logJails } = await start({
+      web: { source: { log: [glob, path.join(dir, 'plain.log')] } },
+    });
     await waitFor(() => logged.some((entry) => entry.message.includes(`nothing matches ${glob} yet`)));
     fs.mkdirSync(path.join(dir, 'logs'));
     fs.writeFileSync(path.join(dir, 'logs', 'a.log'), numberedLines(1, 2));
@@ -128,6 +132,8 @@ describe('log jails: files', () => {
     fs.writeFileSync(path.join(dir, 'logs', 'b.log'), numberedLines(3, 4));
     fs.writeFileSync(path.join(dir, 'plain.log'), numberedLines(5, 5));
     await waitFor(() => guard.reports.length >= 5);
+    await logJailSettled(logJails, 'web', 5);
+    // Kept: a negative, ignored.txt stays unread; a few glob (100 ms) and poll (50 ms) turns to show it.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(reportedNumbers(guard.reports).sort()).toEqual([1, 2, 3, 4, 5]);
   });
@@ -138,7 +144,7 @@ describe('log jails: commands', () => {
     const { guard } = await start({
       cmd: { source: { command: ['sh', '-c', "printf 'FAIL from 192.0.2.1\\n'"] } },
     });
-    await waitFor(() => guard.reports.length >= 4, 20_000, '4 runs');
+    await waitFor(() => guard.reports.length >= 4, { timeoutMs: 20_000, message: '4 runs' });
     // Times taken when each report settled, not when the poll noticed it (polls lag under load).
     const times = guard.reports.map((report) => report.at);
     expect(guard.reports.every((report) => report.ip === '192.0.2.1')).toBe(true);
@@ -181,7 +187,10 @@ describe('log jails: commands', () => {
         return false;
       }
     };
-    await waitFor(() => !pids.some(alive), 5000, 'the command and its child to be gone');
+    await waitFor(() => !pids.some(alive), {
+      timeoutMs: 5000,
+      message: 'the command and its child to be gone',
+    });
   });
 
   it('logs stderr lines at warn, a few per 10 s', async () => {
@@ -193,6 +202,7 @@ describe('log jails: commands', () => {
       },
     });
     await waitFor(() => logged.some((entry) => entry.message.endsWith('oops 5')));
+    // Kept: a negative, oops 6-10 are throttled; nothing marks the end of stderr, so give it time.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(logged.filter((entry) => entry.level === 'warn' && entry.message.includes('oops'))).toHaveLength(
       5,
@@ -217,7 +227,7 @@ describe('log jails: commands', () => {
       },
     );
     await waitFor(() => guard.reports.length >= 2 && lines.length >= 4);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await logJailSettled(logJails, 'journal', 4);
     expect(lines[1]).toBe('web1 sshd[11]: FAIL from 192.0.2.9');
     expect(guard.reports.map((report) => report.ip)).toEqual(['192.0.2.9', '192.0.2.9']);
     const [first, second] = guard.reports.map((report) => report.options.timeMs as number);
@@ -252,7 +262,7 @@ describe('log jails: the bundled regex filter engine (default makeFilter)', () =
       { makeFilter: undefined },
     );
     await waitFor(() => guard.reports.length >= 1);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await logJailSettled(logJails, 'sshd', 3);
     expect(guard.reports.map((report) => [report.ip, report.options.fields?.user])).toEqual([
       ['192.0.2.2', 'root'],
     ]);
@@ -272,7 +282,7 @@ describe('log jails: the bundled regex filter engine (default makeFilter)', () =
       { makeFilter: undefined },
     );
     await waitFor(() => guard.reports.length >= 2);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await logJailSettled(logJails, 'journal', 4);
     expect(guard.reports.map((report) => report.ip)).toEqual(['192.0.2.9', '192.0.2.9']);
     const [first, second] = guard.reports.map((report) => report.options.timeMs as number);
     expect((second as number) - (first as number)).toBe(1000);

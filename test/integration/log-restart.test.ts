@@ -13,14 +13,15 @@ import { SqliteStore } from '../../src/stores/sqlite/sqlite-store.js';
 import type { Store } from '../../src/stores/store.js';
 import {
   exactlyOnce,
+  logJailSettled,
   makeTempDir,
   numberedLine,
   numberedLines,
   recordingGuard,
   reportedNumbers,
   standInFilter,
-  waitFor,
-} from '../unit/sources/log-test-helpers.js';
+} from '../helpers/log-files.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const childScript = fileURLToPath(new URL('../fixtures/processes/log-follow-jail.ts', import.meta.url));
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -83,7 +84,7 @@ it('a graceful restart half way resumes exactly: no line counted twice, none ski
   const guard = recordingGuard(await guardWith(store));
 
   const first = await jailsFor(guard);
-  await waitFor(() => guard.reports.length >= 3000, 20_000, 'first reports');
+  await waitFor(() => guard.reports.length >= 3000, { timeoutMs: 20_000, message: 'first reports' });
   await first.close();
   const firstCount = guard.reports.length;
   expect(firstCount).toBeLessThan(20_000);
@@ -92,7 +93,7 @@ it('a graceful restart half way resumes exactly: no line counted twice, none ski
 
   fs.appendFileSync(logFile, numberedLines(20_001, 21_000));
   const second = await jailsFor(guard);
-  await waitFor(() => guard.reports.length >= 21_000, 20_000, 'all reports');
+  await waitFor(() => guard.reports.length >= 21_000, { timeoutMs: 20_000, message: 'all reports' });
   await second.close();
   expect(exactlyOnce(reportedNumbers(guard.reports), 21_000)).toBeUndefined();
 });
@@ -117,7 +118,10 @@ it('after kill -9 (SQLite store), a restart loses nothing; only lines after the 
     if (line === 'READY') ready = true;
     else if (line.startsWith('R ')) beforeKill.push(Number(line.slice(2)));
   });
-  await waitFor(() => ready || child?.exitCode !== null, 30_000, `child READY (stderr: ${stderr})`);
+  await waitFor(() => ready || child?.exitCode !== null, {
+    timeoutMs: 30_000,
+    message: () => `child READY (stderr: ${stderr})`,
+  });
   expect(ready).toBe(true);
 
   // A live log: 500 lines every 50 ms. The child saves its position every 200 ms.
@@ -128,7 +132,7 @@ it('after kill -9 (SQLite store), a restart loses nothing; only lines after the 
     written = to;
   }, 50);
   try {
-    await waitFor(() => beforeKill.length >= 8000, 30_000, 'reports from the child');
+    await waitFor(() => beforeKill.length >= 8000, { timeoutMs: 30_000, message: 'reports from the child' });
   } finally {
     clearInterval(writer);
   }
@@ -156,9 +160,12 @@ it('after kill -9 (SQLite store), a restart loses nothing; only lines after the 
     ),
   ).toBeUndefined();
 
-  await jailsFor(guard);
-  await waitFor(() => guard.reports.length >= total - savedLines, 30_000, 'reports after the restart');
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  const jails = await jailsFor(guard);
+  await waitFor(() => guard.reports.length >= total - savedLines, {
+    timeoutMs: 30_000,
+    message: 'reports after the restart',
+  });
+  await logJailSettled(jails, 'test', total - savedLines);
   const afterRestart = reportedNumbers(guard.reports);
   // The restart starts exactly at the saved position: nothing before it again, everything after once.
   expect(afterRestart.every((n) => n > savedLines)).toBe(true);

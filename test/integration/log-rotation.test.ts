@@ -6,7 +6,8 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { FileFollower } from '../../src/sources/log/file-follower.js';
-import { exactlyOnce, makeTempDir, numbersIn, waitFor } from '../unit/sources/log-test-helpers.js';
+import { exactlyOnce, makeTempDir, numbersIn } from '../helpers/log-files.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 // A real writer process appends numbered lines at a steady rate, holding the file open like a
 // daemon; the test rotates the file under it. Every line must reach the follower exactly once.
@@ -66,6 +67,7 @@ async function startFollower(): Promise<void> {
   await follower.start();
 }
 
+/** Time passing under write load (the subject of these tests); never a wait for a result. */
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeEach(() => {
@@ -86,8 +88,12 @@ afterEach(async () => {
 
 async function finish(): Promise<void> {
   const last = await (writer as Writer).send('stop');
-  await waitFor(() => numbers.length >= last, 20_000, `${last} lines (have ${numbers.length})`);
-  await pause(300); // would-be duplicates have time to show up
+  await waitFor(() => numbers.length >= last, {
+    timeoutMs: 20_000,
+    message: () => `${last} lines (have ${numbers.length})`,
+  });
+  // Kept: a negative, nothing marks "no duplicate is coming"; would-be duplicates have time to show up.
+  await pause(300);
   expect(last).toBeGreaterThan(1000);
   expect(exactlyOnce(numbers, last)).toBeUndefined();
 }
@@ -97,13 +103,20 @@ it('rename + create under write load: every line exactly once', async () => {
   await startFollower();
   writer = await startWriter();
   for (let round = 1; round <= 3; round++) {
-    await waitFor(() => numbers.length >= round * 600, 20_000, 'lines before rotating');
+    await waitFor(() => numbers.length >= round * 600, {
+      timeoutMs: 20_000,
+      message: 'lines before rotating',
+    });
     fs.renameSync(file, `${file}.${round}`);
     fs.closeSync(fs.openSync(file, 'a'));
-    await pause(150); // the daemon keeps writing into the renamed file until told to reopen
+    // Kept: the subject, the daemon keeps writing into the renamed file until told to reopen.
+    await pause(150);
     await writer.send('reopen');
   }
-  await waitFor(() => numbers.length >= 2400, 20_000, 'lines after the last rotation');
+  await waitFor(() => numbers.length >= 2400, {
+    timeoutMs: 20_000,
+    message: 'lines after the last rotation',
+  });
   await finish();
   expect(follower?.stats.rotations).toBe(3);
 });
@@ -113,12 +126,16 @@ it('delete + recreate under write load: lines written to the deleted file are st
   await startFollower();
   writer = await startWriter();
   for (let round = 1; round <= 2; round++) {
-    await waitFor(() => numbers.length >= round * 600, 20_000, 'lines before deleting');
+    await waitFor(() => numbers.length >= round * 600, {
+      timeoutMs: 20_000,
+      message: 'lines before deleting',
+    });
     fs.unlinkSync(file);
+    // Kept: the subject, the daemon keeps writing into the deleted file until told to reopen.
     await pause(150);
     await writer.send('reopen'); // creates the file again
   }
-  await waitFor(() => numbers.length >= 1800, 20_000, 'lines after recreating');
+  await waitFor(() => numbers.length >= 1800, { timeoutMs: 20_000, message: 'lines after recreating' });
   await finish();
 });
 
@@ -127,14 +144,20 @@ it('copytruncate under write load: the truncated file is read from 0, every line
   await startFollower();
   writer = await startWriter();
   for (let round = 1; round <= 3; round++) {
-    await waitFor(() => numbers.length >= round * 600, 20_000, 'lines before truncating');
+    await waitFor(() => numbers.length >= round * 600, {
+      timeoutMs: 20_000,
+      message: 'lines before truncating',
+    });
     // copytruncate loses whatever was written after the copy and before the truncation, and whatever
     // the follower had not read yet at that moment: logrotate's documented window. The writer pauses
     // only for that instant, as logrotate's copy would make it wait for its own I/O.
     const last = await writer.send('pause');
-    await waitFor(() => numbers.length >= last, 20_000, 'the follower to catch up');
+    await waitFor(() => numbers.length >= last, { timeoutMs: 20_000, message: 'the follower to catch up' });
     await writer.send('copytruncate');
   }
-  await waitFor(() => numbers.length >= 2400, 20_000, 'lines after the last truncation');
+  await waitFor(() => numbers.length >= 2400, {
+    timeoutMs: 20_000,
+    message: 'lines after the last truncation',
+  });
   await finish();
 });

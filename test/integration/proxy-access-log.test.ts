@@ -14,8 +14,8 @@ import {
   startGuard,
   startProxy,
   startUpstream,
-  waitUntil,
-} from './proxy-helpers.js';
+} from '../helpers/proxy.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 afterEach(runCleanups);
 
@@ -165,16 +165,16 @@ describe('reverse proxy: access log', () => {
     const port = Number(/proxy listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(cli.output())?.[1]);
 
     expect((await send(port, { path: '/before', from: A })).status).toBe(200);
-    await waitUntil(() => lines(path).length === 1);
+    await waitFor(() => lines(path).length === 1, { message: 'the line of /before' });
     renameSync(path, `${path}.1`);
     // Still written to the renamed file until the signal: the file descriptor follows it.
     expect((await send(port, { path: '/renamed', from: A })).status).toBe(200);
-    await waitUntil(() => lines(`${path}.1`).length === 2);
+    await waitFor(() => lines(`${path}.1`).length === 2, { message: 'the line of /renamed' });
 
     cli.child.kill('SIGUSR1');
     await cli.waitFor('access log reopened');
     expect((await send(port, { path: '/after', from: A })).status).toBe(200);
-    await waitUntil(() => lines(path).length === 1);
+    await waitFor(() => lines(path).length === 1, { message: 'the line of /after' });
     expect(lines(path)[0]).toContain('"GET /after HTTP/1.1" 200');
     expect(lines(`${path}.1`).map((l) => /"GET (\S+)/.exec(l)?.[1])).toEqual(['/before', '/renamed']);
 

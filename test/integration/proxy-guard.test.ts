@@ -8,13 +8,12 @@ import {
   LB,
   rawExchange,
   runCleanups,
-  sleep,
   startGuard,
   startProxy,
   startUpstream,
   statusOf,
-  waitUntil,
-} from './proxy-helpers.js';
+} from '../helpers/proxy.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 afterEach(runCleanups);
 
@@ -31,7 +30,7 @@ describe('reverse proxy: guarding', () => {
     const port = proxy.addresses[0]!.port;
 
     for (let i = 0; i < 3; i++) expect((await send(port, { path: '/status/401', from: A })).status).toBe(401);
-    await waitUntil(() => guard.isBanned(A), 1_000, 5);
+    await waitFor(() => guard.isBanned(A), { timeoutMs: 1_000, intervalMs: 5, message: 'A to be banned' });
     const refused = await send(port, { path: '/status/401', from: A });
     expect(refused.status).toBe(403);
     expect(refused.headers['retry-after']).toBe('2');
@@ -68,12 +67,12 @@ describe('reverse proxy: guarding', () => {
     const port = proxy.addresses[0]!.port;
     const result = await rawExchange(
       port,
-      (write) => {
+      (write, received) => {
         write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-        setTimeout(async () => {
-          await guard.ban(A);
-          write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-        }, 100);
+        // Banned once the first response is in, then asking again on the same connection.
+        void waitFor(() => statusOf(received()) === 200, { timeoutMs: 5_000, message: 'the first response' })
+          .then(() => guard.ban(A))
+          .then(() => write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
       },
       { from: A },
     );
@@ -295,13 +294,16 @@ describe('reverse proxy: life cycle', () => {
     const guard = await startGuard({});
     const upstream = await startUpstream('a', 0, (req, res) => {
       if (req.url !== '/slow') return false;
+      // Kept: the response must still be in flight when close() begins (the subject).
       setTimeout(() => res.end('slow done\n'), 200);
       return true;
     });
     const proxy = await startProxy(guard, { target: upstream.url, listen: ['127.0.0.1:0', '[::1]:0'] });
     expect(proxy.addresses.map((a) => a.family)).toEqual(['IPv4', 'IPv6']);
     const inFlight = send(proxy.addresses[0]!.port, { path: '/slow', from: A });
-    await sleep(50);
+    await waitFor(() => upstream.seen.some((r) => r.url === '/slow'), {
+      message: '/slow to reach the upstream',
+    });
     const closing = proxy.close();
     expect((await inFlight).body).toBe('slow done\n');
     await closing;

@@ -11,7 +11,8 @@ import {
   startProxy,
   startUpstream,
   statusOf,
-} from './proxy-helpers.js';
+} from '../helpers/proxy.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 afterEach(runCleanups);
 
@@ -66,18 +67,19 @@ describe('reverse proxy: hostile clients', () => {
 
   it('closes a slowloris client with 408 after the header timeout while serving others', async () => {
     const { port, proxy } = await hardened();
+    let n = 0;
     const attack = rawExchange(
       port,
       (write) => {
         write('GET / HTTP/1.1\r\nHost: x\r\n');
-        let n = 0;
+        // Kept: the drip is the attack, one header line every 200 ms, past the 1 s header timeout.
         const drip = setInterval(() => {
           if (!write(`X-${n++}: y\r\n`) || n > 30) clearInterval(drip);
         }, 200);
       },
       { from: A, timeoutMs: 8_000 },
     );
-    await sleep(300);
+    await waitFor(() => n >= 1, { timeoutMs: 5_000, message: 'the slowloris to be dripping' });
     const during = await send(port, { from: B });
     expect(during.status).toBe(200);
     const result = await attack;
@@ -101,6 +103,7 @@ describe('reverse proxy: hostile clients', () => {
       port,
       (write) => {
         write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n');
+        // Kept: the drip is the attack, a body byte every 100 ms, past the 2 s request timeout.
         const drip = setInterval(() => {
           if (!write('a')) clearInterval(drip);
         }, 100);
@@ -113,12 +116,15 @@ describe('reverse proxy: hostile clients', () => {
   });
 
   it('limits concurrent connections per client address', async () => {
-    const { port, proxy } = await hardened({ maxConnectionsPerIp: 2 });
+    const { port, proxy, upstream } = await hardened({ maxConnectionsPerIp: 2 });
     const held = [
       rawExchange(port, ['GET /hang HTTP/1.1\r\nHost: x\r\n\r\n'], { from: A, timeoutMs: 400 }),
       rawExchange(port, ['GET /hang HTTP/1.1\r\nHost: x\r\n\r\n'], { from: A, timeoutMs: 400 }),
     ];
-    await sleep(100);
+    await waitFor(() => upstream.seen.length >= 2, {
+      timeoutMs: 5_000,
+      message: 'both held requests upstream',
+    });
     const third = await rawExchange(port, ['GET / HTTP/1.1\r\nHost: x\r\n\r\n'], {
       from: A,
       timeoutMs: 1_000,
@@ -176,6 +182,7 @@ describe('reverse proxy: hostile clients', () => {
     const attacks = Promise.all([run('-H'), run('-B')]);
     const during: number[] = [];
     for (let i = 0; i < 10; i++) {
+      // Kept: samples spread over the attack (about 3 s of its 4), not a wait for a result.
       await sleep(300);
       during.push((await send(port, { from: B })).status);
     }
@@ -185,6 +192,7 @@ describe('reverse proxy: hostile clients', () => {
     expect(slowBody).not.toMatch(/service available:\s*NO/);
     // Timed-out requests were answered 408 and their connections closed.
     expect(proxy.stats.clientErrors).toBeGreaterThan(0);
+    // Kept: time passing is the point, past the 1 s header and keep-alive timeouts of what the attack left.
     await sleep(1_500);
     expect((await send(port, { from: B })).status).toBe(200);
   });

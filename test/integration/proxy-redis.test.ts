@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCli } from '../helpers/cli.js';
 import { send } from '../helpers/http-client.js';
+import { A, B, startUpstream } from '../helpers/proxy.js';
 import { type RedisServerHandle, startRedis, uniquePrefix } from '../helpers/redis-server.js';
-import { A, B, startUpstream } from './proxy-helpers.js';
 
 let redis: RedisServerHandle;
 beforeAll(async () => {

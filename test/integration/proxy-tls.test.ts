@@ -17,11 +17,11 @@ import {
   startGuard,
   startProxy,
   startUpstream,
-} from './proxy-helpers.js';
+} from '../helpers/proxy.js';
 
 afterEach(runCleanups);
 
-const fixtures = fileURLToPath(new URL('../unit/proxy/fixtures/', import.meta.url));
+const fixtures = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
 
 /** Copies the `one` (or `two`) pair into a temporary directory the test may overwrite. */
 function certFiles(): { cert: string; key: string; dir: string } {

@@ -10,7 +10,7 @@ import {
   startGuard,
   startProxy,
   statusOf,
-} from './proxy-helpers.js';
+} from '../helpers/proxy.js';
 
 afterEach(runCleanups);
 

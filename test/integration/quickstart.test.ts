@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type SendOptions, send } from '../helpers/http-client.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * The README's quick start, as a user runs it: `npm start` through npm and its `sh -c`, then
@@ -72,22 +73,17 @@ function startQuickStart(env: NodeJS.ProcessEnv = {}): QuickStart {
   return { npm, output: () => output, exited };
 }
 
-async function waitUntil(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 /** Waits for the banner; the proxy's and the demo app's ports. */
 async function urlsOf(run: QuickStart): Promise<{ proxyPort: number; appPort: number }> {
   const proxy = /portcullis proxy\s+http:\/\/127\.0\.0\.1:(\d+)/;
   const app = /demo app\s+http:\/\/127\.0\.0\.1:(\d+)/;
-  await waitUntil('the quick-start banner', () => {
-    if (run.npm.exitCode !== null) throw new Error(`npm start exited early:\n${run.output()}`);
-    return proxy.test(run.output()) && app.test(run.output());
-  });
+  await waitFor(
+    () => {
+      if (run.npm.exitCode !== null) throw new Error(`npm start exited early:\n${run.output()}`);
+      return proxy.test(run.output()) && app.test(run.output());
+    },
+    { timeoutMs: 10_000, message: 'the quick-start banner' },
+  );
   return {
     proxyPort: Number(proxy.exec(run.output())?.[1]),
     appPort: Number(app.exec(run.output())?.[1]),
@@ -138,11 +134,10 @@ function commandOf(pid: number): string {
 }
 
 async function expectAllGone(pids: number[], run: QuickStart): Promise<void> {
-  await waitUntil(
-    'every process of npm start to exit',
-    () => pids.every((pid) => !isRunning(pid)),
-    5_000,
-  ).catch((error: Error) => {
+  await waitFor(() => pids.every((pid) => !isRunning(pid)), {
+    timeoutMs: 5_000,
+    message: 'every process of npm start to exit',
+  }).catch((error: Error) => {
     const left = pids.filter(isRunning).map((pid) => `${pid} ${commandOf(pid)}`);
     throw new Error(`${error.message}; still running:\n${left.join('\n')}\noutput:\n${run.output()}`);
   });
@@ -167,21 +162,24 @@ describe('npm start (the quick start)', () => {
     expect(page.body).toContain('Hello from the demo app');
     expect((await send(appPort, { path: '/' })).status).toBe(200);
 
-    // login: maxretry 3. The ban is decided once each response is over, hence the wait.
+    // login: maxretry 3. The ban is decided once each response is over: its log line is the settle point.
+    const loginBan = /"event":"ban","target":"127\.0\.0\.1","jail":"login"/;
     for (let i = 0; i < 3; i++) expect((await send(proxyPort, wrongLogin)).status).toBe(401);
-    await waitUntil('127.0.0.1 to be banned', async () => (await send(proxyPort)).status === 403);
+    await waitFor(() => loginBan.test(run.output()), { timeoutMs: 10_000, message: 'the ban of 127.0.0.1' });
     expect((await send(proxyPort, wrongLogin)).status).toBe(403);
-    expect(run.output()).toMatch(/"event":"ban","target":"127\.0\.0\.1","jail":"login"/);
+    expect(run.output()).toMatch(loginBan);
 
     // scanners (the bundled rule, maxretry 2), from a client that is not banned yet.
     const scanner = { path: '/.env', from: SECOND_CLIENT };
     expect((await send(proxyPort, { from: SECOND_CLIENT })).status).toBe(200);
     for (let i = 0; i < 2; i++) expect((await send(proxyPort, scanner)).status).toBe(404);
-    await waitUntil(
-      `${SECOND_CLIENT} to be banned`,
-      async () => (await send(proxyPort, scanner)).status === 403,
-    );
-    expect(run.output()).toMatch(/"event":"ban","target":"127\.0\.0\.2","jail":"scanners"/);
+    const scannerBan = /"event":"ban","target":"127\.0\.0\.2","jail":"scanners"/;
+    await waitFor(() => scannerBan.test(run.output()), {
+      timeoutMs: 10_000,
+      message: `the ban of ${SECOND_CLIENT}`,
+    });
+    expect((await send(proxyPort, scanner)).status).toBe(403);
+    expect(run.output()).toMatch(scannerBan);
 
     process.kill(run.npm.pid as number, 'SIGTERM');
     await expectAllGone(pids, run);

@@ -10,6 +10,7 @@ import { RedisStore, type RedisStoreOptions } from '../../src/stores/redis/redis
 import type { StoreMessage } from '../../src/stores/store.js';
 import { type RedisServerHandle, startRedis, startSentinel, uniquePrefix } from '../helpers/redis-server.js';
 import { collectMessages, decision, storeContract } from '../helpers/store-contract.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
 
@@ -220,8 +221,10 @@ describe('RedisStore', () => {
       // 3 chunks each way; EVAL only if the script cache was empty
       expect(calls('evalsha') + calls('eval')).toBeLessThanOrEqual(6 + 2);
       expect(calls('evalsha') + calls('eval')).toBeGreaterThanOrEqual(6);
-      const deadline = Date.now() + 5000;
-      while (raw.length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await waitFor(() => raw.length >= 6, {
+        timeoutMs: 5000,
+        message: () => `6 messages (have ${raw.length})`,
+      });
       const parsed = raw.map(
         (m) => JSON.parse(m) as { type: string; decisions?: unknown[]; targets?: unknown[] },
       );
@@ -374,7 +377,19 @@ describe('RedisStore', () => {
     expect((error as Error).cause).toBeInstanceOf(Error);
     expect(elapsed).toBeLessThan(1500);
     // no reconnect loop keeps sockets or timers alive
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await waitFor(
+      () => {
+        const now = countResources();
+        return (
+          (now.TCPSocketWrap ?? 0) <= (before.TCPSocketWrap ?? 0) &&
+          (now.Timeout ?? 0) <= (before.Timeout ?? 0)
+        );
+      },
+      {
+        timeoutMs: 2_000,
+        message: () => `sockets and timers to close (${JSON.stringify(countResources())})`,
+      },
+    );
     const after = countResources();
     expect(after.TCPSocketWrap ?? 0).toBeLessThanOrEqual(before.TCPSocketWrap ?? 0);
     expect(after.Timeout ?? 0).toBeLessThanOrEqual(before.Timeout ?? 0);
@@ -444,6 +459,7 @@ describe('RedisStore pub/sub', () => {
     );
     expect(latencies[18]).toBeLessThan(50); // 90th percentile
     // the writer never hears its own messages
+    // Kept: a negative with no event to wait for; b has long had every message, a's copies would be in.
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(onA).toEqual([]);
   });
@@ -469,7 +485,11 @@ describe('RedisStore pub/sub', () => {
     );
     await admin.publish(channel, JSON.stringify({ from: 'x', type: 'unbans', targets: [3, '192.0.2.3'] }));
     await admin.publish(channel, JSON.stringify({ from: 'x', type: 'unban', target: '192.0.2.1' }));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Messages of one publisher arrive in order: once the last is in, every earlier one was judged.
+    await waitFor(() => received.some((m) => m.type === 'unban' && m.target === '192.0.2.1'), {
+      timeoutMs: 5_000,
+      message: 'the last published message',
+    });
     expect(received).toEqual([
       { type: 'ban', decision: good },
       { type: 'unban', target: '192.0.2.3' },
@@ -647,6 +667,7 @@ describe('RedisStore epoch', () => {
       expect(store.epoch).not.toBe(first);
       expect(await ownAdmin.get(`${store.keyPrefix}epoch`)).toBe(store.epoch);
       // no second alarm for the same loss
+      // Kept: time passing is the point, three heartbeats that must not raise the alarm again.
       await new Promise((resolve) => setTimeout(resolve, 3 * heartbeatMs));
       expect(events).toEqual(['lost', 'up']);
     } finally {

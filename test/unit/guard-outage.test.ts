@@ -2,9 +2,11 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { PortcullisOptions } from '../../src/config/schema.js';
 import { createManualClock, type ManualClock } from '../../src/core/clock.js';
 import { ErrorCodes, PortcullisError } from '../../src/core/errors.js';
+import { type Logger, silentLogger } from '../../src/core/logger.js';
 import type { Decision } from '../../src/core/types.js';
 import { createGuard, type Guard, type UnbanEvent } from '../../src/guard.js';
 import { MemoryStore } from '../../src/stores/memory/memory-store.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const MIN = 60_000;
 
@@ -15,6 +17,20 @@ class FlakyStore extends MemoryStore {
   putGate: Promise<void> | undefined;
   /** While set, loadDecisions reads the decisions, then waits for it before handing them over. */
   loadGate: Promise<void> | undefined;
+  /** Writes and loads waiting at a gate now: the settle point "the guard is at the gate". */
+  atGate = 0;
+  /** Reloads of every decision the guard has committed (its `restore` log line). */
+  restores = 0;
+
+  async #pass(gate: Promise<void> | undefined): Promise<void> {
+    if (gate === undefined) return;
+    this.atGate++;
+    try {
+      await gate;
+    } finally {
+      this.atGate--;
+    }
+  }
 
   #check(): void {
     if (this.down) throw new PortcullisError(ErrorCodes.STORE_UNAVAILABLE, 'store down (test)');
@@ -27,7 +43,7 @@ class FlakyStore extends MemoryStore {
 
   override async putDecision(decision: Decision): Promise<Decision> {
     this.#check();
-    if (this.putGate !== undefined) await this.putGate;
+    await this.#pass(this.putGate);
     return super.putDecision(decision);
   }
 
@@ -38,7 +54,7 @@ class FlakyStore extends MemoryStore {
 
   override async putDecisions(decisions: readonly Decision[]): Promise<Decision[]> {
     this.#check();
-    if (this.putGate !== undefined) await this.putGate;
+    await this.#pass(this.putGate);
     return super.putDecisions(decisions);
   }
 
@@ -51,7 +67,7 @@ class FlakyStore extends MemoryStore {
     this.#check();
     const read: Decision[] = [];
     const count = await super.loadDecisions(nowMs, (batch) => read.push(...batch));
-    if (this.loadGate !== undefined) await this.loadGate;
+    await this.#pass(this.loadGate);
     if (read.length > 0) onBatch(read);
     return count;
   }
@@ -81,8 +97,37 @@ const options: PortcullisOptions = {
   jails: { sshd: { maxretry: 3, findtime: '10m', bantime: '1h', ignoreip: [], ignoreself: false } },
 };
 
+/** Counts the guard's `restore` log lines (written once a reload is committed) on the store. */
+function countingRestores(store: FlakyStore): Logger {
+  return {
+    ...silentLogger,
+    info: (fields) => {
+      if ((fields as { event?: string }).event === 'restore') store.restores++;
+    },
+  };
+}
+
+/** The settle point of a reload: the guard has committed its `count`th reload of every decision. */
+function restored(store: FlakyStore, count: number): Promise<void> {
+  return waitFor(() => store.restores >= count, {
+    timeoutMs: 5_000,
+    message: () => `reload ${count} (have ${store.restores})`,
+  });
+}
+
+/** The settle point of a held write or load: the guard is waiting at the store's gate. */
+function atGate(store: FlakyStore): Promise<void> {
+  return waitFor(() => store.atGate > 0, { timeoutMs: 5_000, message: 'the guard at the gate' });
+}
+
 async function guardOn(store: FlakyStore, clock: ManualClock): Promise<Guard> {
-  const guard = await createGuard(options, { clock, store, env: {}, random: () => 0.5 });
+  const guard = await createGuard(options, {
+    clock,
+    store,
+    env: {},
+    random: () => 0.5,
+    logger: countingRestores(store),
+  });
   guards.push(guard);
   return guard;
 }
@@ -106,7 +151,7 @@ describe('store outage and recovery', () => {
     store.putGate = held.promise;
     const up = new Promise<void>((resolve) => guard.once('storeUp', () => resolve()));
     store.emit('up');
-    await new Promise((resolve) => setImmediate(resolve));
+    await atGate(store);
     await guard.ban('192.0.2.2'); // the guard still counts the store as down: queued
     store.putGate = undefined;
     held.open();
@@ -126,7 +171,7 @@ describe('store outage and recovery', () => {
     store.putGate = held.promise;
     const up = new Promise<void>((resolve) => guard.once('storeUp', () => resolve()));
     store.emit('up');
-    await new Promise((resolve) => setImmediate(resolve));
+    await atGate(store);
     expect(await guard.unban('192.0.2.1')).toBe(true);
     store.putGate = undefined;
     held.open();
@@ -151,12 +196,12 @@ describe('store outage and recovery', () => {
     const held = gate();
     store.loadGate = held.promise;
     store.emit('up'); // a reconnect: the guard reloads every decision
-    await new Promise((resolve) => setImmediate(resolve));
+    await atGate(store);
     await guard.ban('192.0.2.9');
     store.emit('message', { type: 'unban', target: '192.0.2.50' });
     store.loadGate = undefined;
     held.open();
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await restored(store, 2); // at start, then after the reconnect
     expect(guard.isBanned('192.0.2.9')).toBe(true);
     expect(unbans).toEqual([]);
   });
@@ -169,11 +214,11 @@ describe('store outage and recovery', () => {
     const held = gate();
     store.loadGate = held.promise;
     store.emit('up');
-    await new Promise((resolve) => setImmediate(resolve));
+    await atGate(store);
     expect(await guard.unban('192.0.2.9')).toBe(true);
     store.loadGate = undefined;
     held.open();
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await restored(store, 2); // at start, then after the reconnect
     expect(guard.isBanned('192.0.2.9')).toBe(false);
   });
 
@@ -185,12 +230,12 @@ describe('store outage and recovery', () => {
     const held = gate();
     store.loadGate = held.promise;
     store.emit('up'); // e.g. the CLI wrote to the SQLite file
-    await new Promise((resolve) => setImmediate(resolve));
+    await atGate(store);
     await store.deleteDecision('192.0.2.9'); // another process unbans, after the read
     store.emit('up');
     store.loadGate = undefined;
     held.open();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await restored(store, 3); // at start, the held one, and the one read again after it
     expect(guard.isBanned('192.0.2.9')).toBe(false);
   });
 

@@ -5,7 +5,7 @@ import {
   formatCombined,
   formatJsonLine,
   formatLogDate,
-} from '../../../src/sources/http/access-log.js';
+} from '../../../../src/sources/http/access-log.js';
 
 const T = Date.UTC(2026, 10, 25, 12, 0, 1);
 const entry: AccessLogEntry = {

@@ -5,7 +5,7 @@ import {
   type ClientIpOptions,
   createClientIpResolver,
   originalClientAddress,
-} from '../../../src/sources/http/client-ip.js';
+} from '../../../../src/sources/http/client-ip.js';
 
 function req(
   peer: string | undefined,

@@ -1,7 +1,7 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { ExchangeEvent, httpEventOf } from '../../../src/sources/http/http-event.js';
+import { ExchangeEvent, httpEventOf } from '../../../../src/sources/http/http-event.js';
 
 function exchange(): { req: IncomingMessage; res: ServerResponse } {
   const req = new IncomingMessage(new Socket());

@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../../src/config/load.js';
-import type { PortcullisOptions } from '../../../src/config/schema.js';
-import { createManualClock } from '../../../src/core/clock.js';
-import { createGuard, type Guard } from '../../../src/guard.js';
-import { createHttpPipeline } from '../../../src/sources/http/pipeline.js';
-import { MemoryStore } from '../../../src/stores/memory/memory-store.js';
-import { event } from './events.js';
+import { resolveConfig } from '../../../../src/config/load.js';
+import type { PortcullisOptions } from '../../../../src/config/schema.js';
+import { createManualClock } from '../../../../src/core/clock.js';
+import { createGuard, type Guard } from '../../../../src/guard.js';
+import { createHttpPipeline } from '../../../../src/sources/http/pipeline.js';
+import { MemoryStore } from '../../../../src/stores/memory/memory-store.js';
+import { event } from '../../../helpers/http-events.js';
 
 const local = { ignoreip: [], ignoreself: false };
 let guards: Guard[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BatchQueue, type LineBatch } from '../../../src/sources/log/batch-queue.js';
+import { BatchQueue, type LineBatch } from '../../../../src/sources/log/batch-queue.js';
 
 function deferred() {
   let resolve!: () => void;
@@ -12,6 +12,7 @@ function deferred() {
 }
 
 const batch = (line: string): LineBatch => ({ lines: [line], source: 'test' });
+// Not a sleep: one macrotask turn, after which every callback of an already-settled promise has run.
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 describe('BatchQueue', () => {

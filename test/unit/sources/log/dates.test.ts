@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compileDatePattern } from '../../../src/sources/log/date-pattern.js';
-import { createDateDetector, stripDate } from '../../../src/sources/log/dates.js';
-import { parseTimeZone } from '../../../src/sources/log/time-zone.js';
+import { compileDatePattern } from '../../../../src/sources/log/date-pattern.js';
+import { createDateDetector, stripDate } from '../../../../src/sources/log/dates.js';
+import { parseTimeZone } from '../../../../src/sources/log/time-zone.js';
 
 const NOW = Date.UTC(2026, 10, 25, 13, 0, 0); // 2026-11-25T13:00:00Z
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());

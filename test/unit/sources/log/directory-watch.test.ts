@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { watchDirectory } from '../../../src/sources/log/directory-watch.js';
-import { makeTempDir, waitFor } from './log-test-helpers.js';
+import { watchDirectory } from '../../../../src/sources/log/directory-watch.js';
+import { makeTempDir } from '../../../helpers/log-files.js';
+import { waitFor } from '../../../helpers/wait-for.js';
 
 let dir: string;
 beforeEach(() => {
@@ -38,6 +39,6 @@ it('reports a broken watch when its directory is removed', async () => {
   const watch = watchDirectory(sub, 'x.log', () => {});
   expect(watch.broken).toBe(false);
   fs.rmSync(sub, { recursive: true });
-  await waitFor(() => watch.broken, 5000, 'the watch to break');
+  await waitFor(() => watch.broken, { timeoutMs: 5000, message: 'the watch to break' });
   watch.close();
 });

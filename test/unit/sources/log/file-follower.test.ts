@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Logger } from '../../../src/core/logger.js';
-import { FileFollower, type FileFollowerOptions } from '../../../src/sources/log/file-follower.js';
-import { MemoryStore } from '../../../src/stores/memory/memory-store.js';
-import { exactlyOnce, makeTempDir, numberedLines, numbersIn, waitFor } from './log-test-helpers.js';
+import type { Logger } from '../../../../src/core/logger.js';
+import { FileFollower, type FileFollowerOptions } from '../../../../src/sources/log/file-follower.js';
+import { MemoryStore } from '../../../../src/stores/memory/memory-store.js';
+import { exactlyOnce, makeTempDir, numberedLines, numbersIn } from '../../../helpers/log-files.js';
+import { waitFor } from '../../../helpers/wait-for.js';
 
 interface Logged {
   level: string;
@@ -86,7 +87,9 @@ describe('FileFollower: where it starts', () => {
     const file = path.join(dir, 'later.log');
     const { follower, lines } = follow(file, { start: 'end' });
     await follower.start();
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitFor(() => logged.some((entry) => entry.message.includes('does not exist')), {
+      message: 'the follower to notice the file is missing',
+    });
     fs.writeFileSync(file, 'first\nsecond\n');
     await waitFor(() => lines.length >= 2);
     expect(lines).toEqual(['first', 'second']);
@@ -101,7 +104,7 @@ describe('FileFollower: line content', () => {
     const { follower, lines } = follow(file);
     await follower.start();
     fs.appendFileSync(file, 'partial');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitFor(() => follower.stats.bytes >= 'partial'.length, { message: 'the partial line to be read' });
     expect(lines).toEqual([]);
     fs.appendFileSync(file, ' line\n');
     await waitFor(() => lines.length >= 1);
@@ -185,7 +188,9 @@ describe('FileFollower: rotation', () => {
     fs.writeFileSync(file, numberedLines(4, 20, Date.now() + 1000));
     expect(fs.statSync(file).ino).toBe(inode);
     await waitFor(() => lines.length >= 20);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // Settled once the follower has read a later write: a wrong re-read from 0 would come first.
+    fs.appendFileSync(file, 'marker\n');
+    await waitFor(() => lines.includes('marker'), { message: 'the marker line' });
     expect(exactlyOnce(numbersIn(lines), 20)).toBeUndefined();
     expect(logged.some((entry) => entry.message === `${file} was replaced; reading it from the start`)).toBe(
       true,
@@ -238,6 +243,7 @@ describe('FileFollower: rotation', () => {
     expect(logged.find((entry) => entry.level === 'error')?.message).toBe(
       `cannot read ${file}: it is a directory; retrying every 100ms`,
     );
+    // Kept: time passing is the point, a few 100 ms retries (a slow machine makes fewer, never a false failure).
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(logged.filter((entry) => entry.level === 'error')).toHaveLength(1);
     fs.rmdirSync(file);
@@ -256,6 +262,7 @@ describe('FileFollower: positions', () => {
     const seen: string[] = [];
     const slowHandler = (batch: { lines: readonly string[] }) =>
       new Promise<void>((resolve) =>
+        // Kept: a deliberately slow handler, so close() finds batches in flight.
         setTimeout(() => {
           seen.push(...batch.lines);
           resolve();

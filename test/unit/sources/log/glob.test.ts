@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expandGlob, hasMagic, segmentMatcher } from '../../../src/sources/log/glob.js';
-import { makeTempDir } from './log-test-helpers.js';
+import { expandGlob, hasMagic, segmentMatcher } from '../../../../src/sources/log/glob.js';
+import { makeTempDir } from '../../../helpers/log-files.js';
 
 describe('segmentMatcher', () => {
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isJournalJsonCommand, parseJournalLine } from '../../../src/sources/log/journald.js';
+import { isJournalJsonCommand, parseJournalLine } from '../../../../src/sources/log/journald.js';
 
 describe('parseJournalLine', () => {
   it('turns an entry into fail2ban’s line and the entry time in ms', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LineSplitter } from '../../../src/sources/log/line-splitter.js';
+import { LineSplitter } from '../../../../src/sources/log/line-splitter.js';
 
 const bytes = (text: string) => Buffer.from(text, 'utf8');
 

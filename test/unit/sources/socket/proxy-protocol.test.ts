@@ -5,7 +5,7 @@ import {
   encodeProxyV2,
   parseProxyHeader,
   readProxyHeader,
-} from '../../../src/sources/socket/proxy-protocol.js';
+} from '../../../../src/sources/socket/proxy-protocol.js';
 
 const request = Buffer.from('GET / HTTP/1.1\r\n\r\n');
 
@@ -160,6 +160,7 @@ describe('readProxyHeader', () => {
       ).then((port) => {
         const client = connect(port, '127.0.0.1', () => {
           client.write('PROXY TCP4 192.0.2.');
+          // Kept: the pause is the subject, so the header arrives in two packets.
           setTimeout(() => client.end('7 192.0.2.8 1 2\r\nGET /'), 30);
         });
         client.on('error', () => {});

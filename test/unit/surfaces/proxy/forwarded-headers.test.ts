@@ -4,7 +4,7 @@ import {
   removeHopByHop,
   removeResponseHopByHop,
   setForwardedHeaders,
-} from '../../../src/surfaces/proxy/forwarded-headers.js';
+} from '../../../../src/surfaces/proxy/forwarded-headers.js';
 
 describe('forwarding headers', () => {
   it('replaces everything an untrusted peer sent', () => {

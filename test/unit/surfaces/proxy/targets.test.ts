@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseListenAddress } from '../../../src/surfaces/proxy/listen-address.js';
-import { TargetPool } from '../../../src/surfaces/proxy/targets.js';
+import { parseListenAddress } from '../../../../src/surfaces/proxy/listen-address.js';
+import { TargetPool } from '../../../../src/surfaces/proxy/targets.js';
 
 const options = { maxSockets: 4, downMs: 60_000, upstreamTimeoutMs: 1_000, changeOrigin: false };
 

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfigText, resolveConfig } from '../../../src/config/load.js';
-import { compileHttpFilter, statusSet } from '../../../src/detection/filters/http/compile.js';
-import { DistinctTracker } from '../../../src/detection/filters/http/distinct.js';
-import type { HttpFilterSpec } from '../../../src/detection/filters/http/filter-schema.js';
-import { parseRate } from '../../../src/detection/filters/http/rate.js';
-import type { HttpEvent } from '../../../src/sources/http/http-event.js';
-import { decodeOnce } from '../../../src/sources/http/http-event.js';
-import { event } from './events.js';
+import { parseConfigText, resolveConfig } from '../../../../../src/config/load.js';
+import { compileHttpFilter, statusSet } from '../../../../../src/detection/filters/http/compile.js';
+import { DistinctTracker } from '../../../../../src/detection/filters/http/distinct.js';
+import type { HttpFilterSpec } from '../../../../../src/detection/filters/http/filter-schema.js';
+import { parseRate } from '../../../../../src/detection/filters/http/rate.js';
+import type { HttpEvent } from '../../../../../src/sources/http/http-event.js';
+import { decodeOnce } from '../../../../../src/sources/http/http-event.js';
+import { event } from '../../../../helpers/http-events.js';
 
 const matches = (spec: HttpFilterSpec, e: HttpEvent) => compileHttpFilter(spec).matches(e);
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compileHttpFilter } from '../../../src/detection/filters/http/compile.js';
-import { bundledHttpRules, loadHttpRule } from '../../../src/detection/filters/http/rules.js';
-import { event } from './events.js';
+import { compileHttpFilter } from '../../../../../src/detection/filters/http/compile.js';
+import { bundledHttpRules, loadHttpRule } from '../../../../../src/detection/filters/http/rules.js';
+import { event } from '../../../../helpers/http-events.js';
 
 /** `"GET /path HTTP/1.1"`-style request lines, as they appear in access logs. */
 function line(text: string, extra: Parameters<typeof event>[0] = {}) {

@@ -1,8 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bundledLogFilters } from '../../../src/detection/filters/regex/filter-definition.js';
-import { type LogFilterOptions, loadLogFilter } from '../../../src/detection/filters/regex/log-filter.js';
+import { bundledLogFilters } from '../../../../../src/detection/filters/regex/filter-definition.js';
+import {
+  type LogFilterOptions,
+  loadLogFilter,
+} from '../../../../../src/detection/filters/regex/log-filter.js';
 
 /**
  * Sample logs as tests. `test/fixtures/logs/<filter>.log` holds log lines, each checked one may be
@@ -21,7 +24,7 @@ import { type LogFilterOptions, loadLogFilter } from '../../../src/detection/fil
  * - Other `#` lines are comments.
  */
 
-const dir = join(import.meta.dirname, '../../fixtures/logs');
+const dir = join(import.meta.dirname, '../../../../fixtures/logs');
 const DEFAULT_NOW = '2026-12-31T12:00:00Z';
 const RESERVED = new Set(['time', 'match', 'host', 'kind', 'desc']);
 

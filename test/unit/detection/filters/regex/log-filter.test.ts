@@ -2,9 +2,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/core/errors.js';
-import { type LogFilterOptions, loadLogFilter } from '../../../src/detection/filters/regex/log-filter.js';
-import { MAX_SESSIONS } from '../../../src/detection/filters/regex/sessions.js';
+import { ConfigError } from '../../../../../src/core/errors.js';
+import {
+  type LogFilterOptions,
+  loadLogFilter,
+} from '../../../../../src/detection/filters/regex/log-filter.js';
+import { MAX_SESSIONS } from '../../../../../src/detection/filters/regex/sessions.js';
 
 const NOW = Date.UTC(2026, 10, 25, 13, 0, 0);
 const options: LogFilterOptions = { logtimezone: 'UTC', now: () => NOW };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { loadLogFilter } from '../../../src/detection/filters/regex/log-filter.js';
-import { requiredLiterals, tokenize } from '../../../src/detection/filters/regex/regex-syntax.js';
-import { expandTags, TagError } from '../../../src/detection/filters/regex/tags.js';
+import { loadLogFilter } from '../../../../../src/detection/filters/regex/log-filter.js';
+import { requiredLiterals, tokenize } from '../../../../../src/detection/filters/regex/regex-syntax.js';
+import { expandTags, TagError } from '../../../../../src/detection/filters/regex/tags.js';
 
 const filter = (failregex: string | string[], extra: Record<string, unknown> = {}) =>
   loadLogFilter({ failregex, ...extra }, { datepattern: '{NONE}', now: () => 0 });
