@@ -5,13 +5,9 @@ import type { PortcullisConfig } from '../../config/types.js';
 import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
 import { type ParsedIp, parseIp } from '../../core/ip.js';
 import type { ReportResult } from '../../core/types.js';
-import {
-  type CompiledHttpFilter,
-  compileHttpFilter,
-  distinctValue,
-} from '../../detection/filters/http/compile.js';
+import { type CompiledHttpFilter, distinctValue } from '../../detection/filters/http/compile.js';
 import { DistinctTracker } from '../../detection/filters/http/distinct.js';
-import type { DistinctField, HttpFilterSpec } from '../../detection/filters/http/filter-schema.js';
+import type { DistinctField } from '../../detection/filters/http/filter-schema.js';
 import type { Jail } from '../../detection/jails/jail.js';
 import type { BanCheck, FailureSink, JailRegistry } from '../source.js';
 import { type ClientIpResolver, createClientIpResolver, type ForwardedHeader } from './client-ip.js';
