@@ -5,17 +5,19 @@ import { hostname } from 'node:os';
 import { DEFAULTS, MANUAL_JAIL } from './config/defaults.js';
 import { loadConfigFile, resolveConfig } from './config/load.js';
 import type { PortcullisOptions } from './config/schema.js';
-import type { PortcullisConfig } from './config/types.js';
+import type { JailConfig, PortcullisConfig } from './config/types.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { formatDuration, PERMANENT, parseDuration } from './core/duration.js';
 import { ErrorCodes, PortcullisError } from './core/errors.js';
-import { type Cidr, checkCidr, clientKey, parseIp } from './core/ip.js';
+import { FailureWindows } from './core/failure-windows.js';
+import { type Cidr, checkCidr, clientKey, type ParsedIp, parseIp } from './core/ip.js';
 import { type Logger, silentLogger } from './core/logger.js';
 import type {
   BanEntry,
   BanOptions,
   Decision,
   DecisionSource,
+  FailureInput,
   ReportOptions,
   ReportResult,
   UnbanEvent,
@@ -23,7 +25,7 @@ import type {
 import { decideBan, manualDecision } from './decisions/decide.js';
 import { DecisionBook, type DecisionListener, type SubscribeOptions } from './decisions/decision-book.js';
 import { StoreSync } from './decisions/store-sync.js';
-import { countFailure } from './detection/jails/count.js';
+import { countHere, countShared } from './detection/jails/count.js';
 import type { Jail } from './detection/jails/jail.js';
 import { JailSet } from './detection/jails/jail-set.js';
 import type { PositionStore, SourceContext } from './sources/source.js';
@@ -113,6 +115,10 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
   #forwarding = false;
   /** Reports, bans and unbans not yet settled (for `idle()`). */
   #inFlight = 0;
+  /** This instance's own failure windows: a threshold reached here bans without waiting for the store. */
+  readonly #recent = new FailureWindows();
+  /** Jail + key of decisions being made from the shared count (concurrent thresholds collapse). */
+  readonly #deciding = new Set<string>();
   #idleWaiters: (() => void)[] = [];
   readonly #stats = { reports: 0, bans: 0, invalidIps: 0 };
 
@@ -260,7 +266,13 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
    * `close()`.
    */
   report(ip: string, options: ReportOptions): Promise<ReportResult> {
-    return this.#track(this.#report(ip, options));
+    let result: ReportResult | Promise<ReportResult>;
+    try {
+      result = this.#reportNow(ip, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return result instanceof Promise ? this.#track(result) : Promise.resolve(result);
   }
 
   /**
@@ -273,7 +285,11 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  async #report(ip: string, options: ReportOptions): Promise<ReportResult> {
+  /**
+   * The synchronous half of a report: everything up to this instance's own count, and a ban in
+   * the table when that count reaches `maxretry`. A promise of the rest, or the answer itself.
+   */
+  #reportNow(ip: string, options: ReportOptions): ReportResult | Promise<ReportResult> {
     this.#assertOpen();
     const jail = this.#jails.get(options.jail);
     if (jail === undefined) {
@@ -285,44 +301,112 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
       this.#stats.invalidIps++;
       return { outcome: 'invalid-ip' };
     }
-    const counted = await countFailure(
+    if (!this.#sync.available && this.#config.onStoreError === 'stop') {
+      return jail.isIgnored(parsed) ? { outcome: 'ignored' } : { outcome: 'not-counted' };
+    }
+    const here = countHere(
       jail,
       parsed,
       options.timeMs ?? this.#clock.now(),
       options.weight ?? 1,
-      this.#sync,
+      this.#recent,
       this.#bannedHere,
     );
-    switch (counted.kind) {
+    switch (here.kind) {
       case 'ignored':
       case 'already-banned':
-      case 'not-counted':
-        return { outcome: counted.kind };
+        return { outcome: here.kind };
+      case 'reached': {
+        // Enforced now, before the caller admits anything else; announced once its length is known.
+        const config = jail.config;
+        const provisional = this.#decide(config, here.key, here.failures, 0, options.fields);
+        this.#book.apply(provisional, 'local', config.banTimeIncrement === null);
+        if (!config.dryRun) this.#stats.bans++;
+        return this.#finishLocalBan(jail, here.key, here.failures, provisional, options.fields);
+      }
       case 'counted':
-        return { outcome: 'counted', failures: counted.failures };
+        return this.#countShared(jail, parsed, here.key, here.input, options.fields);
     }
+  }
+
+  /** A ban reached on this instance's own count: its final length, the store, the log. */
+  async #finishLocalBan(
+    jail: Jail,
+    key: string,
+    failures: number,
+    provisional: Decision,
+    fields: ReportOptions['fields'],
+  ): Promise<ReportResult> {
     const config = jail.config;
-    const now = this.#clock.now();
-    const previousBans =
-      config.banTimeIncrement === null
-        ? 0
-        : await this.#sync.countBans(
-            counted.key,
-            config.banTimeIncrement.overallJails ? null : config.name,
-            now - this.#config.dbPurgeAgeMs,
-          );
-    const decision = decideBan({
+    let decision = provisional;
+    if (config.banTimeIncrement !== null) {
+      const previousBans = await this.#previousBans(config, key);
+      decision = this.#decide(config, key, failures, previousBans, fields);
+      this.#book.apply(decision, 'local');
+    }
+    // The shared window holds this instance's failures too: it must not ban again on the next one.
+    void this.#sync.clearFailures(config.name, key);
+    const stored = await this.#write(decision);
+    return { outcome: config.dryRun ? 'would-ban' : 'banned', failures, decision: stored };
+  }
+
+  /** A failure counted here that did not reach the threshold: the count all instances share decides. */
+  async #countShared(
+    jail: Jail,
+    parsed: ParsedIp,
+    key: string,
+    input: FailureInput,
+    fields: ReportOptions['fields'],
+  ): Promise<ReportResult> {
+    const shared = await countShared(input, this.#sync);
+    if (shared.kind === 'not-counted') return { outcome: 'not-counted' };
+    if (shared.kind === 'counted') return { outcome: 'counted', failures: shared.failures };
+    const config = jail.config;
+    const deciding = `${config.name}\u0000${key}`;
+    // Concurrent thresholds (a burst, or several instances at once) collapse into one decision.
+    if (this.#bannedHere(parsed, config.dryRun) || this.#deciding.has(deciding)) {
+      return { outcome: 'already-banned', failures: shared.failures };
+    }
+    this.#deciding.add(deciding);
+    try {
+      const previousBans = await this.#previousBans(config, key);
+      const decision = this.#decide(config, key, shared.failures, previousBans, fields);
+      this.#recent.clear(config.name, key);
+      this.#book.apply(decision, 'local');
+      if (!config.dryRun) this.#stats.bans++;
+      const stored = await this.#write(decision);
+      return { outcome: config.dryRun ? 'would-ban' : 'banned', failures: shared.failures, decision: stored };
+    } finally {
+      this.#deciding.delete(deciding);
+    }
+  }
+
+  #previousBans(config: JailConfig, key: string): Promise<number> {
+    if (config.banTimeIncrement === null) return Promise.resolve(0);
+    return this.#sync.countBans(
+      key,
+      config.banTimeIncrement.overallJails ? null : config.name,
+      this.#clock.now() - this.#config.dbPurgeAgeMs,
+    );
+  }
+
+  #decide(
+    config: JailConfig,
+    key: string,
+    failures: number,
+    previousBans: number,
+    fields: ReportOptions['fields'],
+  ): Decision {
+    return decideBan({
       jail: config,
-      key: counted.key,
-      failures: counted.failures,
+      key,
+      failures,
       previousBans,
-      nowMs: now,
+      nowMs: this.#clock.now(),
       random: this.#random,
       origin: this.#instanceId,
-      fields: options.fields,
+      fields,
     });
-    const stored = await this.#enforce(decision);
-    return { outcome: config.dryRun ? 'would-ban' : 'banned', failures: counted.failures, decision: stored };
   }
 
   /**
@@ -443,6 +527,11 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
   async #enforce(decision: Decision): Promise<Decision> {
     this.#book.apply(decision, 'local');
     if (!decision.dryRun) this.#stats.bans++;
+    return this.#write(decision);
+  }
+
+  /** Writes a decision the book enforces (or queues it during an outage), and logs it. */
+  async #write(decision: Decision): Promise<Decision> {
     const stored = await this.#sync.put(decision);
     this.#logger.info(
       {
@@ -486,6 +575,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
   }
 
   async #purge(): Promise<void> {
+    this.#recent.prune(this.#clock.now());
     await this.#sync.purge(this.#clock.now() - this.#config.dbPurgeAgeMs);
   }
 

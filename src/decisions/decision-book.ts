@@ -109,9 +109,11 @@ export class DecisionBook {
 
   /**
    * Enforces `decision` (or records a dry-run one) and tells the listeners. A ban never shortens a
-   * longer one this instance enforces. Resolves nothing: the table answers at once.
+   * longer one this instance enforces. The table answers at once. `announce: false` enforces
+   * without telling the listeners yet (a ban whose length is still being worked out: the caller
+   * applies the final decision, announced, right after).
    */
-  apply(decision: Decision, source: DecisionSource): void {
+  apply(decision: Decision, source: DecisionSource, announce = true): void {
     if (this.#closed) return;
     const { target, jail, dryRun } = decision;
     const table = dryRun ? this.#dryRun : this.#table;
@@ -119,6 +121,7 @@ export class DecisionBook {
     table.add(target, jail, expiresAt);
     this.#record((t, d) => (dryRun ? d : t).add(target, jail, expiresAt));
     this.#scheduleExpiry();
+    if (!announce) return;
     if (dryRun) this.#emit('wouldBan', decision, source);
     else this.#emit('ban', decision, source);
   }

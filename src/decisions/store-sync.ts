@@ -140,6 +140,17 @@ export class StoreSync extends EventEmitter<StoreSyncEventMap> {
     return this.#localWindows.add(input);
   }
 
+  /** Forgets the shared failures of `key` in `jail` (a ban decided here from this instance's own count). */
+  async clearFailures(jail: string, key: string): Promise<void> {
+    this.#localWindows.clear(jail, key);
+    if (!this.#available) return;
+    try {
+      await this.store.clearFailures(jail, key);
+    } catch (error) {
+      this.failed(error);
+    }
+  }
+
   /** Earlier bans of `key` for `bantime_increment`; 0 when the store cannot say. */
   async countBans(key: string, jail: string | null, sinceMs: number): Promise<number> {
     if (!this.#available) return 0;

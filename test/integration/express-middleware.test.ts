@@ -203,9 +203,11 @@ describe.each(majors)('%s', (_name, makeExpress) => {
     expect(statuses.slice(21).every((s) => s === 403 || s === 429)).toBe(true);
     expect(statuses.at(-1)).toBe(403);
     expect(guard.isBanned(A)).toBe(true);
-    expect(store.addFailureCalls).toBe(1);
+    // The one failure (maxretry 1) is decided from this instance's own count, synchronously: the
+    // store gets the decision, never a failure to count.
+    expect(store.addFailureCalls).toBe(0);
     expect((await send(port, { path: '/', from: B })).status).toBe(200);
-    expect(store.addFailureCalls).toBe(1);
+    expect(store.addFailureCalls).toBe(0);
   });
 
   it('never crashes on malformed forwarding headers and keeps serving', async () => {

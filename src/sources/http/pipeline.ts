@@ -109,6 +109,15 @@ export interface HttpPipeline {
     url?: string,
     ip?: string | null,
   ): boolean | Promise<boolean>;
+  /**
+   * Pipelined requests on one connection take turns: `undefined` when this request may go on now
+   * (the connection has nothing else in flight), else a promise resolved once the request before
+   * it has been answered and judged. So the failures (and the ban) of one request count before
+   * the next one on the same connection is admitted: 200 wrong passwords written at once on one
+   * connection reach the application `maxretry` times, not 200. `admit()` takes the turn itself;
+   * a surface that runs the steps one by one calls this first. Never rejects.
+   */
+  turn(req: IncomingMessage, res: ServerResponse): Promise<void> | undefined;
   /** A snapshot of the counters. */
   readonly stats: HttpPipelineStats;
   /** Forgets per-client state (distinct values, rate counters). Idempotent. */
@@ -132,6 +141,35 @@ interface RateJail {
 }
 
 const PATH_FIELD_MAX = 200;
+
+/** Whose turn it is on one connection (see `HttpPipeline.turn`). */
+interface ConnectionTurns {
+  busy: boolean;
+  waiting: (() => void)[];
+  /** Called when the response in its turn closes (after the pipeline judged it). */
+  release: () => void;
+}
+
+/** By socket: shared by every pipeline, as one connection's requests are one sequence. */
+const turns = new WeakMap<object, ConnectionTurns>();
+
+function turnsOf(socket: object): ConnectionTurns {
+  let state = turns.get(socket);
+  if (state === undefined) {
+    const created: ConnectionTurns = {
+      busy: false,
+      waiting: [],
+      release: () => {
+        const next = created.waiting.shift();
+        if (next === undefined) created.busy = false;
+        else next();
+      },
+    };
+    turns.set(socket, created);
+    state = created;
+  }
+  return state;
+}
 const shared = new WeakMap<HttpEngine, HttpPipeline>();
 
 /**
@@ -285,11 +323,39 @@ class Pipeline implements HttpPipeline {
     writeDenial(res, denial, denial.reason === 'rate' ? RATE_LIMITED_RESPONSE : this.#denyResponse);
   }
 
+  turn(req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
+    const state = turnsOf(req.socket);
+    // Registered before the judging listener, but the next request resumes in a microtask, after
+    // every 'close' listener (the judge included) has run.
+    if (!state.busy) {
+      state.busy = true;
+      res.once('close', state.release);
+      return undefined;
+    }
+    return new Promise((resolve) =>
+      state.waiting.push(() => {
+        res.once('close', state.release);
+        resolve();
+      }),
+    );
+  }
+
   admit(
     req: IncomingMessage,
     res: ServerResponse,
     url?: string,
     known?: string | null,
+  ): boolean | Promise<boolean> {
+    const waiting = this.turn(req, res);
+    if (waiting !== undefined) return waiting.then(() => this.#admit(req, res, url, known));
+    return this.#admit(req, res, url, known);
+  }
+
+  #admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: string | undefined,
+    known: string | null | undefined,
   ): boolean | Promise<boolean> {
     try {
       this.#refresh();
