@@ -2,7 +2,9 @@
 //   noop          an empty middleware: what any router layer costs, the floor to compare with;
 //   bans          the guard with 100k bans and no jail: client address + synchronous ban check;
 //   guarded       the same plus two observing jails (web-auth, scanners) judging every response;
-//   guarded+rate  plus a rate jail (counted per request, never exceeded).
+//   guarded+rate  plus a rate jail (counted per request, never exceeded);
+//   payload       guarded plus the four payload rules (sqli, xss, lfi, cmd-injection) judging
+//                 every request's target and headers.
 // Bans live in an in-memory SQLite store (outside the JS heap, as with the default store). Each
 // server runs in a child process and autocannon in this one; variants alternate, ROUNDS runs each,
 // medians compared. Server CPU time per request is printed beside req/s: on a shared 2-core
@@ -19,7 +21,7 @@ import { SqliteStore } from '../src/stores/sqlite/sqlite-store.js';
 import { portcullis } from '../src/surfaces/express/index.js';
 import { fmt, machineLine, median } from './machine.js';
 
-const VARIANTS = ['bare', 'noop', 'bans', 'guarded', 'guarded+rate'] as const;
+const VARIANTS = ['bare', 'noop', 'bans', 'guarded', 'guarded+rate', 'payload'] as const;
 type Variant = (typeof VARIANTS)[number];
 const BANS = 100_000;
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -42,6 +44,10 @@ async function serve(variant: Variant): Promise<void> {
     }
     // A rate no single client of the benchmark reaches: the cost of counting, not of refusing.
     if (variant === 'guarded+rate') jails.flood = { source: 'http', filter: 'flood', rate: '100000000/10s' };
+    if (variant === 'payload') {
+      for (const rule of ['sqli', 'xss', 'lfi', 'cmd-injection'])
+        jails[rule] = { source: 'http', filter: rule };
+    }
     const store = new SqliteStore({ path: ':memory:' });
     const guard = await createGuard({ jails }, { store, env: {} });
     let seed = 0x9e3779b9;

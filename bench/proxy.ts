@@ -6,7 +6,7 @@
 //     /proc/<pid>/stat (utime + stime) before and after;
 //  3. refusing: a banned client hammering a `deny: drop` listener: connections reset per second.
 // The upstream is nginx answering "Hello World!" itself (the cheapest upstream there is, so the
-// proxies get the CPU). portcullis runs with three http jails and 100k bans (an in-memory SQLite
+// proxies get the CPU). portcullis runs with seven http jails (web-auth, scanners, bad-bots and the four payload rules) and 100k bans (an in-memory SQLite
 // store, as bench:express). Needs wrk and nginx (apt-get install wrk nginx).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -68,6 +68,10 @@ async function serve(variant: NodeVariant | 'drop', upstreamPort: number): Promi
           'web-auth': { source: 'http', filter: { status: [401, 403], path: '^/(login|api/session)' } },
           scanners: { source: 'http', filter: 'scanners' },
           'bad-bots': { source: 'http', filter: 'bad-bots' },
+          sqli: { source: 'http', filter: 'sqli' },
+          xss: { source: 'http', filter: 'xss' },
+          lfi: { source: 'http', filter: 'lfi' },
+          'cmd-injection': { source: 'http', filter: 'cmd-injection' },
         },
       },
       { store, env: {} },
@@ -264,7 +268,7 @@ async function main(): Promise<void> {
   console.log(`${version('wrk', ['-v'])}; ${version('nginx', ['-v'])}`);
   console.log(
     `wrk: 1 thread, ${CONNECTIONS} connections, ${DURATION_S}s per run, ${ROUNDS} runs per variant (alternating); ` +
-      `CPU at ${fmt(FIXED_RATE)} req/s (autocannon -R); portcullis: 3 http jails, ${fmt(BANS)} bans; ` +
+      `CPU at ${fmt(FIXED_RATE)} req/s (autocannon -R); portcullis: 7 http jails (3 + the payload rules), ${fmt(BANS)} bans; ` +
       'portcullis+log: the same with a combined access log',
   );
 

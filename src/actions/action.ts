@@ -36,6 +36,12 @@ export interface Action {
    * runner still has it, else one rebuilt from the unban (`reason` says why it ended).
    */
   revert(decisions: readonly Decision[]): Promise<void>;
+  /**
+   * Optional: replaces everything the action holds with exactly these bans — every ban in force,
+   * replayed at start and after `check()` re-created the structures — so entries left by an earlier
+   * run whose ban was lifted meanwhile go. Without it the runner calls `apply`.
+   */
+  restore?(decisions: readonly Decision[]): Promise<void>;
   /** Removes every ban the action applied (the structures it created stay). */
   flush(): Promise<void>;
   /**

@@ -39,6 +39,16 @@ export interface ActionStats {
 
 type Op = { kind: 'apply' | 'revert'; decision: Decision };
 
+/**
+ * An action and the bans it is for: `accepts(jail)` says whether a ban of that jail is applied
+ * (a jail that lists the action; see `routeActions`). The end of a ban it applied is always
+ * reverted, whichever jail the end names. Without `accepts`, every ban.
+ */
+export interface RoutedAction {
+  action: Action;
+  accepts?: (jail: string) => boolean;
+}
+
 /** One action's queue, worker and counters. */
 class Lane {
   readonly action: Action;
@@ -53,13 +63,28 @@ class Lane {
   queue: Op[] = [];
   /** Targets applied by a `local` action, so that only their ends are reverted. */
   readonly appliedHere = new Set<string>();
+  /** Which jails' bans this lane applies; `undefined`: all. */
+  readonly accepts: ((jail: string) => boolean) | undefined;
+  /** The next batch of applies replaces what the action holds (`restore`): at start, after a re-create. */
+  restoring = false;
   running = false;
   timer: NodeJS.Timeout | undefined;
   backoffMs = 0;
   idleWaiters: (() => void)[] = [];
 
-  constructor(action: Action) {
-    this.action = action;
+  constructor(entry: Action | RoutedAction) {
+    if ('action' in entry) {
+      this.action = entry.action;
+      this.accepts = entry.accepts;
+    } else {
+      this.action = entry;
+      this.accepts = undefined;
+    }
+  }
+
+  /** Tracks targets (to revert only what it applied) when local or filtered by jail. */
+  get tracks(): boolean {
+    return this.action.scope === 'local' || this.accepts !== undefined;
   }
 }
 
@@ -82,8 +107,8 @@ export class ActionRunner {
   #checkTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(actions: readonly Action[], options: ActionRunnerOptions) {
-    this.#lanes = actions.map((action) => new Lane(action));
+  constructor(actions: readonly (Action | RoutedAction)[], options: ActionRunnerOptions) {
+    this.#lanes = actions.map((entry) => new Lane(entry));
     this.#clock = options.clock;
     this.#logger = options.logger ?? silentLogger;
     this.#maxBatch = options.maxBatch ?? 10_000;
@@ -108,7 +133,11 @@ export class ActionRunner {
       throw error;
     }
     this.#feed = feed;
+    // The replay is synchronous: right after subscribe, each queue holds exactly the bans in
+    // force, which an action with `restore` takes in one call (stale entries of a previous run go).
+    for (const lane of this.#lanes) lane.restoring = lane.action.restore !== undefined;
     this.#unsubscribe = feed.subscribe(this.#listener, { replay: true });
+    for (const lane of this.#lanes) if (lane.restoring) this.#schedule(lane);
     if (this.#checkIntervalMs > 0 && this.#lanes.some((lane) => lane.action.check !== undefined)) {
       this.#checkTimer = setInterval(() => void this.#check(), this.#checkIntervalMs).unref();
     }
@@ -153,10 +182,9 @@ export class ActionRunner {
   readonly #listener: DecisionListener = {
     ban: (decision: Decision, source: DecisionSource) => {
       for (const lane of this.#lanes) {
-        if (lane.action.scope === 'local') {
-          if (source !== 'local') continue;
-          lane.appliedHere.add(decision.target);
-        }
+        if (lane.action.scope === 'local' && source !== 'local') continue;
+        if (lane.accepts !== undefined && !lane.accepts(decision.jail)) continue;
+        if (lane.tracks) lane.appliedHere.add(decision.target);
         this.#enqueue(lane, { kind: 'apply', decision });
       }
     },
@@ -172,7 +200,7 @@ export class ActionRunner {
         origin: '',
       };
       for (const lane of this.#lanes) {
-        if (lane.action.scope === 'local' && !lane.appliedHere.delete(event.target)) continue;
+        if (lane.tracks && !lane.appliedHere.delete(event.target)) continue;
         this.#enqueue(lane, { kind: 'revert', decision });
       }
     },
@@ -182,6 +210,10 @@ export class ActionRunner {
     if (this.#closing !== undefined) return;
     lane.queue.push(op);
     lane.stats.pending++;
+    this.#schedule(lane);
+  }
+
+  #schedule(lane: Lane): void {
     // Batches form from everything queued in the same turn (a restore, a wave of bans).
     if (!lane.running && lane.timer === undefined) {
       lane.timer = setTimeout(() => {
@@ -196,15 +228,19 @@ export class ActionRunner {
     if (lane.running) return;
     lane.running = true;
     try {
-      while (lane.queue.length > 0) {
-        const kind = (lane.queue[0] as Op).kind;
+      while (lane.queue.length > 0 || lane.restoring) {
+        const restore = lane.restoring;
+        const kind = restore ? 'apply' : (lane.queue[0] as Op).kind;
+        // A restore takes every leading apply at once: replacing in pieces would drop bans.
+        const limit = restore ? lane.queue.length : this.#maxBatch;
         let end = 0;
-        while (end < lane.queue.length && end < this.#maxBatch && (lane.queue[end] as Op).kind === kind)
-          end++;
+        while (end < lane.queue.length && end < limit && (lane.queue[end] as Op).kind === kind) end++;
         const batch = lane.queue.slice(0, end).map((op) => op.decision);
         try {
-          if (kind === 'apply') await lane.action.apply(batch);
+          if (restore && lane.action.restore !== undefined) await lane.action.restore(batch);
+          else if (kind === 'apply') await lane.action.apply(batch);
           else await lane.action.revert(batch);
+          lane.restoring = false;
         } catch (error) {
           lane.stats.failures++;
           lane.stats.lastError = error instanceof Error ? error.message : String(error);
@@ -259,16 +295,20 @@ export class ActionRunner {
           `action ${lane.action.name}: its rules were gone; re-created, re-applying every ban`,
         );
         // A fresh replay of what is in force, into this lane only.
+        lane.restoring = lane.action.restore !== undefined && lane.queue.length === 0;
         const once = this.#feed?.subscribe(
           {
             ban: (decision, source) => {
-              if (lane.action.scope === 'all' && source === 'restore')
-                this.#enqueue(lane, { kind: 'apply', decision });
+              if (lane.action.scope !== 'all' || source !== 'restore') return;
+              if (lane.accepts !== undefined && !lane.accepts(decision.jail)) return;
+              lane.appliedHere.add(decision.target);
+              this.#enqueue(lane, { kind: 'apply', decision });
             },
           },
           { replay: true },
         );
         once?.();
+        if (lane.restoring) this.#schedule(lane);
       } catch (error) {
         lane.stats.failures++;
         lane.stats.lastError = error instanceof Error ? error.message : String(error);

@@ -31,15 +31,25 @@ export const DEFAULTS = {
   proxy: {
     headerTimeoutMs: 10_000,
     requestTimeoutMs: 60_000,
+    /** Between two reads of a request body (nginx's `client_body_timeout` is 60 s; 10 s is plenty on any link that still works). */
+    bodyTimeoutMs: 10_000,
     idleTimeoutMs: 0,
     keepAliveTimeoutMs: 5_000,
     upstreamTimeoutMs: 60_000,
     proxyProtocolTimeoutMs: 5_000,
     shutdownTimeoutMs: 5_000,
     maxHeaderSize: 16_384,
-    /** 0: unlimited. */
-    maxConnectionsPerIp: 0,
+    maxHeaders: 200,
+    /**
+     * 0: unlimited. 256: room for a large NAT (a browser opens at most 6 connections per host, so
+     * ~40 busy browsers behind one address) while one address cannot hold thousands of sockets.
+     */
+    maxConnectionsPerIp: 256,
     maxSockets: 256,
+    /** `maxUpstreamPerIp` when not set: this share of `maxSockets` (four clients fill the pool). */
+    maxUpstreamShare: 0.25,
+    /** Request bodies are read up to this many bytes before an upstream connection is taken. */
+    bodyBufferSize: 65_536,
     targetDownMs: 5_000,
     preserveHost: true,
     /** Of a listener: whether it requires a PROXY protocol header. */

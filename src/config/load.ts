@@ -5,8 +5,11 @@ import type * as z from 'zod';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError, ErrorCodes, PortcullisError } from '../core/errors.js';
 import { checkCidr } from '../core/ip.js';
+import { type FieldFilterSpec, fieldFilterWarnings } from '../detection/filters/fields/filter-schema.js';
+import { HTTP_FIELDS } from '../detection/filters/http/http-fields.js';
 import { resolveHttpJail } from '../detection/filters/http/jail-options.js';
 import { resolveLogJail } from '../detection/filters/regex/jail-options.js';
+import { resolveActions } from './actions.js';
 import { DEFAULTS, MANUAL_JAIL } from './defaults.js';
 import { DEFAULT_HTTP_CONFIG, resolveDenyResponse } from './http.js';
 import { resolveProxyConfig } from './proxy.js';
@@ -160,20 +163,35 @@ function buildConfig(
   earlier: readonly string[],
 ): PortcullisConfig {
   const problems: string[] = [...earlier];
+  const warnings: string[] = [];
   const defaults = options.defaults ?? {};
   const jails: JailConfig[] = [];
+  const jailActions: { name: string; actions: readonly unknown[] | undefined }[] = [];
   for (const [jailName, jailOptions] of Object.entries(options.jails ?? {})) {
     if (jailName === MANUAL_JAIL) {
       problems.push(`${name}: jails.${jailName}: "${MANUAL_JAIL}" is reserved for bans made by hand`);
       continue;
     }
     const own = jailOptions ?? {};
+    jailActions.push({ name: jailName, actions: own.actions });
     const http = resolveHttpJail(jailName, own, defaults, {
       name,
       baseDir,
       formatIssue: (issue) => formatIssue(issue, name),
     });
     problems.push(...http.problems);
+    if (http.httpFilter !== null) {
+      // Slow regexes (the matching budget's soft limit): accepted, and said.
+      const rule =
+        typeof (own.filter ?? defaults.filter) === 'string' ? (own.filter ?? defaults.filter) : null;
+      for (const [path, message] of fieldFilterWarnings(HTTP_FIELDS, http.httpFilter as FieldFilterSpec)) {
+        const where =
+          rule === null
+            ? `filter.${path.join('.')}`
+            : `filter: rule ${JSON.stringify(rule)}: ${path.join('.')}`;
+        warnings.push(`${name}: jails.${jailName}.${where}: ${message}`);
+      }
+    }
     const merged = { ...defaults, ...(http.ruleSettings as JailOptions), ...own };
     const log = resolveLogJail(jailName, merged, { name, baseDir });
     problems.push(...log.problems);
@@ -187,6 +205,14 @@ function buildConfig(
   if (defaults.rate !== undefined) {
     problems.push(`${name}: defaults.rate: a request rate belongs on one http jail, not in defaults`);
   }
+  const actions = resolveActions(
+    { presets: options.actions, defaults: defaults.actions, jails: jailActions },
+    name,
+    (issue) => formatIssue(issue, name),
+  );
+  problems.push(...actions.problems);
+  for (const [i, jail] of jails.entries())
+    jails[i] = { ...jail, actions: actions.byJail.get(jail.name) ?? [] };
   const http = buildHttp(options.http, baseDir, name, problems);
   const proxy =
     options.proxy === undefined ? undefined : buildProxy(options.proxy, http, baseDir, name, problems);
@@ -194,12 +220,13 @@ function buildConfig(
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     file,
-    warnings: cidrWarnings(options, name),
+    warnings: [...cidrWarnings(options, name), ...warnings],
     store,
     onStoreError: options.store?.on_store_error ?? DEFAULTS.onStoreError,
     dbPurgeAgeMs: parseDuration(options.store?.dbpurgeage ?? DEFAULTS.dbpurgeage),
     log: { level: options.log?.level ?? DEFAULTS.logLevel },
     jails,
+    actions: actions.instances,
     http,
     ...(proxy === undefined ? {} : { proxy }),
   });
@@ -235,14 +262,18 @@ function buildProxy(
           : { ...deny, page: deny.page === undefined ? undefined : at(deny.page) },
       headerTimeoutMs: time(t.header),
       requestTimeoutMs: time(t.request),
+      bodyTimeoutMs: time(t.body),
       idleTimeoutMs: time(t.idle),
       keepAliveTimeoutMs: time(t.keep_alive),
       upstreamTimeoutMs: time(t.upstream),
       proxyProtocolTimeoutMs: time(t.proxy_protocol),
       shutdownTimeoutMs: time(t.shutdown),
       maxHeaderSize: proxy.max_header_size,
+      maxHeaders: proxy.max_headers,
       maxConnectionsPerIp: proxy.max_connections_per_ip,
       maxSockets: proxy.max_sockets,
+      maxUpstreamPerIp: proxy.max_upstream_per_ip,
+      bodyBufferSize: proxy.body_buffer_size,
       targetDownMs: time(proxy.target_down_time),
       preserveHost: proxy.preserve_host,
       tls: proxy.tls === undefined ? null : { cert: at(proxy.tls.cert), key: at(proxy.tls.key) },
@@ -337,7 +368,7 @@ function buildJail(name: string, merged: JailOptions, defaults: JailOptions): Ja
     ignoreSelf: merged.ignoreself ?? d.ignoreself,
     dryRun: merged.dryrun ?? d.dryrun,
     ipv6Prefix: merged.ipv6_prefix ?? d.ipv6_prefix,
-    actions: merged.actions ?? [],
+    actions: [], // resolved with every jail's in buildConfig
   };
 }
 
@@ -545,6 +576,7 @@ const KEYS_AT: Record<string, string[]> = {
     'deny',
     'timeouts',
     'max_header_size',
+    'max_headers',
     'max_connections_per_ip',
     'max_sockets',
     'target_down_time',

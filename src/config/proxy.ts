@@ -48,6 +48,11 @@ export interface ProxySettings {
   /** Receiving a whole request, body included, answered 408 after; at least headerTimeoutMs. Default 60 000. */
   requestTimeoutMs?: number;
   /**
+   * Between two reads of a request body (nginx's `client_body_timeout`): a client that sends
+   * nothing for this long is answered 408, logged and judged; at least 1. Default 10 000.
+   */
+  bodyTimeoutMs?: number;
+  /**
    * A client connection with no traffic either way is closed; 0: never. Default 0: the header,
    * keep-alive and upstream timeouts already bound every phase (a client that stops reading stalls
    * the upstream, which then times out), and an idle timer is re-armed on every read and write.
@@ -63,10 +68,27 @@ export interface ProxySettings {
   shutdownTimeoutMs?: number;
   /** Largest request head, bytes (1 024 to 1 048 576); larger is answered 431. Default 16 384. */
   maxHeaderSize?: number;
-  /** Concurrent connections per client address; 0 or absent: unlimited. */
+  /**
+   * Request header fields accepted (1 to 1000); more is answered 431. Node keeps only the first
+   * 1000 header lines of a request, so a client sending more could push the proxy's own
+   * forwarding headers out of the upstream's view. Default 200.
+   */
+  maxHeaders?: number;
+  /** Concurrent connections per client address; 0: unlimited. Default 256. */
   maxConnectionsPerIp?: number;
   /** Connections kept to each upstream; at least 1. Default 256. */
   maxSockets?: number;
+  /**
+   * Requests one client (as judged, after trusted proxies) may have at the upstreams at once;
+   * more are answered 503 with `Retry-After: 1`, so no client takes the whole pool. At least 1.
+   * Default a quarter of `maxSockets` (64).
+   */
+  maxUpstreamPerIp?: number;
+  /**
+   * A request body is read up to this many bytes before an upstream connection is taken (a slow
+   * upload holds no upstream socket until then); the rest streams. 0: stream at once. Default 65 536.
+   */
+  bodyBufferSize?: number;
   /** How long a target that refused a connection is skipped, when others remain (0: not at all). Default 5 000. */
   targetDownMs?: number;
   /** Send the client's `Host` upstream (true) or the target's (false). Default true. */
@@ -97,6 +119,7 @@ interface Limit {
 export const PROXY_LIMITS = {
   headerTimeoutMs: { yaml: 'timeouts.header', min: 1 },
   requestTimeoutMs: { yaml: 'timeouts.request', min: 1 },
+  bodyTimeoutMs: { yaml: 'timeouts.body', min: 1 },
   idleTimeoutMs: { yaml: 'timeouts.idle', min: 0, zero: 'never' },
   keepAliveTimeoutMs: { yaml: 'timeouts.keep_alive', min: 1 },
   upstreamTimeoutMs: { yaml: 'timeouts.upstream', min: 1 },
@@ -109,8 +132,17 @@ export const PROXY_LIMITS = {
     min: 1,
   },
   maxHeaderSize: { yaml: 'max_header_size', min: 1024, max: 1_048_576, integer: true },
+  maxHeaders: { yaml: 'max_headers', min: 1, max: 1000, integer: true },
   maxConnectionsPerIp: { yaml: 'max_connections_per_ip', min: 0, zero: 'unlimited', integer: true },
   maxSockets: { yaml: 'max_sockets', min: 1, integer: true },
+  maxUpstreamPerIp: { yaml: 'max_upstream_per_ip', min: 1, integer: true },
+  bodyBufferSize: {
+    yaml: 'body_buffer_size',
+    min: 0,
+    max: 16_777_216,
+    zero: 'stream at once',
+    integer: true,
+  },
 } as const satisfies Record<string, Limit>;
 
 export type ProxyLimitKey = keyof typeof PROXY_LIMITS;
@@ -234,6 +266,7 @@ export function resolveProxyConfig(
   }
 
   const log = options.accessLog;
+  const maxSockets = number('maxSockets', options.maxSockets, d.maxSockets);
   const resolved: ProxyConfig = {
     listen,
     targets,
@@ -241,6 +274,7 @@ export function resolveProxyConfig(
     deny: resolvedDeny,
     headerTimeoutMs: number('headerTimeoutMs', options.headerTimeoutMs, d.headerTimeoutMs),
     requestTimeoutMs: number('requestTimeoutMs', options.requestTimeoutMs, d.requestTimeoutMs),
+    bodyTimeoutMs: number('bodyTimeoutMs', options.bodyTimeoutMs, d.bodyTimeoutMs),
     idleTimeoutMs: number('idleTimeoutMs', options.idleTimeoutMs, d.idleTimeoutMs),
     keepAliveTimeoutMs: number('keepAliveTimeoutMs', options.keepAliveTimeoutMs, d.keepAliveTimeoutMs),
     upstreamTimeoutMs: number('upstreamTimeoutMs', options.upstreamTimeoutMs, d.upstreamTimeoutMs),
@@ -251,8 +285,15 @@ export function resolveProxyConfig(
     ),
     shutdownTimeoutMs: number('shutdownTimeoutMs', options.shutdownTimeoutMs, d.shutdownTimeoutMs),
     maxHeaderSize: number('maxHeaderSize', options.maxHeaderSize, d.maxHeaderSize),
+    maxHeaders: number('maxHeaders', options.maxHeaders, d.maxHeaders),
     maxConnectionsPerIp: number('maxConnectionsPerIp', options.maxConnectionsPerIp, d.maxConnectionsPerIp),
-    maxSockets: number('maxSockets', options.maxSockets, d.maxSockets),
+    maxSockets,
+    maxUpstreamPerIp: number(
+      'maxUpstreamPerIp',
+      options.maxUpstreamPerIp,
+      Math.max(1, Math.floor(maxSockets * d.maxUpstreamShare)),
+    ),
+    bodyBufferSize: number('bodyBufferSize', options.bodyBufferSize, d.bodyBufferSize),
     targetDownMs: number('targetDownMs', options.targetDownMs, d.targetDownMs),
     preserveHost: options.preserveHost ?? d.preserveHost,
     tls,

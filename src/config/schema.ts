@@ -274,12 +274,12 @@ export const jailSettingsShape = {
     .describe(
       `IPv6 clients are counted and banned per network of this many bits (1 to 128). Default ${D.jail.ipv6_prefix}.`,
     ),
-  /** What to do beyond the inline deny when a ban starts or ends. Not available in this version: only `[]` is accepted. Default []. */
+  /** What to do beyond the inline deny when a ban starts or ends: `nftables`, `{ nftables: { ports: [22] } }`, or a name from the top-level `actions:`. Each kind's options are validated in `config/actions.ts`. Default []. */
   actions: z
     .array(z.union([z.string(), z.record(z.string(), z.unknown())]))
     .optional()
     .describe(
-      'What to do beyond the inline deny when a ban starts or ends. Not available in this version: any entry is refused. Default [].',
+      'What to do beyond the inline deny when a ban starts or ends: an action kind (nftables), { kind: { options } }, or a name defined under the top-level actions:. Default [].',
     ),
   /** http jails only: a request rate like `100/10s`; a client over it gets 429 and one failure per window. Default none. */
   rate: z
@@ -538,6 +538,12 @@ export const proxySchema = z
           .describe(
             `Receiving a whole request, body included: 408 after; at least timeouts.header. Default ${ms(P.requestTimeoutMs)}.`,
           ),
+        /** Between two reads of a request body (client_body_timeout), 408 after; longer than 0. Default 10s. */
+        body: proxyDuration('bodyTimeoutMs')
+          .optional()
+          .describe(
+            `Between two reads of a request body (nginx's client_body_timeout): 408 after, logged and judged; longer than 0. Default ${ms(P.bodyTimeoutMs)}.`,
+          ),
         /** A client connection with no traffic either way is closed; 0: never. Default 0. */
         idle: proxyDuration('idleTimeoutMs')
           .optional()
@@ -577,7 +583,11 @@ export const proxySchema = z
       .describe(
         `Largest request head in bytes (1024 to 1048576); larger gets 431. Default ${P.maxHeaderSize}.`,
       ),
-    /** Concurrent connections one client address may hold; more are closed at accept; 0: unlimited. Default 0. */
+    /** Request header fields accepted (1 to 1000); more gets 431 (Node keeps only 1000 for the upstream). Default 200. */
+    max_headers: proxyNumber('maxHeaders')
+      .optional()
+      .describe(`Request header fields accepted (1 to 1000); more gets 431. Default ${P.maxHeaders}.`),
+    /** Concurrent connections one client address may hold; more are closed at accept; 0: unlimited. Default 256. */
     max_connections_per_ip: proxyNumber('maxConnectionsPerIp')
       .optional()
       .describe(
@@ -587,6 +597,18 @@ export const proxySchema = z
     max_sockets: proxyNumber('maxSockets')
       .optional()
       .describe(`Connections to each upstream (kept alive and reused), at least 1. Default ${P.maxSockets}.`),
+    /** Requests one client may have at the upstreams at once; 503 past it; at least 1. Default max_sockets / 4. */
+    max_upstream_per_ip: proxyNumber('maxUpstreamPerIp')
+      .optional()
+      .describe(
+        'Requests one client (after trusted proxies) may have at the upstreams at once; more are answered 503 with Retry-After, so no client takes the pool; at least 1. Default a quarter of max_sockets (64).',
+      ),
+    /** Request body bytes read before an upstream connection is taken; 0: stream at once. Default 65536. */
+    body_buffer_size: proxyNumber('bodyBufferSize')
+      .optional()
+      .describe(
+        `Request body bytes read before an upstream connection is taken (a slow upload holds none until then); the rest streams; 0: stream at once. Default ${P.bodyBufferSize}.`,
+      ),
     /** How long a target that refused a connection is skipped (when others remain); 0: never. Default 5s. */
     target_down_time: proxyDuration('targetDownMs')
       .optional()
@@ -674,11 +696,13 @@ export const configSchema = z
       )
       .optional()
       .describe('The jails by name; `name: {}` is a jail with every default.'),
-    /** Named action definitions. Not available in this version: only an empty map is accepted. */
+    /** Named action presets: `ssh-fw: { nftables: { ports: [22] } }`, listed as `actions: [ssh-fw]`. */
     actions: z
       .record(z.string(), z.unknown())
       .optional()
-      .describe('Action definitions. Not available in this version: any entry is refused.'),
+      .describe(
+        'Named action presets, e.g. ssh-fw: { nftables: { ports: [22] } }, used as actions: [ssh-fw].',
+      ),
   })
   .describe('portcullis configuration');
 

@@ -1,3 +1,4 @@
+import type { ActionSpec } from '../actions/registry.js';
 import type { HttpFilterSpec } from '../detection/filters/http/filter-schema.js';
 
 /** The validated, frozen configuration. Times are milliseconds; `-1` means permanent. */
@@ -10,6 +11,11 @@ export interface PortcullisConfig {
   readonly dbPurgeAgeMs: number;
   readonly log: { readonly level: string };
   readonly jails: readonly JailConfig[];
+  /**
+   * The action instances some jail uses (`nftables`, `ssh-fw`, `nftables-sshd`), each once even
+   * when several jails list it. Absent in hand-built configs: none.
+   */
+  readonly actions?: readonly ActionSpec[];
   /** HTTP surfaces (middleware, proxy). Absent in hand-built configs: `DEFAULTS.http` applies. */
   readonly http?: HttpConfig;
   /** The reverse proxy (`proxy:`); absent when the file has none. */
@@ -50,15 +56,23 @@ export interface ProxyConfig {
   readonly deny: 'drop' | DenyResponseConfig;
   readonly headerTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** Between two reads of a request body; 408 after. */
+  readonly bodyTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly upstreamTimeoutMs: number;
   readonly proxyProtocolTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
   readonly maxHeaderSize: number;
+  /** Request header fields accepted; more is answered 431. */
+  readonly maxHeaders: number;
   /** 0: unlimited. */
   readonly maxConnectionsPerIp: number;
   readonly maxSockets: number;
+  /** Requests one client may have at the upstream at once (over every target); 503 past it. */
+  readonly maxUpstreamPerIp: number;
+  /** Request body bytes read before an upstream connection is taken. */
+  readonly bodyBufferSize: number;
   readonly targetDownMs: number;
   readonly preserveHost: boolean;
   /** Absolute paths of the PEM files; `null` without TLS. */
@@ -135,7 +149,8 @@ export interface JailConfig {
   readonly ignoreSelf: boolean;
   readonly dryRun: boolean;
   readonly ipv6Prefix: number;
-  readonly actions: readonly (string | Readonly<Record<string, unknown>>)[];
+  /** The action instances this jail's bans go to (its own list, else `defaults.actions`). */
+  readonly actions: readonly ActionSpec[];
   /**
    * http jails: the filter to apply, validated (an `HttpFilterSpec`): the inline object, or the
    * named rule's filter. `null`/absent: the jail counts only `fail()` reports (and its rate).

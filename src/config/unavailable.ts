@@ -1,11 +1,30 @@
+import { ACTION_KINDS } from '../actions/registry.js';
+
 /**
  * Settings the schema knows but this version cannot honour. Accepting them would be worse than
  * refusing: an operator who writes `actions: [nftables]` on an sshd jail believes SSH is
  * protected when nothing touches the firewall. Each feature is switched on here when it lands.
  */
 
-/** Action kinds that run. An `actions:` entry of any other kind is refused. Empty: none yet. */
-export const SUPPORTED_ACTION_KINDS: ReadonlySet<string> = new Set<string>();
+/** Action kinds that run: those of the registry (`src/actions/registry.ts`). */
+export const SUPPORTED_ACTION_KINDS: ReadonlySet<string> = new Set<string>(Object.keys(ACTION_KINDS));
+
+/**
+ * Action kinds that are planned but may not run yet: an entry naming one that is not in
+ * {@link SUPPORTED_ACTION_KINDS} is refused here, with what that means; any other unknown kind is
+ * refused by `config/actions.ts`, which lists the known ones.
+ */
+export const PLANNED_ACTION_KINDS: readonly string[] = [
+  'nftables',
+  'ipset',
+  'iptables',
+  'hostsdeny',
+  'command',
+  'email',
+  'sms',
+  'webhook',
+  'nginx',
+];
 
 /** Whether `source: socket` jails (TCP guard, packet watcher) run. */
 export const SOCKET_SOURCE_AVAILABLE = false;
@@ -41,20 +60,27 @@ export function takeUnavailableSources(input: Mapping, name: string): string[] {
   return problems;
 }
 
-/** The kinds an `actions:` list names: `nftables`, `{ email: { to } }` -> `email`. */
-function actionKinds(entries: readonly unknown[]): string[] {
-  return entries.flatMap((entry) => (isMapping(entry) ? Object.keys(entry) : [String(entry)]));
+/** The kinds an `actions:` list names: `nftables`, `{ email: { to } }` -> `email`; preset names are not kinds. */
+function actionKinds(entries: readonly unknown[], presets: ReadonlySet<string>): string[] {
+  return entries.flatMap((entry) =>
+    isMapping(entry) ? Object.keys(entry) : presets.has(String(entry)) ? [] : [String(entry)],
+  );
 }
 
 /**
- * Refuses action kinds not in {@link SUPPORTED_ACTION_KINDS}: in `defaults.actions`,
+ * Refuses planned action kinds not in {@link SUPPORTED_ACTION_KINDS}: in `defaults.actions`,
  * `jails.X.actions` and the top-level `actions:` map. An empty list or map is fine. Runs before
  * the schema (so it is said along with every other mistake); a malformed `actions` is the schema's.
  */
 export function unavailableActions(input: Mapping, name: string): string[] {
   const problems: string[] = [];
+  const presets = new Set(isMapping(input.actions) ? Object.keys(input.actions) : []);
   const check = (kinds: string[], path: string, what: string, consequence: string) => {
-    const missing = [...new Set(kinds.filter((kind) => !SUPPORTED_ACTION_KINDS.has(kind)))];
+    const missing = [
+      ...new Set(
+        kinds.filter((kind) => PLANNED_ACTION_KINDS.includes(kind) && !SUPPORTED_ACTION_KINDS.has(kind)),
+      ),
+    ];
     if (missing.length === 0) return;
     const all = missing.length === new Set(kinds).size;
     problems.push(
@@ -64,7 +90,7 @@ export function unavailableActions(input: Mapping, name: string): string[] {
   const checkList = (settings: unknown, path: string) => {
     if (!isMapping(settings) || !Array.isArray(settings.actions)) return;
     check(
-      actionKinds(settings.actions),
+      actionKinds(settings.actions, presets),
       `${path}.actions`,
       'actions',
       path === 'defaults'
@@ -76,6 +102,9 @@ export function unavailableActions(input: Mapping, name: string): string[] {
   if (isMapping(input.jails)) {
     for (const [jail, settings] of Object.entries(input.jails)) checkList(settings, `jails.${jail}`);
   }
-  if (isMapping(input.actions)) check(Object.keys(input.actions), 'actions', 'action definitions', '');
+  if (isMapping(input.actions)) {
+    for (const [preset, definition] of Object.entries(input.actions))
+      if (isMapping(definition)) check(Object.keys(definition), `actions.${preset}`, 'actions', '');
+  }
   return problems;
 }

@@ -23,6 +23,8 @@ export const ErrorCodes = {
   PROXY_LISTEN: 'PC_ERR_PROXY_LISTEN',
   /** A connection on a `proxy_protocol` listener sent no valid PROXY protocol header in time. */
   PROXY_PROTOCOL: 'PC_ERR_PROXY_PROTOCOL',
+  /** An action's system command (nft, ...) failed or is missing. The runner retries it. */
+  ACTION_FAILED: 'PC_ERR_ACTION_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -8,6 +8,7 @@ import { createGuard, type Guard } from '../../src/guard.js';
 import { MemoryStore } from '../../src/stores/memory/memory-store.js';
 import { portcullis } from '../../src/surfaces/express/index.js';
 import { listen, send } from '../helpers/http-client.js';
+import { cleanups as proxyCleanups, runCleanups, startProxy, startUpstream } from '../helpers/proxy.js';
 
 // An attacker does not wait for answers: 200 wrong passwords written at once on one keep-alive
 // connection, or many connections at once, against a login that takes 100 ms (like bcrypt). The
@@ -20,6 +21,7 @@ const local = { ignoreip: [], ignoreself: false };
 let cleanups: (() => Promise<void> | void)[] = [];
 
 afterEach(async () => {
+  await runCleanups();
   for (const cleanup of cleanups.reverse()) await cleanup();
   cleanups = [];
 });
@@ -129,6 +131,35 @@ for (const [name, make] of [
     });
   });
 }
+
+describe('reverse proxy: a brute-forcer that does not wait', () => {
+  it('200 pipelined wrong passwords on one connection: at most maxretry reach the upstream', async () => {
+    const guard = await guardWith({
+      jails: {
+        login: { source: 'http', filter: { status: 401, path: '^/login$' }, maxretry: MAXRETRY, ...local },
+      },
+    });
+    const upstream = await startUpstream('app', 0, (req, res) => {
+      if (!req.url?.startsWith('/login')) return false;
+      req.resume();
+      setTimeout(() => {
+        res.statusCode = 401;
+        res.end('wrong password');
+      }, 100);
+      return true;
+    });
+    proxyCleanups.push(() => upstream.close());
+    const proxy = await startProxy(guard, { target: upstream.url, deny: { status: 403 } });
+    const port = Number(new URL(proxy.addresses[0]?.url ?? '').port);
+    const answer = await pipeline(port, A, 200, LOGIN);
+    const logins = upstream.seen.filter((r) => r.url.startsWith('/login')).length;
+    expect(logins).toBeLessThanOrEqual(MAXRETRY);
+    // The ban closes the client's connection: one 403 (with Connection: close), the rest unanswered.
+    expect(answer).toMatch(/HTTP\/1\.1 403 /);
+    expect(guard.isBanned(A)).toBe(true);
+    expect((await send(port, { path: '/', from: B })).status).toBe(200);
+  });
+});
 
 describe('a burst of failures at once', () => {
   it('60 simultaneous failures on a maxretry-10 jail make one decision, one history row and one ban event', async () => {

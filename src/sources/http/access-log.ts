@@ -1,5 +1,8 @@
+import { statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { dirname, resolve } from 'node:path';
 import pino from 'pino';
+import { ErrorCodes, PortcullisError } from '../../core/errors.js';
 
 /**
  * The access log: one line per HTTP exchange, in the combined log format that nginx and Apache
@@ -40,7 +43,10 @@ export interface AccessLogEntry {
 export type AccessLogFormat = 'combined' | 'json';
 
 export interface AccessLogOptions {
-  /** The file; created (with its directory) when missing, appended to otherwise. */
+  /**
+   * The file; created when missing, appended to otherwise. Its directory must exist: a typo must
+   * not grow a directory tree nobody reads (nor logrotate rotates).
+   */
   path: string;
   /** Default `combined`. */
   format?: AccessLogFormat;
@@ -87,17 +93,19 @@ export interface AccessLog {
 export type AccessLogErrorHandler = (error: Error) => void;
 
 /**
- * Opens (creates, appends to) the access log. Rejects when the file cannot be opened, so a
- * misconfigured path stops `portcullis run` at start rather than losing every line.
+ * Opens (creates, appends to) the access log. Rejects when the file cannot be opened (with
+ * `PC_ERR_CONFIG_INVALID` naming the directory when it does not exist), so a misconfigured path
+ * stops `portcullis run` at start rather than losing every line.
  */
 export async function createAccessLog(
   options: AccessLogOptions,
   onError: AccessLogErrorHandler = () => {},
 ): Promise<AccessLog> {
+  checkDirectory(options.path);
   const destination = pino.destination({
     dest: options.path,
     sync: false,
-    mkdir: true,
+    mkdir: false,
     append: true,
     minLength: 4096,
     maxLength: options.maxBufferBytes ?? 16 * 1024 * 1024,
@@ -116,6 +124,24 @@ export async function createAccessLog(
     destination.once('error', onOpenError);
   });
   return new FileAccessLog(options, destination, onError);
+}
+
+function checkDirectory(path: string): void {
+  const directory = dirname(resolve(path));
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(directory).isDirectory();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') return; // EACCES and the like: the open says why
+    isDirectory = false;
+  }
+  if (isDirectory) return;
+  throw new PortcullisError(
+    ErrorCodes.CONFIG_INVALID,
+    `access log ${path}: the directory ${directory} does not exist`,
+    { help: `create it (mkdir -p ${directory}) or choose another access_log.path` },
+  );
 }
 
 type Destination = ReturnType<typeof pino.destination>;

@@ -23,7 +23,11 @@ export interface ClientIpOptions {
 }
 
 export interface ClientIpStats {
-  /** Requests from a trusted peer whose forwarding header was unusable; the peer was used. */
+  /**
+   * Requests from a trusted peer whose forwarding header named no usable client: judged as an
+   * unknown client (`null`), never as the peer — the proxy is not to blame for what a client
+   * behind it sent.
+   */
   malformed: number;
   /** Requests whose trusted chain ended in an obfuscated identifier (`for=unknown`, `for=_hidden`). */
   unknown: number;
@@ -33,18 +37,21 @@ export interface ClientIpStats {
 export interface ClientIpResolver {
   /**
    * The client of `req`, in canonical form (`192.0.2.7`, `2001:db8::1`), or `null` when it cannot
-   * be known (no peer address: a destroyed socket; a trusted proxy said `for=unknown`). Never throws.
+   * be known (no peer address: a destroyed socket; a trusted proxy said `for=unknown`; its header
+   * held no well-formed address to the right of a trusted hop). Never the address of a trusted
+   * peer that sent a forwarding header. Never throws.
    */
   resolve(req: IncomingMessage): string | null;
   readonly stats: Readonly<ClientIpStats>;
 }
 
-/** At most this many hops are walked; a longer chain from a trusted proxy is treated as malformed. */
+/**
+ * At most this many elements are walked, from the right. A client behind an appending proxy can
+ * make the header as long as it likes; the elements trusted proxies added are on the right.
+ */
 const MAX_HOPS = 64;
-/** A forwarding header longer than this is not parsed at all (Node's own default limit is 16 KB). */
-const MAX_HEADER_LENGTH = 16_384;
 
-/** Marks a chain that cannot be used (the peer is the client) and one that names nobody. */
+/** Marks a chain that names no usable client, and one that names nobody on purpose. */
 const MALFORMED = 0;
 const UNKNOWN = 1;
 
@@ -52,7 +59,13 @@ const UNKNOWN = 1;
  * Builds the resolver: the socket peer is the client unless it is a trusted proxy; then the
  * configured header is walked from the right, skipping trusted hops, and the first untrusted hop
  * is the client (when every hop is trusted, the leftmost). A header sent by an untrusted peer is
- * never read. A malformed header from a trusted peer falls back to the peer and is counted.
+ * never read. Only the elements on the right of the answer are read, so whatever a client put on
+ * the left (an unterminated `for="`, 100 elements, junk, a forged copy of `X-Real-IP` its proxy
+ * did not strip) cannot change it. When no element gives an answer, the request's client is
+ * unknown (`null`, counted in `malformed`): a trusted peer is never judged for what a client
+ * behind it sent. So is a request from a trusted peer without the header whose head reached
+ * Node's `maxHeadersCount` (1,000 pairs by default; the rest are dropped, the header perhaps
+ * among them).
  */
 export function createClientIpResolver(options: ClientIpOptions = {}): ClientIpResolver {
   const trusted = new CidrSet(options.trustedProxies ?? []);
@@ -60,12 +73,12 @@ export function createClientIpResolver(options: ClientIpOptions = {}): ClientIpR
   const stats: ClientIpStats = { malformed: 0, unknown: 0 };
   const anyTrusted = trusted.size > 0;
 
+  // `X-Real-IP` is one address set by the proxy; a proxy that adds its own without removing the
+  // client's sends two (Node joins them with a comma): the proxy's is the last, as in X-F-F.
   const walk =
     header === 'forwarded'
       ? (value: string) => walkForwarded(value, trusted)
-      : header === 'x-real-ip'
-        ? (value: string) => realIp(value)
-        : (value: string) => walkXForwardedFor(value, trusted);
+      : (value: string) => walkXForwardedFor(value, trusted);
 
   return {
     stats,
@@ -75,22 +88,31 @@ export function createClientIpResolver(options: ClientIpOptions = {}): ClientIpR
       const peer = canonical(original ?? socket?.remoteAddress);
       if (peer === null || !anyTrusted || !trusted.has(peer)) return peer;
       const raw = req.headers[header];
-      if (raw === undefined) return peer;
-      const value = Array.isArray(raw) ? raw.join(',') : raw;
-      if (value.length > MAX_HEADER_LENGTH) {
+      if (raw === undefined) {
+        if (!headersCut(req)) return peer;
+        // Node kept only the first headers: the proxy's forwarding header may be among the rest.
         stats.malformed++;
-        return peer;
-      }
-      const found = walk(value);
-      if (typeof found === 'string') return found;
-      if (found === UNKNOWN) {
-        stats.unknown++;
         return null;
       }
-      stats.malformed++;
-      return peer;
+      const found = walk(Array.isArray(raw) ? raw.join(',') : raw);
+      if (typeof found === 'string') return found;
+      if (found === UNKNOWN) stats.unknown++;
+      else stats.malformed++;
+      return null;
     },
   };
+}
+
+/** Node's default `maxHeadersCount`: header pairs it keeps (it drops the rest silently). */
+const NODE_MAX_HEADERS = 2_000 / 2;
+
+/** True when Node's parser may have dropped headers of `req` (it reached `maxHeadersCount`). */
+function headersCut(req: IncomingMessage): boolean {
+  const server = (req.socket as (Socket & { server?: { maxHeadersCount?: number | null } }) | undefined)
+    ?.server;
+  const max = server?.maxHeadersCount ?? NODE_MAX_HEADERS;
+  const raw = req.rawHeaders as string[] | undefined; // absent on a request built by hand
+  return max > 0 && raw !== undefined && raw.length >= 2 * max;
 }
 
 /** Canonical text of an address; dotted quads (the common case) are returned as they are. */
@@ -100,7 +122,10 @@ function canonical(address: string | undefined): string | null {
   return normalizeIp(address);
 }
 
-/** `X-Forwarded-For: client, proxy1, proxy2` — entries may carry a port or brackets. */
+/**
+ * `X-Forwarded-For: client, proxy1, proxy2` (and `X-Real-IP`) — entries may carry a port or
+ * brackets. Walked from the right; an entry that is not an address ends the walk.
+ */
 function walkXForwardedFor(value: string, trusted: CidrSet): string | typeof MALFORMED {
   let end = value.length;
   let leftmost: string | null = null;
@@ -120,23 +145,21 @@ function walkXForwardedFor(value: string, trusted: CidrSet): string | typeof MAL
   return leftmost ?? MALFORMED;
 }
 
-/** `X-Real-IP: client` — exactly one address, set (not appended) by the proxy. */
-function realIp(value: string): string | typeof MALFORMED {
-  if (value.indexOf(',') !== -1) return MALFORMED;
-  return hostOf(value.trim()) ?? MALFORMED;
-}
-
 /**
  * RFC 7239: `Forwarded: for=192.0.2.60;proto=http, for="[2001:db8:cafe::17]:4711"`. Elements are
- * walked from the right; each needs a `for=` naming an address, or an obfuscated identifier
- * (`unknown`, `_hidden`), which ends the walk with no client.
+ * split and walked from the right (quotes are balanced from the right, so an unterminated quote
+ * on the left swallows nothing the proxies appended); each needs a `for=` naming an address, or
+ * an obfuscated identifier (`unknown`, `_hidden`), which ends the walk with no client.
  */
 function walkForwarded(value: string, trusted: CidrSet): string | typeof MALFORMED | typeof UNKNOWN {
-  const elements = splitElements(value);
-  if (elements === null || elements.length > MAX_HOPS) return MALFORMED;
+  let end = value.length;
   let leftmost: string | null = null;
-  for (let i = elements.length - 1; i >= 0; i--) {
-    const element = elements[i] as string;
+  for (let hops = 0; end >= 0; hops++) {
+    if (hops >= MAX_HOPS) return MALFORMED;
+    const start = elementStart(value, end);
+    if (start === -1) return MALFORMED;
+    const element = value.slice(start, end);
+    end = start - 1;
     if (element.trim().length === 0) continue;
     const node = forOf(element);
     if (node === null) return MALFORMED;
@@ -149,26 +172,29 @@ function walkForwarded(value: string, trusted: CidrSet): string | typeof MALFORM
   return leftmost ?? MALFORMED;
 }
 
-/** Splits on commas outside quoted strings; `null` for an unterminated quote. */
-function splitElements(value: string): string[] | null {
-  const out: string[] = [];
-  let start = 0;
+/**
+ * Where the element ending at `end` (exclusive) starts: after the nearest comma on its left that
+ * is outside a quoted string, or 0. `-1` when a quote opened on its left is never closed.
+ */
+function elementStart(value: string, end: number): number {
   let quoted = false;
-  for (let i = 0; i < value.length; i++) {
+  for (let i = end - 1; i >= 0; i--) {
     const c = value.charCodeAt(i);
-    if (quoted) {
-      if (c === 92 /* \ */) i++;
-      else if (c === 34 /* " */) quoted = false;
-    } else if (c === 34) {
-      quoted = true;
-    } else if (c === 44 /* , */) {
-      out.push(value.slice(start, i));
-      start = i + 1;
+    if (c === 34 /* " */) {
+      if (!quoted) quoted = true;
+      else if (!escaped(value, i)) quoted = false;
+    } else if (c === 44 /* , */ && !quoted) {
+      return i + 1;
     }
   }
-  if (quoted) return null;
-  out.push(value.slice(start));
-  return out;
+  return quoted ? -1 : 0;
+}
+
+/** True when the character at `i` is preceded by an odd number of backslashes. */
+function escaped(value: string, i: number): boolean {
+  let n = 0;
+  while (i - n - 1 >= 0 && value.charCodeAt(i - n - 1) === 92 /* \ */) n++;
+  return n % 2 === 1;
 }
 
 /** The `for` parameter of one element, unquoted and lower-cased; `null` when absent or twice. */

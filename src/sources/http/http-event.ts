@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { normalizePath } from './normalize-path.js';
 
 /**
  * One finished (or aborted) HTTP exchange, as HTTP filters see it. Built by the pipeline after the
@@ -13,7 +14,12 @@ export interface HttpEvent {
   method: string;
   /** The `Host` header, lower-cased, as sent (with its port, if any); `''` when absent. */
   host: string;
-  /** The request path, percent-decoded once (undecodable sequences are kept as sent); no query. */
+  /**
+   * The request path as the application routes it (see {@link judgedPath}): normalised (dot
+   * segments, duplicate slashes, absolute-form, encoded unreserved characters), without a trailing
+   * `/` (but `/` itself) and without the query, then percent-decoded once (undecodable sequences
+   * kept as sent). Case is kept; HTTP filters match it case-insensitively.
+   */
   path: string;
   /** The request target exactly as received: raw path and query, nothing decoded. */
   url: string;
@@ -56,14 +62,13 @@ export function httpEventOf(
 ): HttpEvent {
   const aborted = res !== undefined && !res.writableFinished;
   const q = url.indexOf('?');
-  const rawPath = q === -1 ? url : url.slice(0, q);
   const headers = req.headers;
   return {
     ip,
     timeMs,
     method: (req.method ?? 'GET').toUpperCase(),
     host: (headers.host ?? '').toLowerCase(),
-    path: decodeOnce(rawPath),
+    path: judgedPath(url),
     url,
     query: q === -1 ? '' : url.slice(q + 1),
     status: res === undefined || (aborted && !res.headersSent) ? 0 : res.statusCode,
@@ -140,10 +145,7 @@ export class ExchangeEvent implements HttpEvent {
   }
 
   get path(): string {
-    if (this.#path === undefined) {
-      const q = this.url.indexOf('?');
-      this.#path = decodeOnce(q === -1 ? this.url : this.url.slice(0, q));
-    }
+    this.#path ??= judgedPath(this.url);
     return this.#path;
   }
 
@@ -182,6 +184,17 @@ export class ExchangeEvent implements HttpEvent {
 function contentLength(value: number | string | string[] | undefined): number {
   const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : 0;
   return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+/**
+ * The `path` HTTP jails judge, from a raw request target: {@link normalizePath} (what the reverse
+ * proxy forwards), one trailing `/` dropped (Express, Rails and most routers serve `/login/` as
+ * `/login`; write `(/|$)` to tell them apart), then {@link decodeOnce}. `/./LOGIN/?x=1` → `/LOGIN`.
+ */
+export function judgedPath(target: string): string {
+  let path = normalizePath(target);
+  if (path.length > 1 && path.charCodeAt(path.length - 1) === 47 /* / */) path = path.slice(0, -1);
+  return decodeOnce(path);
 }
 
 /**

@@ -8,6 +8,7 @@ export {
 } from './client-ip.js';
 export { type Denial, type DenyResponse, RATE_LIMITED_RESPONSE, writeDenial } from './deny.js';
 export { decodeOnce, type HttpEvent, httpEventOf } from './http-event.js';
+export { normalizePath, normalizeTarget } from './normalize-path.js';
 export {
   createHttpPipeline,
   failJailOf,

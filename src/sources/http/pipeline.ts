@@ -4,7 +4,7 @@ import { DEFAULT_HTTP_CONFIG, resolveDenyResponse } from '../../config/http.js';
 import type { PortcullisConfig } from '../../config/types.js';
 import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
 import { type ParsedIp, parseIp } from '../../core/ip.js';
-import type { ReportResult } from '../../core/types.js';
+import type { Decision, ReportResult } from '../../core/types.js';
 import { type CompiledHttpFilter, distinctValue } from '../../detection/filters/http/compile.js';
 import { DistinctTracker } from '../../detection/filters/http/distinct.js';
 import type { DistinctField } from '../../detection/filters/http/filter-schema.js';
@@ -20,6 +20,8 @@ import { ExchangeEvent, type HttpEvent, httpEventOf } from './http-event.js';
  */
 export interface HttpEngine extends BanCheck, FailureSink, JailRegistry {
   reportError(error: Error): void;
+  /** Decisions as they are enforced (the Guard's); the proxy closes a banned client's connections on `ban`. */
+  subscribe?(listener: { ban?(decision: Decision): void }): () => void;
 }
 
 export interface HttpPipelineOptions {
@@ -334,7 +336,9 @@ class Pipeline implements HttpPipeline {
     }
     return new Promise((resolve) =>
       state.waiting.push(() => {
-        res.once('close', state.release);
+        // The connection died while this request waited: its response is closed already.
+        if (res.closed || req.socket.destroyed) queueMicrotask(state.release);
+        else res.once('close', state.release);
         resolve();
       }),
     );

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { removeNftablesTables } from '../../actions/nftables/nftables-action.js';
+import type { NftablesConfig } from '../../actions/nftables/options.js';
 import { configJsonSchema } from '../../config/json-schema.js';
 import { loadConfigFile } from '../../config/load.js';
 import { formatDuration } from '../../core/duration.js';
@@ -128,6 +130,34 @@ program
     } finally {
       await guard.close();
     }
+  });
+
+program
+  .command('flush')
+  .description(
+    "remove portcullis's firewall objects (its nftables tables: sets, bans, chains); stop `run` first, or its check re-creates them within 30 s",
+  )
+  .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+  .option('--table <name...>', 'nftables table(s) to remove instead of those the configuration names')
+  .action(async (options: { config: string; table?: string[] }) => {
+    const tables =
+      options.table ??
+      (loadConfigFile(options.config).actions ?? [])
+        .filter((spec) => spec.kind === 'nftables')
+        .map((spec) => (spec.options as unknown as NftablesConfig).table);
+    for (const table of tables) {
+      if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(table))
+        throw new PortcullisError(
+          ErrorCodes.CONFIG_INVALID,
+          `--table: not a table name: ${JSON.stringify(table)}`,
+        );
+    }
+    if (tables.length === 0) {
+      process.stdout.write(`${options.config}: no firewall action configured; nothing to remove\n`);
+      return;
+    }
+    await removeNftablesTables(tables);
+    for (const table of new Set(tables)) process.stdout.write(`removed nftables table inet ${table}\n`);
   });
 
 /**

@@ -1,6 +1,10 @@
+import { dirname } from 'node:path';
 import type pino from 'pino';
+import { type ActionsSetup, createActions } from '../../actions/routing.js';
+import type { ActionStats } from '../../actions/runner.js';
 import { loadConfigFile } from '../../config/load.js';
 import type { PortcullisConfig } from '../../config/types.js';
+import { systemClock } from '../../core/clock.js';
 import { ConfigError } from '../../core/errors.js';
 import { createGuard, type Guard } from '../../guard.js';
 import { logSources } from '../../sources/log/log-source.js';
@@ -22,6 +26,8 @@ export interface RunningInstance {
   readonly proxy: PortcullisProxy | undefined;
   /** Reopens the files portcullis writes (the proxy's access log): what SIGUSR1 does (logrotate). */
   reopenLogs(): Promise<void>;
+  /** The actions' counters, per action name (empty without actions). */
+  actionStats(): Record<string, ActionStats>;
 }
 
 /** The inputs `portcullis run` supervises, in start order. Socket sources join here. */
@@ -33,9 +39,13 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
   const logger = createProcessLogger(config.log.level);
   logWarnings(logger, config);
   const guard = await createGuard(config, { logger });
+  // Actions start once the guard has restored its bans: the runner's replay re-applies them all
+  // in one batch (the kernel may still hold them from before a crash; `restore` replaces them).
+  const actions = await startActions(config, logger, guard, file);
   // Log jails first, the proxy last: its first request must find the jails and restored bans.
   const sources = new SourceRegistry(guard, SOURCES);
   await sources.start().catch(async (error: unknown) => {
+    await actions?.runner.close();
     await guard.close();
     throw error;
   });
@@ -61,6 +71,11 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
       const next = loadConfigFile(file);
       guard.reload(next);
       logger.level = next.log.level;
+      if (JSON.stringify(next.actions ?? []) !== JSON.stringify(previous.actions ?? []))
+        logger.warn(
+          { event: 'reload-actions' },
+          'actions changed: the running actions are kept until a restart',
+        );
       logWarnings(logger, next);
       try {
         await sources.reload();
@@ -93,6 +108,10 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
         // The proxy first (no new request judged by a closing guard), the log jails next (their
         // last reports must reach the guard before it closes).
         await sources.close();
+        // Actions after the sources (their last bans are applied) and before the guard. Closing
+        // leaves firewall bans in the kernel: they stay enforced until their own timeouts.
+        await actions?.runner.close();
+        if (actions !== null) logActionStats(logger, actions);
         await guard.close();
         logger.info({ event: 'stopped' }, 'stopped');
       })();
@@ -105,6 +124,9 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
     get proxy() {
       return runningProxy(sources.sources);
     },
+    actionStats() {
+      return actions?.runner.stats() ?? {};
+    },
     async reopenLogs() {
       const running = runningProxy(sources.sources);
       if (running?.accessLog === undefined) return;
@@ -116,6 +138,43 @@ export async function runFromFile(file: string): Promise<RunningInstance> {
     },
   };
   return instance;
+}
+
+/** Builds and starts the configured actions; `null` without any. A failed start stops `run`. */
+async function startActions(
+  config: PortcullisConfig,
+  logger: pino.Logger,
+  guard: Guard,
+  file: string,
+): Promise<ActionsSetup | null> {
+  const setup = createActions(config.jails, config.actions ?? [], {
+    logger,
+    clock: systemClock,
+    baseDir: dirname(file),
+  });
+  if (setup === null) return null;
+  try {
+    await setup.runner.start(guard);
+  } catch (error) {
+    await guard.close();
+    throw error;
+  }
+  for (const spec of config.actions ?? []) {
+    const jails = config.jails.filter((jail) => jail.actions.includes(spec)).map((jail) => jail.name);
+    logger.info(
+      { event: 'action-started', action: spec.name, kind: spec.kind, options: spec.options, jails },
+      `action ${spec.name} (${spec.kind}) started for ${jails.length > 0 ? jails.join(', ') : 'no jail'} and manual bans`,
+    );
+  }
+  return setup;
+}
+
+function logActionStats(logger: pino.Logger, actions: ActionsSetup): void {
+  for (const [name, stats] of Object.entries(actions.runner.stats()))
+    logger.info(
+      { event: 'action-stats', action: name, ...stats },
+      `action ${name}: ${stats.applied} applied, ${stats.reverted} reverted, ${stats.failures} failure(s), ${stats.pending} pending`,
+    );
 }
 
 /** Configuration warnings (a CIDR with host bits set, ...): each a line of its own. */

@@ -36,6 +36,10 @@ export interface GateOptions extends AcceptGateOptions {
    */
   firstByteTimeoutMs: number;
   stats: ProxyStats;
+  /** Told of each connection handed to HTTP, with what the gate learnt. */
+  onConnection?: (socket: Socket, info: ConnectionInfo) => void;
+  /** Told of the first bytes of each connection, before HTTP parses them. */
+  onFirstBytes?: (socket: Socket, chunk: Buffer) => void;
 }
 
 /**
@@ -67,7 +71,12 @@ export function installGate(server: Server, options: GateOptions): void {
   });
 }
 
-/** Records what the gate learned about a connection and gives it to Node's HTTP parser. */
+/**
+ * Records what the gate learned about a connection and gives it to Node's HTTP parser once its
+ * first bytes arrive (they are kept for the log line of a request that never completes). A
+ * connection that sends nothing within `firstByteTimeoutMs` is closed without a word: a browser's
+ * preconnected socket is no attack, and nothing is logged for it (as nginx does).
+ */
 function handToHttp(
   server: Server,
   socket: Socket,
@@ -76,9 +85,24 @@ function handToHttp(
   options: GateOptions,
   handlers: readonly ((socket: Duplex) => void)[],
 ): void {
-  connections.set(socket, { peer, trusted: peer !== null && options.trusted.has(peer), encrypted });
-  for (const handler of handlers) handler.call(server, socket);
+  const info = { peer, trusted: peer !== null && options.trusted.has(peer), encrypted };
+  connections.set(socket, info);
+  options.onConnection?.(socket, info);
   socket.setTimeout(options.firstByteTimeoutMs);
+  const silent = () => socket.destroy();
+  socket.once('timeout', silent);
+  socket.on('error', silent);
+  socket.once('data', (chunk: Buffer) => {
+    socket.pause();
+    socket.removeListener('timeout', silent);
+    socket.removeListener('error', silent);
+    options.onFirstBytes?.(socket, chunk);
+    socket.unshift(chunk);
+    for (const handler of handlers) handler.call(server, socket);
+    // The request head must now come within this (the server's 'timeout' handler answers 408).
+    socket.setTimeout(options.firstByteTimeoutMs);
+    socket.resume();
+  });
 }
 
 /**

@@ -11,6 +11,11 @@ import type { IncomingHttpHeaders } from 'node:http';
  *
  * `X-Real-IP` is always the client portcullis judged (`null`: removed).
  *
+ * The forwarding headers (and `Host`) are then made the first headers of the request once it has
+ * more than {@link REORDER_OVER} of them: http-proxy-3 copies the headers in order, and an
+ * upstream that keeps only the first N (Node keeps 1,000 pairs, `maxHeadersCount`) would
+ * otherwise drop the very headers that name the client when a client sends a thousand of its own.
+ *
  * @param peer the connection's peer (the PROXY protocol client when the listener takes it).
  */
 export function setForwardedHeaders(
@@ -38,6 +43,46 @@ export function setForwardedHeaders(
   }
   if (client !== null) headers['x-real-ip'] = client;
   else delete headers['x-real-ip'];
+  if (hasMoreKeysThan(headers, REORDER_OVER)) putFirst(headers, FORWARDING);
+}
+
+/**
+ * Past this many header names the forwarding headers are moved to the front. Below it no
+ * upstream drops any (Apache, the strictest, refuses more than 100 fields rather than dropping),
+ * and the common request pays nothing.
+ */
+export const REORDER_OVER = 64;
+
+/** What names the client and the site to the upstream. */
+const FORWARDING = [
+  'host',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-real-ip',
+  'forwarded',
+] as const;
+
+function hasMoreKeysThan(headers: IncomingHttpHeaders, limit: number): boolean {
+  let n = 0;
+  for (const _ in headers) if (++n > limit) return true;
+  return false;
+}
+
+/**
+ * Reorders `headers` in place so that `names` (those present) come first, the others after in
+ * their order. Moving a key to the end is the only reordering an object allows: every other key
+ * is deleted and set again.
+ */
+function putFirst(headers: IncomingHttpHeaders, names: readonly string[]): void {
+  const first = new Set(names);
+  for (const name of Object.keys(headers)) {
+    if (first.has(name)) continue;
+    const value = headers[name];
+    delete headers[name];
+    headers[name] = value;
+  }
 }
 
 /**

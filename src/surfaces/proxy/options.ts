@@ -43,14 +43,18 @@ export interface ResolvedProxyOptions {
   denyResponse: DenyResponse;
   headerTimeoutMs: number;
   requestTimeoutMs: number;
+  bodyTimeoutMs: number;
   idleTimeoutMs: number;
   keepAliveTimeoutMs: number;
   upstreamTimeoutMs: number;
   proxyProtocolTimeoutMs: number;
   shutdownTimeoutMs: number;
   maxHeaderSize: number;
+  maxHeaders: number;
   maxConnectionsPerIp: number;
   maxSockets: number;
+  maxUpstreamPerIp: number;
+  bodyBufferSize: number;
   targetDownMs: number;
   preserveHost: boolean;
   tls: { cert: string; key: string } | null;

@@ -14,6 +14,7 @@ import { type AccessLog, createAccessLog } from '../../sources/http/access-log.j
 import type { HttpEvent } from '../../sources/http/http-event.js';
 import { createHttpPipeline, type HttpEngine, type HttpPipeline } from '../../sources/http/pipeline.js';
 import { ConnectionLimit } from '../../sources/socket/connection-limit.js';
+import { type ClientConnection, ClientConnections, clientConnectionOf } from './client-connections.js';
 import { connections, installGate } from './connection-gate.js';
 import { removeResponseHopByHop } from './forwarded-headers.js';
 import {
@@ -23,6 +24,7 @@ import {
   resolveProxyOptions,
 } from './options.js';
 import {
+  answer,
   Exchange,
   exchangeOf,
   forwardTo,
@@ -60,6 +62,8 @@ export interface ProxyEventMap {
 const WEB_PASS_LIST: readonly Pass[] = Object.values(WEB_PASSES);
 const WS_PASS_LIST: readonly Pass[] = Object.values(WS_PASSES);
 const UPSTREAM_ERROR_LOG_INTERVAL_MS = 1_000;
+/** Without a decision subscription on the engine, open connections are checked against bans this often. */
+const BAN_POLL_MS = 50;
 
 /**
  * The reverse proxy: listeners guarded by the engine, forwarding to one or more upstreams over
@@ -70,8 +74,13 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
   readonly pipeline: HttpPipeline;
   readonly pool: TargetPool;
   readonly drop: boolean;
+  readonly maxHeaders: number;
   readonly stats: ProxyStats = createProxyStats();
   readonly logger: Logger;
+  readonly clients: ClientConnections;
+  readonly bodyBufferSize: number;
+  readonly bodyTimeoutMs: number;
+  readonly idleTimeoutMs: number;
   #accessLog: AccessLog | undefined;
   #ownsAccessLog = false;
   readonly #options: ResolvedProxyOptions;
@@ -82,6 +91,7 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
   readonly #limit: ConnectionLimit | null;
   readonly #trusted: CidrSet;
   readonly #lastErrorLog = new Map<string, number>();
+  #stopWatchingBans: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
   /** Use {@link createProxy}: the constructor validates and builds, but does not listen. */
@@ -92,10 +102,15 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
     this.guard = guard;
     this.logger = options.logger ?? silentLogger;
     this.drop = resolved.drop;
+    this.maxHeaders = resolved.maxHeaders;
     this.#trusted = new CidrSet(resolved.trustedProxies);
     this.#credentials =
       resolved.tls === null ? null : new TlsCredentials(resolved.tls.cert, resolved.tls.key);
     this.#limit = resolved.maxConnectionsPerIp > 0 ? new ConnectionLimit(resolved.maxConnectionsPerIp) : null;
+    this.clients = new ClientConnections(resolved.maxUpstreamPerIp);
+    this.bodyBufferSize = resolved.bodyBufferSize;
+    this.bodyTimeoutMs = resolved.bodyTimeoutMs;
+    this.idleTimeoutMs = resolved.idleTimeoutMs;
     this.pipeline = createHttpPipeline(guard, {
       trustedProxies: resolved.trustedProxies,
       forwardedHeader: resolved.forwardedHeader,
@@ -111,6 +126,7 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
       // No per-request listener beyond proxyRes: upstream timeouts are watched per connection.
       setup: (proxy) => {
         proxy.on('proxyReqWs', this.#onProxyReqWs);
+        proxy.on('proxyReq', onProxyReq);
         proxy.on('proxyRes', onProxyRes);
         // Client sockets of WebSockets report their errors here; a reset client is not our error.
         proxy.on('error', this.#onSocketError);
@@ -144,7 +160,32 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
         this.#ownsAccessLog = true;
       }
     }
+    this.#watchBans();
     for (const listener of this.#options.listeners) this.#addresses.push(await this.#listen(listener));
+  }
+
+  /**
+   * A ban closes the banned client's open connections and WebSockets at once: on the engine's
+   * ban event when it has a decision feed, else by checking every connected client every 50 ms.
+   */
+  #watchBans(): void {
+    const cut = (target: string) => {
+      const closed = this.clients.cut(target, (ip) => this.guard.isBanned(ip), this.drop);
+      this.stats.closedOnBan += closed;
+    };
+    if (this.guard.subscribe !== undefined) {
+      this.#stopWatchingBans = this.guard.subscribe({
+        ban: (decision) => {
+          if (!decision.dryRun) cut(decision.target);
+        },
+      });
+      return;
+    }
+    const timer = setInterval(() => {
+      for (const ip of [...this.clients.clients]) if (this.guard.isBanned(ip)) cut(ip);
+    }, BAN_POLL_MS);
+    timer.unref();
+    this.#stopWatchingBans = () => clearInterval(timer);
   }
 
   /** Writes the access log's pending lines and opens its file again (after logrotate). */
@@ -193,6 +234,8 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
   }
 
   async #shutdown(graceMs: number): Promise<void> {
+    this.#stopWatchingBans?.();
+    this.#stopWatchingBans = undefined;
     const closed = this.#servers.map(
       (server) => new Promise<void>((resolve) => server.close(() => resolve())),
     );
@@ -219,11 +262,15 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
       noDelay: true,
     });
     server.keepAliveTimeout = o.keepAliveTimeoutMs;
+    // Node keeps no more header lines than this; one more tells a request over the cap (→ 431).
+    server.maxHeadersCount = o.maxHeaders + 1;
     // 0 (the default) keeps Node from re-arming a timer on every read and write.
     server.timeout = o.idleTimeoutMs;
     server.on('request', this.#onRequest);
     server.on('upgrade', this.#onUpgrade);
     server.on('clientError', this.#onClientError);
+    // Listening takes socket timeouts from Node (which would close silently): see #onTimeout.
+    server.on('timeout', this.#onTimeout);
     if (listener.proxyProtocol && this.#trusted.size === 0) {
       this.logger.warn(
         { event: 'proxy-protocol-untrusted', listen: listener.address },
@@ -243,6 +290,14 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
       stats: this.stats,
       logger: this.logger,
       firstByteTimeoutMs: o.headerTimeoutMs,
+      onConnection: (socket, info) => this.clients.add(socket, info.peer, info.trusted),
+      onFirstBytes: (socket, chunk) => {
+        const client = clientConnectionOf(socket);
+        if (client === undefined) return;
+        client.head = chunk.subarray(0, 2048);
+        const eol = chunk.indexOf(0x0a);
+        if (eol !== -1) client.firstLine = chunk.toString('latin1', 0, eol).replace(/\r$/, '');
+      },
     });
     this.#servers.push(server);
     const { host, port, ipv6Only } = listener.address;
@@ -310,6 +365,8 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
   /** http-proxy-3's error callback: retry, or 502/504. */
   readonly onProxyError = (error: Error, req: IncomingMessage, res: ServerResponse | Socket): void => {
     const exchange = exchangeOf(req);
+    // The proxy answered it itself (408, 400): the upstream request was cut on purpose.
+    if (exchange?.answered === true) return;
     if (!(res instanceof ServerResponse)) {
       this.#upgradeFailed(error, exchange, res);
       return;
@@ -403,12 +460,15 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
 
   /**
    * Requests Node's parser refused: garbage (400), a head over `max_header_size` (431), too slow
-   * (408). Answered as Node would, logged, and judged by http jails like any exchange.
+   * (408), a body cut short (400). A request whose body was arriving is answered on its own
+   * response, so it is logged and judged once, with this status; anything else gets its own line
+   * and event (with the partial request line, when the connection's first bytes held one).
    */
   readonly #onClientError = (error: NodeJS.ErrnoException, socket: Socket): void => {
     this.stats.clientErrors++;
     const code = error.code;
-    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+    const client = clientConnectionOf(socket);
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable || client?.closing === true) {
       socket.destroy();
       return;
     }
@@ -420,16 +480,57 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
           : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
             ? 413
             : 400;
-    if (socket.bytesWritten === 0) endSocket(socket, rawResponse(status));
+    const open = client?.incomplete();
+    if (client !== undefined) client.closing = true;
+    if (open !== undefined) {
+      answer(open as Exchange, status, true);
+      return;
+    }
+    // Responses still owed to pipelined requests: nothing may be written between them.
+    if (client !== undefined && client.live.size > 0) socket.destroy();
+    else if (socket.bytesWritten === 0 || client?.live.size === 0) endSocket(socket, rawResponse(status));
     else socket.destroy();
+    this.#unparsed(socket, client, status);
+  };
+
+  /**
+   * Socket timeouts (Node would close the connection silently): a body silent for `timeouts.body`
+   * is answered 408 on its response; a request head begun and not finished gets a 408 line and
+   * event of its own; an idle or silent connection is closed without a word.
+   */
+  readonly #onTimeout = (socket: Socket): void => {
+    const client = clientConnectionOf(socket);
+    if (client === undefined || client.closing || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    const open = client.incomplete();
+    if (open !== undefined) {
+      client.closing = true;
+      this.stats.bodyTimeouts++;
+      answer(open as Exchange, 408, true);
+      return;
+    }
+    if (client.live.size === 0 && socket.bytesRead > client.idleAt) {
+      client.closing = true;
+      this.stats.clientErrors++;
+      endSocket(socket, rawResponse(408));
+      this.#unparsed(socket, client, 408);
+      return;
+    }
+    socket.destroy();
+  };
+
+  /** Logs and judges a request that never parsed: its partial request line when one is known. */
+  #unparsed(socket: Socket, client: ClientConnection | undefined, status: number): void {
     const peer = connections.get(socket)?.peer ?? null;
-    const now = Date.now();
+    const line = client !== undefined && client.requests === 0 ? partialRequest(client.head) : NO_REQUEST;
     this.#accessLog?.write({
       ip: peer,
-      timeMs: now,
-      method: '-',
-      url: '',
-      protocol: '',
+      timeMs: Date.now(),
+      method: line.method === '' ? '-' : line.method,
+      url: line.url,
+      protocol: line.protocol,
       status,
       bytes: 0,
       referer: '',
@@ -438,25 +539,53 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
       durationMs: 0,
     });
     if (peer !== null && this.pipeline.observing)
-      void this.pipeline.observe(clientErrorEvent(peer, status, this.guard.clock.now()));
-  };
+      void this.pipeline.observe(clientErrorEvent(peer, status, this.guard.clock.now(), line));
+  }
+}
+
+interface PartialRequest {
+  method: string;
+  url: string;
+  protocol: string;
+}
+
+const NO_REQUEST: PartialRequest = { method: '', url: '', protocol: '' };
+const REQUEST_START = /^([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192})(?: (\S{0,16}))?/;
+
+/** The method, target and protocol of the request line the client began, if it looks like one. */
+function partialRequest(head: Buffer | undefined): PartialRequest {
+  if (head === undefined) return NO_REQUEST;
+  const text = head.toString('latin1');
+  const eol = text.search(/\r?\n/);
+  const match = REQUEST_START.exec(eol === -1 ? text : text.slice(0, eol));
+  if (match === null) return NO_REQUEST;
+  return { method: match[1] as string, url: match[2] as string, protocol: match[3] ?? '' };
 }
 
 function ignore(): void {}
+
+/** Keeps the upstream request on its exchange, so the proxy's own answer (408) can cut it. */
+function onProxyReq(proxyReq: ClientRequest, req: IncomingMessage): void {
+  const exchange = exchangeOf(req);
+  if (exchange === undefined) return;
+  exchange.proxyReq = proxyReq;
+  if (exchange.answered) proxyReq.destroy();
+}
 
 function onProxyRes(proxyRes: IncomingMessage): void {
   if (proxyRes.statusCode !== 101) removeResponseHopByHop(proxyRes.headers);
 }
 
-function clientErrorEvent(ip: string, status: number, timeMs: number): HttpEvent {
+function clientErrorEvent(ip: string, status: number, timeMs: number, line: PartialRequest): HttpEvent {
+  const q = line.url.indexOf('?');
   return {
     ip,
     timeMs,
-    method: '',
+    method: line.method,
     host: '',
-    path: '',
-    url: '',
-    query: '',
+    path: q === -1 ? line.url : line.url.slice(0, q),
+    url: line.url,
+    query: q === -1 ? '' : line.url.slice(q + 1),
     status,
     userAgent: '',
     referer: '',

@@ -20,6 +20,14 @@ export interface ProxyStats {
   retries: number;
   /** Requests Node's parser refused (400 garbage, 408 too slow, 431 head too large). */
   clientErrors: number;
+  /** Request bodies answered 408 after `timeouts.body` without a byte. */
+  bodyTimeouts: number;
+  /** Requests answered 400/505 for a protocol other than HTTP/1.x (`RTSP/1.0`, `HTTP/2.0`). */
+  badProtocol: number;
+  /** Requests answered 503: their client had `max_upstream_per_ip` requests at the upstreams. */
+  overUpstreamShare: number;
+  /** Connections (WebSockets included) closed because their client was banned while connected. */
+  closedOnBan: number;
   /** Connections closed for a missing or invalid PROXY protocol header. */
   proxyProtocolErrors: number;
   /** TLS handshakes that failed or timed out. */
@@ -40,6 +48,10 @@ export function createProxyStats(): ProxyStats {
     gatewayTimeout: 0,
     retries: 0,
     clientErrors: 0,
+    bodyTimeouts: 0,
+    badProtocol: 0,
+    overUpstreamShare: 0,
+    closedOnBan: 0,
     proxyProtocolErrors: 0,
     tlsErrors: 0,
     upgrades: 0,

@@ -71,7 +71,7 @@ describe('values that would silently disable a jail', () => {
   });
 });
 
-describe('actions and socket jails (not available yet)', () => {
+describe('actions not available yet, and socket jails', () => {
   it('accepts an empty actions list', () => {
     expect(
       parse('defaults: { actions: [] }\njails:\n  a: { actions: [] }\nactions: {}\n').jails,
@@ -80,12 +80,12 @@ describe('actions and socket jails (not available yet)', () => {
 
   it('says so together with the other mistakes in the file', () => {
     const message = problemsOf(
-      'jails:\n  a: { actions: [nftables], findtime: soon }\n  b: { source: SOCKET }\n',
+      'jails:\n  a: { actions: [hostsdeny], findtime: soon }\n  b: { source: SOCKET }\n',
     );
     expect(message.split('\n')).toEqual([
       expect.stringContaining('p.yaml: jails.b.source: socket jails'),
       expect.stringContaining(
-        'p.yaml: jails.a.actions: actions (nftables) are not available in this version',
+        'p.yaml: jails.a.actions: actions (hostsdeny) are not available in this version',
       ),
       'p.yaml: jails.a.findtime: expected a duration like "10m", got "soon"',
     ]);

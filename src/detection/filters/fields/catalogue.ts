@@ -22,6 +22,11 @@
  * its value in a filter is always a regex: that is what tells a regex from an exact string — the
  * field's kind, never the spelling. An absent `text` reads as `''` (so `"^$"` means "missing");
  * an absent number, duration, keyword or boolean matches no value (and so matches under `not:`).
+ *
+ * A regex on a `text` or `map` field sees at most the field's `scanLimit` characters (default
+ * {@link DEFAULT_SCAN_LIMIT}, 4 KiB): a longer value is matched on its first `scanLimit`
+ * characters, as if it ended there, so `$` matches at the cut. Matching stays bounded per field
+ * whatever a client sends; the price is that what a client pads past the cut is not seen.
  */
 export type FieldDefinition<E> =
   | NumberField<E>
@@ -87,6 +92,11 @@ export interface TextField<E> extends FieldBase {
   readonly type: 'text';
   /** `undefined` reads as `''`. */
   readonly get: (event: E) => string | undefined;
+  /**
+   * Characters (UTF-16 code units) of the value a regex sees; past them it is not scanned.
+   * Default: the catalogue's `scanLimit`.
+   */
+  readonly scanLimit?: number;
 }
 
 export interface BooleanField<E> extends FieldBase {
@@ -105,6 +115,17 @@ export interface MapField<E> extends FieldBase {
   readonly keyExpected: string;
   /** Keys compare in this case (header names: lower). Default: as written. */
   readonly keyFold?: 'lower';
+  /** As {@link TextField.scanLimit}, for each entry's text. Default: the catalogue's `scanLimit`. */
+  readonly scanLimit?: number;
+}
+
+/** Characters of a text or map value a regex sees unless the field or catalogue says otherwise. */
+export const DEFAULT_SCAN_LIMIT = 4_096;
+
+/** Options of {@link defineFieldCatalogue}. */
+export interface FieldCatalogueOptions {
+  /** Default `scanLimit` of the catalogue's text and map fields, in characters. Default 4096. */
+  readonly scanLimit?: number;
 }
 
 /** The fields of one source kind. Build with {@link defineFieldCatalogue}. */
@@ -116,6 +137,8 @@ export interface FieldCatalogue<E> {
   readonly names: readonly string[];
   /** Fields `distinct:` may count: every field but maps, in declaration order. */
   readonly distinctFields: readonly string[];
+  /** Default `scanLimit` of its text and map fields, in characters. */
+  readonly scanLimit: number;
 }
 
 /** Keys a filter level uses for itself; no field may take them. */
@@ -123,16 +146,24 @@ export const COMBINATOR_KEYS = ['all', 'any', 'not', 'distinct'] as const;
 
 /**
  * Builds a frozen catalogue. Throws (a programming error, not a config one) when a field takes a
- * combinator's name.
+ * combinator's name or a scan limit is not a positive whole number.
  */
 export function defineFieldCatalogue<E>(
   source: string,
   fields: Record<string, FieldDefinition<E>>,
+  options: FieldCatalogueOptions = {},
 ): FieldCatalogue<E> {
   const names = Object.keys(fields);
+  const scanLimit = options.scanLimit ?? DEFAULT_SCAN_LIMIT;
+  const badLimit = (n: number | undefined) => n !== undefined && !(Number.isInteger(n) && n > 0);
+  if (badLimit(scanLimit)) throw new Error(`field catalogue ${source}: scanLimit must be a positive integer`);
   for (const name of names) {
     if ((COMBINATOR_KEYS as readonly string[]).includes(name)) {
       throw new Error(`field catalogue ${source}: "${name}" is a filter keyword, not a field name`);
+    }
+    const field = fields[name] as FieldDefinition<E>;
+    if ((field.type === 'text' || field.type === 'map') && badLimit(field.scanLimit)) {
+      throw new Error(`field catalogue ${source}: ${name}.scanLimit must be a positive integer`);
     }
   }
   return Object.freeze({
@@ -140,5 +171,6 @@ export function defineFieldCatalogue<E>(
     fields: Object.freeze({ ...fields }),
     names: Object.freeze(names),
     distinctFields: Object.freeze(names.filter((name) => fields[name]?.type !== 'map')),
+    scanLimit,
   });
 }

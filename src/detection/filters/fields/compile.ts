@@ -1,6 +1,6 @@
 import type RE2 from 're2';
-import { re2Program } from '../re2-cache.js';
-import type { FieldCatalogue, FieldDefinition, TextField } from './catalogue.js';
+import { re2Cost, re2Program } from '../re2-cache.js';
+import type { FieldCatalogue, FieldDefinition, MapField, TextField } from './catalogue.js';
 import { type FieldMatch, type Interval, parseFieldMatch } from './field-match.js';
 import type { FieldFilterSpec } from './filter-schema.js';
 
@@ -8,7 +8,9 @@ import type { FieldFilterSpec } from './filter-schema.js';
 export interface CompiledFieldFilter<E> {
   /**
    * True when `event` matches. Reads only the fields the filter names (a lazy event computes
-   * nothing else), allocates nothing, and is linear in the inputs whatever the patterns (RE2).
+   * nothing else), allocates nothing but the slice of an over-long value, and is linear in the
+   * inputs (RE2); a regex sees at most its field's `scanLimit` characters, so the cost per event
+   * is bounded whatever a client sends.
    */
   readonly matches: (event: E) => boolean;
   /** The top-level `distinct:` field, if any. */
@@ -61,7 +63,7 @@ function compileNode<E>(catalogue: FieldCatalogue<E>, spec: FieldFilterSpec): Pr
     if (match === undefined)
       throw new TypeError(`invalid ${catalogue.source} filter value for ${name}: validate it first`);
     const rank = field.type === 'keyword' && match.kind === 'regex' ? RANK.text : RANK[field.type];
-    for (const check of fieldChecks(field, match)) ranked.push([rank, check]);
+    for (const check of fieldChecks(field, match, scanLimitOf(catalogue, field))) ranked.push([rank, check]);
   }
   if (spec.all !== undefined) {
     const parts = spec.all.map((child) => compileNode(catalogue, child));
@@ -84,8 +86,26 @@ function compileNode<E>(catalogue: FieldCatalogue<E>, spec: FieldFilterSpec): Pr
   };
 }
 
+/**
+ * How many characters of `field` a regex sees: its own `scanLimit`, else the catalogue's. Keyword
+ * fields are short by construction; theirs is the catalogue's too.
+ */
+function scanLimitOf<E>(catalogue: FieldCatalogue<E>, field: FieldDefinition<E>): number {
+  return (field.type === 'text' || field.type === 'map' ? field.scanLimit : undefined) ?? catalogue.scanLimit;
+}
+
+/**
+ * The first `limit` characters of `text` (all of it when shorter). A cut never splits a surrogate
+ * pair, so RE2 (which matches UTF-8) sees no lone half. A slice of a flat string is O(1) in V8.
+ */
+export function scanned(text: string, limit: number): string {
+  if (text.length <= limit) return text;
+  const end = (text.charCodeAt(limit - 1) & 0xfc00) === 0xd800 ? limit - 1 : limit;
+  return text.slice(0, end);
+}
+
 /** The checks one field's match needs (a map gives one per key; the rest, one). */
-function fieldChecks<E>(field: FieldDefinition<E>, match: FieldMatch): Predicate<E>[] {
+function fieldChecks<E>(field: FieldDefinition<E>, match: FieldMatch, limit: number): Predicate<E>[] {
   switch (match.kind) {
     case 'intervals': {
       const get = (field as { get: (e: E) => number | undefined }).get;
@@ -101,25 +121,25 @@ function fieldChecks<E>(field: FieldDefinition<E>, match: FieldMatch): Predicate
       return [(e) => values.has(get(e) as string)];
     }
     case 'regex':
-      return [regexCheck((field as { get: (e: E) => string | undefined }).get, match.pattern)];
+      return [regexCheck((field as { get: (e: E) => string | undefined }).get, match.pattern, limit)];
     case 'boolean': {
       const get = (field as { get: (e: E) => boolean | undefined }).get;
       const value = match.value;
       return [(e) => get(e) === value];
     }
     case 'map': {
-      const get = (field as { get: (e: E, key: string) => string }).get;
+      const get = (field as MapField<E>).get;
       return match.entries.map(([key, pattern]) => {
         const re = re2Program(pattern);
-        return (e: E) => re.test(get(e, key));
+        return (e: E) => re.test(scanned(get(e, key), limit));
       });
     }
   }
 }
 
-function regexCheck<E>(get: (e: E) => string | undefined, pattern: string): Predicate<E> {
+function regexCheck<E>(get: (e: E) => string | undefined, pattern: string, limit: number): Predicate<E> {
   const re = re2Program(pattern);
-  return (e) => re.test(get(e) ?? '');
+  return (e) => re.test(scanned(get(e) ?? '', limit));
 }
 
 /**
@@ -169,7 +189,8 @@ function intervalCheck<E>(
  * The branches of an `any:`. Branches that are a lone regex on one text field (the bundled HTTP
  * `scanners` rule has five on `path`) become one RE2 alternation: one native call per event
  * instead of one per branch, and the same answer, since each pattern keeps its flags inside its
- * own group.
+ * own group. An alternation that the matching budget finds slow (its DFA may be much bigger than
+ * its parts') is not used: each pattern runs on its own then.
  */
 function compileAny<E>(catalogue: FieldCatalogue<E>, specs: readonly FieldFilterSpec[]): Predicate<E>[] {
   const byField = new Map<string, string[]>();
@@ -186,21 +207,24 @@ function compileAny<E>(catalogue: FieldCatalogue<E>, specs: readonly FieldFilter
   }
   const merged: Predicate<E>[] = [];
   for (const [name, patterns] of byField) {
-    const get = (catalogue.fields[name] as TextField<E>).get;
+    const field = catalogue.fields[name] as TextField<E>;
+    const get = field.get;
+    const limit = scanLimitOf(catalogue, field);
     let re: RE2 | undefined;
     // `\Q` quotes up to `\E` or the end, so it could swallow the branches after it: kept apart.
     if (patterns.length > 1 && !patterns.some((p) => p.includes('\\Q'))) {
+      const alternation = patterns.map((p) => `(?:${p})`).join('|');
       try {
-        re = re2Program(patterns.map((p) => `(?:${p})`).join('|'));
+        re = re2Cost(alternation).verdict === 'ok' ? re2Program(alternation) : undefined;
       } catch {
         re = undefined; // e.g. a capture group name used twice: each pattern on its own, then
       }
     }
     if (re !== undefined) {
       const alternation = re;
-      merged.push((e) => alternation.test(get(e) ?? ''));
+      merged.push((e) => alternation.test(scanned(get(e) ?? '', limit)));
     } else {
-      for (const pattern of patterns) merged.push(regexCheck(get, pattern));
+      for (const pattern of patterns) merged.push(regexCheck(get, pattern, limit));
     }
   }
   // Single regexes first: cheaper than the composite branches, and the order cannot change `some`.

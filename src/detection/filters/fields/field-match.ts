@@ -1,5 +1,5 @@
 import { parseDuration } from '../../../core/duration.js';
-import { re2Program } from '../re2-cache.js';
+import { re2BudgetProblem, re2Program } from '../re2-cache.js';
 import type { DurationField, FieldDefinition, KeywordField, MapField, NumberField } from './catalogue.js';
 
 /** What a filter says about one field, checked and normalised: what the compiler builds from. */
@@ -52,13 +52,27 @@ export function re2Problem(pattern: string): string | undefined {
   }
 }
 
+/** Options of {@link parseFieldMatch}. */
+export interface ParseFieldMatchOptions {
+  /**
+   * Refuse a regex the matching budget finds too slow (`re2-cache.ts`). The schema sets it; the
+   * compiler does not, so building a filter that passed validation never fails on a timing.
+   * Default false.
+   */
+  readonly budget?: boolean;
+}
+
 /**
  * Checks what a filter wrote for one field and normalises it. The one place that knows the
  * syntax: the schema reports its problems, the compiler builds from its match.
  */
-export function parseFieldMatch<E>(field: FieldDefinition<E>, value: unknown): FieldParse {
+export function parseFieldMatch<E>(
+  field: FieldDefinition<E>,
+  value: unknown,
+  options: ParseFieldMatchOptions = {},
+): FieldParse {
   const problems: FieldProblem[] = [];
-  const match = parseInto(field, value, problems);
+  const match = parseInto(field, value, problems, options.budget === true);
   return match === undefined || problems.length > 0 ? { problems } : { match };
 }
 
@@ -66,6 +80,7 @@ function parseInto<E>(
   field: FieldDefinition<E>,
   value: unknown,
   out: FieldProblem[],
+  budget: boolean,
 ): FieldMatch | undefined {
   switch (field.type) {
     case 'number':
@@ -76,9 +91,9 @@ function parseInto<E>(
       return intervals === undefined ? undefined : { kind: 'intervals', intervals };
     }
     case 'keyword':
-      return keyword(field, value, out);
+      return keyword(field, value, out, budget);
     case 'text': {
-      const pattern = regex(value, [], out);
+      const pattern = regex(value, [], out, budget);
       return pattern === undefined ? undefined : { kind: 'regex', pattern };
     }
     case 'boolean':
@@ -86,7 +101,7 @@ function parseInto<E>(
       out.push({ path: [], message: `expected true or false, got ${show(value)}`, input: value });
       return undefined;
     case 'map':
-      return map(field, value, out);
+      return map(field, value, out, budget);
   }
 }
 
@@ -238,7 +253,12 @@ function comparisonBound<E>(
   return undefined;
 }
 
-function keyword<E>(field: KeywordField<E>, value: unknown, out: FieldProblem[]): FieldMatch | undefined {
+function keyword<E>(
+  field: KeywordField<E>,
+  value: unknown,
+  out: FieldProblem[],
+  budget: boolean,
+): FieldMatch | undefined {
   const fold = (text: string): string =>
     field.fold === 'upper' ? text.toUpperCase() : field.fold === 'lower' ? text.toLowerCase() : text;
   const expected =
@@ -252,7 +272,7 @@ function keyword<E>(field: KeywordField<E>, value: unknown, out: FieldProblem[])
       out.push({ path: [], message: `expected ${expected}, got ${show(value)}`, input: value });
       return undefined;
     }
-    const pattern = regex((value as { match: unknown }).match, ['match'], out);
+    const pattern = regex((value as { match: unknown }).match, ['match'], out, budget);
     return pattern === undefined ? undefined : { kind: 'regex', pattern };
   }
   const values = listOf(value, expected, [], out, (item, path) => {
@@ -269,22 +289,50 @@ function keyword<E>(field: KeywordField<E>, value: unknown, out: FieldProblem[])
   return values === undefined ? undefined : { kind: 'values', values };
 }
 
-function regex(value: unknown, path: (string | number)[], out: FieldProblem[]): string | undefined {
+/**
+ * A regex value: RE2 must compile it and, with `budget`, the matching budget must not refuse it
+ * (its cost is measured once per pattern; a merely slow one is reported by `fieldFilterWarnings`).
+ */
+function regex(
+  value: unknown,
+  path: (string | number)[],
+  out: FieldProblem[],
+  budget: boolean,
+): string | undefined {
   if (typeof value !== 'string') {
     out.push({ path, message: `expected a regex (text), got ${show(value)}`, input: value });
     return undefined;
   }
   const problem = re2Problem(value);
-  if (problem === undefined) return value;
-  out.push({
-    path,
-    message: `expected a regex RE2 can compile (no lookaround, no backreferences), got ${JSON.stringify(value)}: ${problem}`,
-    input: value,
-  });
-  return undefined;
+  if (problem !== undefined) {
+    out.push({
+      path,
+      message: `expected a regex RE2 can compile (no lookaround, no backreferences), got ${JSON.stringify(value)}: ${problem}`,
+      input: value,
+    });
+    return undefined;
+  }
+  const refused = budget ? re2BudgetProblem(value) : undefined;
+  if (refused?.level === 'error') {
+    out.push({ path, message: refused.message, input: value });
+    return undefined;
+  }
+  return value;
 }
 
-function map<E>(field: MapField<E>, value: unknown, out: FieldProblem[]): FieldMatch | undefined {
+/** The regexes a (valid) field value holds, with their paths relative to the field. */
+export function fieldPatterns(match: FieldMatch): [path: (string | number)[], pattern: string][] {
+  if (match.kind === 'regex') return [[[], match.pattern]];
+  if (match.kind === 'map') return match.entries.map(([key, pattern]) => [[key], pattern]);
+  return [];
+}
+
+function map<E>(
+  field: MapField<E>,
+  value: unknown,
+  out: FieldProblem[],
+  budget: boolean,
+): FieldMatch | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     out.push({ path: [], message: `expected a mapping, got ${describeShape(value)}`, input: value });
     return undefined;
@@ -301,7 +349,7 @@ function map<E>(field: MapField<E>, value: unknown, out: FieldProblem[]): FieldM
       ok = false;
       continue;
     }
-    const checked = regex(pattern, [key], out);
+    const checked = regex(pattern, [key], out, budget);
     if (checked === undefined) ok = false;
     else entries.push([field.keyFold === 'lower' ? key.toLowerCase() : key, checked]);
   }

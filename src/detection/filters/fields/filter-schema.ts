@@ -1,6 +1,7 @@
 import * as z from 'zod';
+import { re2BudgetProblem } from '../re2-cache.js';
 import { COMBINATOR_KEYS, type FieldCatalogue } from './catalogue.js';
-import { describeShape, parseFieldMatch, show } from './field-match.js';
+import { describeShape, fieldPatterns, parseFieldMatch, show } from './field-match.js';
 
 /**
  * A field filter, inline under a jail's `filter:` or in a rule file. Each key names a field of the
@@ -58,7 +59,7 @@ export function fieldFilterSchema<E>(catalogue: FieldCatalogue<E>): z.ZodType<Fi
     shape[name] = z
       .unknown()
       .superRefine((value, ctx) => {
-        for (const problem of parseFieldMatch(field, value).problems ?? []) {
+        for (const problem of parseFieldMatch(field, value, { budget: true }).problems ?? []) {
           ctx.addIssue({
             code: 'custom',
             path: [...problem.path],
@@ -118,6 +119,32 @@ export function fieldFilterProblems(spec: FieldFilterSpec): [FilterPath, string]
   walkFieldFilter(spec, (node, path) => {
     if (path.length > 0 && node.distinct !== undefined) {
       out.push([[...path, 'distinct'], 'distinct is allowed only at the top level of a filter']);
+    }
+  });
+  return out;
+}
+
+/**
+ * Regexes of a (validated) filter that the matching budget finds slow but not slow enough to
+ * refuse: `[path, message]` pairs, the message naming the pattern and its cost, for the config's
+ * `warnings`. Costs are measured once per pattern (validation already did), so this is cheap.
+ */
+export function fieldFilterWarnings<E>(
+  catalogue: FieldCatalogue<E>,
+  spec: FieldFilterSpec,
+): [FilterPath, string][] {
+  const out: [FilterPath, string][] = [];
+  walkFieldFilter(spec, (node, path) => {
+    for (const name of catalogue.names) {
+      const field = catalogue.fields[name];
+      if (field === undefined || node[name] === undefined) continue;
+      const match = parseFieldMatch(field, node[name]).match;
+      if (match === undefined) continue;
+      for (const [at, pattern] of fieldPatterns(match)) {
+        const budget = re2BudgetProblem(pattern);
+        const where = field.type === 'keyword' ? ['match'] : at;
+        if (budget?.level === 'warning') out.push([[...path, name, ...where], budget.message]);
+      }
     }
   });
   return out;

@@ -1,9 +1,11 @@
 export {
   type BooleanField,
   COMBINATOR_KEYS,
+  DEFAULT_SCAN_LIMIT,
   type DurationField,
   defineFieldCatalogue,
   type FieldCatalogue,
+  type FieldCatalogueOptions,
   type FieldDefinition,
   type FieldKind,
   type KeywordField,
@@ -11,11 +13,13 @@ export {
   type NumberField,
   type TextField,
 } from './catalogue.js';
-export { type CompiledFieldFilter, compileFieldFilter, distinctReader } from './compile.js';
+export { type CompiledFieldFilter, compileFieldFilter, distinctReader, scanned } from './compile.js';
 export {
   type FieldMatch,
   type FieldProblem,
+  fieldPatterns,
   type Interval,
+  type ParseFieldMatchOptions,
   parseFieldMatch,
   re2Problem,
 } from './field-match.js';
@@ -25,6 +29,7 @@ export {
   type FilterProblem,
   fieldFilterProblems,
   fieldFilterSchema,
+  fieldFilterWarnings,
   unknownFieldMessage,
   validateFieldFilter,
   walkFieldFilter,

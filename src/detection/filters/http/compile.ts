@@ -4,6 +4,7 @@ import type { FieldFilterSpec } from '../fields/filter-schema.js';
 import {
   DISTINCT_FIELDS,
   type DistinctField,
+  foldPathCase,
   type HttpFilterSpec,
   type StatusSpec,
 } from './filter-schema.js';
@@ -22,7 +23,8 @@ export interface CompiledHttpFilter {
  * {@link HTTP_FIELDS}. Throws only for a spec that skipped validation.
  */
 export function compileHttpFilter(spec: HttpFilterSpec): CompiledHttpFilter {
-  const compiled = compileFieldFilter(HTTP_FIELDS, spec as FieldFilterSpec);
+  // Specs from the config are folded already; a library caller's raw spec gets the same rule.
+  const compiled = compileFieldFilter(HTTP_FIELDS, foldPathCase(spec) as FieldFilterSpec);
   return { matches: compiled.matches, distinct: spec.distinct };
 }
 

@@ -6,7 +6,7 @@ import {
   fieldFilterSchema,
   walkFieldFilter,
 } from '../fields/filter-schema.js';
-import { HTTP_FIELDS } from './http-fields.js';
+import { HTTP_FIELDS, pathPattern } from './http-fields.js';
 
 export { re2Problem } from '../fields/field-match.js';
 
@@ -14,7 +14,8 @@ export { re2Problem } from '../fields/field-match.js';
  * The shape of an HTTP filter, inline under a jail's `filter:` or in `rules/http/<name>.yaml`.
  * Keys at one level must all match (AND); `all`, `any` and `not` combine sub-filters. Every regex
  * is RE2 (linear time; no lookaround, no backreferences) and is searched, not anchored: write
- * `^` and `$` where you mean them, `(?i)` for case-insensitive. This is the field filter of
+ * `^` and `$` where you mean them, `(?i)` for case-insensitive. `path` is case-insensitive
+ * already (start a pattern with `(?-i)` to make it case-sensitive; see `pathPattern`). This is the field filter of
  * `../fields/` over the HTTP catalogue (`HTTP_FIELDS`): `status` is a number field with classes,
  * `method` a case-folded keyword, the rest text (regex) fields and `headers` a map.
  */
@@ -23,7 +24,13 @@ export interface HttpFilterSpec {
   status?: StatusSpec;
   /** `POST` or a list; compared case-insensitively. */
   method?: string | readonly string[];
-  /** Regex on the path, percent-decoded once, without the query. */
+  /**
+   * Regex on the path as the application routes it: normalised (`/./login`, `/%2e/login`,
+   * `/a/../login`, `//login`, `http://x/login` are `/login`), one trailing `/` dropped, no query,
+   * percent-decoded once. Case-insensitive: `^/login$` matches `/LOGIN`; a pattern starting with
+   * `(?-i)` is case-sensitive. Encoded slashes (`%2F`) are not separators (they decode to `/`
+   * after normalisation): match `url` for those.
+   */
   path?: string;
   /** Regex on the raw request target (path and query exactly as sent, nothing decoded). */
   url?: string;
@@ -79,9 +86,27 @@ export const REQUEST_FIELDS = [
 
 /**
  * One filter level: the generic field filter over {@link HTTP_FIELDS}. `distinct` is accepted at
- * every level here and checked by {@link filterProblems} (top level only).
+ * every level here and checked by {@link filterProblems} (top level only). The parsed filter has
+ * its `path` regexes made case-insensitive ({@link foldPathCase}); errors quote them as written.
  */
-export const httpFilterSchema = fieldFilterSchema(HTTP_FIELDS) as unknown as z.ZodType<HttpFilterSpec>;
+export const httpFilterSchema = fieldFilterSchema(HTTP_FIELDS).transform(
+  foldPathCase,
+) as unknown as z.ZodType<HttpFilterSpec>;
+
+/**
+ * The filter with every `path` regex, at every level, compiled case-insensitively
+ * ({@link pathPattern}). A new object; idempotent. `compileHttpFilter` expects a filter that went
+ * through {@link httpFilterSchema} (which applies this), or this.
+ */
+export function foldPathCase<S extends FieldFilterSpec | HttpFilterSpec>(spec: S): S {
+  const node = spec as FieldFilterSpec;
+  const out: Record<string, unknown> = { ...node };
+  if (typeof node.path === 'string') out.path = pathPattern(node.path);
+  if (node.all !== undefined) out.all = node.all.map(foldPathCase);
+  if (node.any !== undefined) out.any = node.any.map(foldPathCase);
+  if (node.not !== undefined) out.not = foldPathCase(node.not);
+  return out as S;
+}
 
 /** Keys an HTTP filter accepts, for "did you mean" hints. */
 export const HTTP_FILTER_KEYS: string[] = [...HTTP_FIELDS.names, ...COMBINATOR_KEYS];

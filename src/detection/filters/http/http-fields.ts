@@ -9,15 +9,23 @@ import { defineFieldCatalogue } from '../fields/catalogue.js';
 export const HTTP_FIELDS = defineFieldCatalogue<HttpEvent>('http', {
   path: {
     type: 'text',
-    description: 'Regex on the path, percent-decoded once, without the query.',
+    description:
+      'Regex on the path as the app routes it (normalised, percent-decoded once, no trailing slash, no query); case-insensitive unless it starts with (?-i).',
     get: (e) => e.path,
+    scanLimit: 8_192,
   },
   url: {
     type: 'text',
     description: 'Regex on the raw request target (path and query exactly as sent).',
     get: (e) => e.url,
+    scanLimit: 8_192,
   },
-  query: { type: 'text', description: 'Regex on the raw query string (without `?`).', get: (e) => e.query },
+  query: {
+    type: 'text',
+    description: 'Regex on the raw query string (without `?`).',
+    get: (e) => e.query,
+    scanLimit: 8_192,
+  },
   host: { type: 'text', description: 'Regex on the `Host` header (lower-case).', get: (e) => e.host },
   method: {
     type: 'keyword',
@@ -58,4 +66,16 @@ export const HTTP_FIELDS = defineFieldCatalogue<HttpEvent>('http', {
 function headerText(value: string | string[] | undefined): string {
   if (value === undefined) return '';
   return typeof value === 'string' ? value : value.join(', ');
+}
+
+/**
+ * How a `path` regex is compiled: case-insensitive, because the applications jails protect route
+ * paths that way (Express, and so most Node apps, serves `/LOGIN` from `app.post('/login')`; so do
+ * IIS and every case-insensitive file system) and an anchored `^/login$` must not be dodged by
+ * `/Login`. A pattern opts out with RE2's own flag syntax at its start: `(?-i)^/Admin$` is
+ * case-sensitive (`(?-i)` clears the `(?i)` put in front of it; flags also work per group:
+ * `^/(?-i:Admin)/`). Idempotent: a pattern that already starts with `(?i)` is returned as it is.
+ */
+export function pathPattern(pattern: string): string {
+  return pattern.startsWith('(?i)') ? pattern : `(?i)${pattern}`;
 }

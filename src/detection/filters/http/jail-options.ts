@@ -1,4 +1,5 @@
 import type * as z from 'zod';
+import { compileHttpFilter } from './compile.js';
 import { filterProblems, type HttpFilterSpec, httpFilterSchema } from './filter-schema.js';
 import { parseRate, type RateSpec } from './rate.js';
 import { HttpRuleError, loadHttpRule } from './rules.js';
@@ -97,5 +98,8 @@ export function resolveHttpJail(
     out.problems.push(`${options.name}: ${at(['filter', ...path])}: ${message}`);
   }
   out.httpFilter = valid;
+  // Compiles the filter as the jail will run it (path patterns folded to case-insensitive): the
+  // jail built from this config then finds every RE2 program compiled.
+  if (out.problems.length === 0) compileHttpFilter(valid);
   return out;
 }

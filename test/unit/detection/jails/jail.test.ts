@@ -22,7 +22,12 @@ describe('jails built from a checked config', () => {
     expect(filter).toBeDefined();
     expect(jail?.httpFilter).toBe(filter); // once per jail
     expect(re2ProgramCount()).toBe(afterCheck);
-    expect(jail?.config.httpFilter).toEqual({ status: 401, path: unique, user_agent: `${unique}-ua` });
+    // `path` as the jail runs it: case-insensitive unless the pattern opts out.
+    expect(jail?.config.httpFilter).toEqual({
+      status: 401,
+      path: `(?i)${unique}`,
+      user_agent: `${unique}-ua`,
+    });
   });
 
   it('a reload that keeps a pattern compiles nothing again', () => {

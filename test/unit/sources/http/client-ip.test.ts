@@ -73,7 +73,7 @@ describe('X-Forwarded-For', () => {
     expect(resolver.stats.malformed).toBe(0);
   });
 
-  it('falls back to the peer and counts a malformed chain, never throwing', () => {
+  it('judges the client unknown (never the trusted peer) and counts a chain with no usable client, never throwing', () => {
     const resolver = createClientIpResolver(trusted);
     const bad = [
       '',
@@ -96,7 +96,7 @@ describe('X-Forwarded-For', () => {
       expect(
         resolver.resolve(req('10.0.0.1', { 'x-forwarded-for': value })),
         JSON.stringify(value.slice(0, 30)),
-      ).toBe('10.0.0.1');
+      ).toBeNull();
     }
     expect(resolver.stats.malformed).toBe(bad.length);
   });
@@ -147,7 +147,7 @@ describe('Forwarded (RFC 7239)', () => {
     expect(resolver.stats.unknown).toBe(3);
   });
 
-  it('falls back to the peer on malformed elements', () => {
+  it('judges the client unknown (never the trusted peer) on malformed elements', () => {
     const resolver = createClientIpResolver(options);
     const bad = [
       'for=',
@@ -159,9 +159,27 @@ describe('Forwarded (RFC 7239)', () => {
       ';;;,,,',
     ];
     for (const value of bad) {
-      expect(resolver.resolve(req('10.0.0.1', { forwarded: value })), value).toBe('10.0.0.1');
+      expect(resolver.resolve(req('10.0.0.1', { forwarded: value })), value).toBeNull();
     }
     expect(resolver.stats.malformed).toBe(bad.length);
+  });
+
+  it('takes the rightmost client a trusted proxy appended, whatever the client put on its left', () => {
+    const resolver = createClientIpResolver(options);
+    const appended = (sent: string) =>
+      resolver.resolve(req('10.0.0.1', { forwarded: `${sent}, for=198.51.100.7` }));
+    expect(appended('for="')).toBe('198.51.100.7');
+    expect(appended('for="unterminated;proto=http')).toBe('198.51.100.7');
+    expect(appended(Array.from({ length: 100 }, (_, i) => `for=192.0.2.${i % 250}`).join(', '))).toBe(
+      '198.51.100.7',
+    );
+    expect(appended('nonsense, ;;;')).toBe('198.51.100.7');
+    expect(appended('for="[2001:db8::1]:1", for=x"')).toBe('198.51.100.7');
+    // Quotes balance from the right: a quoted comma in the proxy's own element is not a separator.
+    expect(resolver.resolve(req('10.0.0.1', { forwarded: 'for=", for=198.51.100.8;host="a,b"' }))).toBe(
+      '198.51.100.8',
+    );
+    expect(resolver.stats.malformed).toBe(0);
   });
 
   it('ignores X-Forwarded-For when Forwarded is the configured header', () => {
@@ -177,7 +195,21 @@ describe('X-Real-IP', () => {
     const resolver = createClientIpResolver(options);
     expect(resolver.resolve(req('10.0.0.1', { 'x-real-ip': '198.51.100.1' }))).toBe('198.51.100.1');
     expect(resolver.resolve(req('192.0.2.1', { 'x-real-ip': '198.51.100.1' }))).toBe('192.0.2.1');
-    expect(resolver.resolve(req('10.0.0.1', { 'x-real-ip': '198.51.100.1, 203.0.113.1' }))).toBe('10.0.0.1');
+  });
+
+  it("takes the proxy's (the last) when the client's own copy was not stripped", () => {
+    const resolver = createClientIpResolver(options);
+    // Two headers reach Node as one comma list; a client may send a list itself.
+    expect(resolver.resolve(req('10.0.0.1', { 'x-real-ip': '198.51.100.1, 203.0.113.1' }))).toBe(
+      '203.0.113.1',
+    );
+    expect(resolver.resolve(req('10.0.0.1', { 'x-real-ip': 'junk, 1.2.3.4, 203.0.113.1' }))).toBe(
+      '203.0.113.1',
+    );
+    const headers = { 'x-real-ip': ['6.6.6.6', '203.0.113.2'] } as unknown as IncomingHttpHeaders;
+    expect(resolver.resolve(req('10.0.0.1', headers))).toBe('203.0.113.2');
+    expect(resolver.stats.malformed).toBe(0);
+    expect(resolver.resolve(req('10.0.0.1', { 'x-real-ip': '203.0.113.1, junk' }))).toBeNull();
     expect(resolver.stats.malformed).toBe(1);
   });
 });

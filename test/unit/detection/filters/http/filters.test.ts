@@ -75,7 +75,7 @@ describe('any: with lone regexes on one field', () => {
       any: [
         { path: '\\Qa+b' },
         { path: '(?i)/ADMIN' },
-        { path: '^/x$' },
+        { path: '(?-i)^/x$' },
         { user_agent: 'curl/' },
         { path: '/a\\.b', status: 404 },
       ],
@@ -83,7 +83,8 @@ describe('any: with lone regexes on one field', () => {
     expect(matches(spec, event({ url: '/a+b' }))).toBe(true);
     expect(matches(spec, event({ url: '/admin' }))).toBe(true);
     expect(matches(spec, event({ url: '/x' }))).toBe(true);
-    expect(matches(spec, event({ url: '/X' }))).toBe(false); // (?i) does not leak into ^/x$
+    // path is case-insensitive by default; `(?-i)` opts out, and no branch's flags leak into another.
+    expect(matches(spec, event({ url: '/X' }))).toBe(false);
     expect(matches(spec, event({ url: '/y', userAgent: 'curl/8' }))).toBe(true);
     expect(matches(spec, event({ url: '/a.b', status: 404 }))).toBe(true);
     expect(matches(spec, event({ url: '/a.b', status: 200 }))).toBe(false);
@@ -172,7 +173,7 @@ describe('HTTP jail configuration', () => {
       'portcullis.yaml: jails.c.filter.status: a rate jail counts requests before they have a response: status cannot be used',
       'portcullis.yaml: jails.c.filter.distinct: a rate jail counts every matching request: distinct cannot be used',
       'portcullis.yaml: jails.d.rate: only http jails (source: http) have a request rate',
-      'portcullis.yaml: jails.e.filter: no bundled HTTP rule named "scannerz" (known: auth-failures, bad-bots, flood, method-abuse, not-found-burst, scanners, traversal)',
+      'portcullis.yaml: jails.e.filter: no bundled HTTP rule named "scannerz" (known: auth-failures, bad-bots, cmd-injection, flood, lfi, method-abuse, not-found-burst, scanners, slow-clients, sqli, traversal, xss)',
       'portcullis.yaml: defaults.rate: a request rate belongs on one http jail, not in defaults',
     ]);
     expect(problems('jails:\n  f: { source: http, rate: "100 per second" }\n')).toEqual([
@@ -203,8 +204,8 @@ describe('HTTP jail configuration', () => {
     expect(byName.flood).toMatchObject({
       rate: { points: 50, durationMs: 5_000 },
       maxRetry: 1,
-      httpFilter: null,
     });
+    expect(byName.flood?.httpFilter).toHaveProperty('not');
     expect(config.http).toEqual({
       trustedProxies: [],
       forwardedHeader: 'x-forwarded-for',

@@ -18,15 +18,21 @@ function ruleMatcher(name: string) {
 
 describe('bundled HTTP rules', () => {
   it('all load, validate and compile', () => {
-    expect(bundledHttpRules()).toEqual([
-      'auth-failures',
-      'bad-bots',
-      'flood',
-      'method-abuse',
-      'not-found-burst',
-      'scanners',
-      'traversal',
-    ]);
+    expect(bundledHttpRules()).toEqual(
+      expect.arrayContaining([
+        'auth-failures',
+        'bad-bots',
+        'cmd-injection',
+        'flood',
+        'lfi',
+        'method-abuse',
+        'not-found-burst',
+        'scanners',
+        'sqli',
+        'traversal',
+        'xss',
+      ]),
+    );
     for (const name of bundledHttpRules()) {
       const rule = loadHttpRule(name);
       expect(rule.description.length, name).toBeGreaterThan(20);
@@ -95,7 +101,7 @@ describe('bundled HTTP rules', () => {
     expect(hit(line('POST /blogin-tips', { status: 401 }))).toBe(false);
   });
 
-  it('not-found-burst: 404s over distinct paths, minus browser housekeeping', () => {
+  it('not-found-burst: 404s over distinct paths, minus browser housekeeping and static assets', () => {
     const rule = loadHttpRule('not-found-burst');
     const filter = compileHttpFilter(rule.filter ?? {});
     expect(filter.distinct).toBe('path');
@@ -103,6 +109,20 @@ describe('bundled HTTP rules', () => {
     expect(filter.matches(line('GET /admin.php', { status: 200 }))).toBe(false);
     expect(filter.matches(line('GET /favicon.ico', { status: 404 }))).toBe(false);
     expect(filter.matches(line('GET /apple-touch-icon-precomposed.png', { status: 404 }))).toBe(false);
+    for (const asset of [
+      'GET /uploads/2024/05/photo-01.jpg',
+      'GET /media/thumbs/p3.WEBP',
+      'GET /static/js/app.9c2f.js.map',
+      'GET /fonts/inter.woff2',
+      'GET /_next/image',
+      'GET /assets/logo',
+      'GET /.well-known/assetlinks.json',
+    ]) {
+      expect(filter.matches(line(asset, { status: 404 })), asset).toBe(false);
+    }
+    for (const page of ['GET /admin', 'GET /backup.zip', 'GET /old/index.php', 'GET /static-pages']) {
+      expect(filter.matches(line(page, { status: 404 })), page).toBe(true);
+    }
     expect(rule.jail).toMatchObject({ maxretry: 20, findtime: '1m' });
   });
 
@@ -173,9 +193,19 @@ describe('bundled HTTP rules', () => {
     }
   });
 
-  it('flood: a rate jail with no filter, banning on the first excess', () => {
+  it('flood: a rate jail over pages and API calls, not static assets, banning on the first excess', () => {
     const rule = loadHttpRule('flood');
-    expect(rule.filter).toBeUndefined();
     expect(rule.jail).toEqual({ rate: '300/10s', maxretry: 1, findtime: '10m', bantime: '10m' });
+    const counts = ruleMatcher('flood');
+    for (const request of ['GET /', 'GET /products/42', 'GET /api/notifications?since=1', 'POST /login']) {
+      expect(counts(line(request)), request).toBe(true);
+    }
+    for (const asset of [
+      'GET /media/gallery/thumb-001.webp',
+      'GET /static/css/site.css',
+      'GET /img/a.PNG?v=2',
+    ]) {
+      expect(counts(line(asset)), asset).toBe(false);
+    }
   });
 });
