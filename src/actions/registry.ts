@@ -1,7 +1,21 @@
 import type { z } from 'zod';
 import type { Action, ActionContext } from './action.js';
+import { createCommandAction } from './command/command-action.js';
+import { type CommandConfig, commandOptionsSchema, resolveCommandOptions } from './command/options.js';
+import { createEmailAction } from './email/email-action.js';
+import { type EmailConfig, emailOptionsSchema, resolveEmailOptions } from './email/options.js';
+import { createHostsdenyAction } from './hostsdeny/hostsdeny-action.js';
+import {
+  type HostsdenyConfig,
+  hostsdenyOptionsSchema,
+  resolveHostsdenyOptions,
+} from './hostsdeny/options.js';
 import { createNftablesAction } from './nftables/nftables-action.js';
 import { type NftablesConfig, nftablesOptionsSchema, resolveNftablesOptions } from './nftables/options.js';
+import { resolveSmsOptions, type SmsConfig, smsOptionsSchema } from './sms/options.js';
+import { createSmsAction } from './sms/sms-action.js';
+import { resolveWebhookOptions, type WebhookConfig, webhookOptionsSchema } from './webhook/options.js';
+import { createWebhookAction } from './webhook/webhook-action.js';
 
 /**
  * One kind of action (`nftables`, later `hostsdeny`, `command`, `email`, ...): how its options are
@@ -42,9 +56,51 @@ const nftables: ActionKind<NftablesConfig> = {
   create: (name, config, context) => createNftablesAction(name, config, context),
 };
 
+const hostsdeny: ActionKind<HostsdenyConfig> = {
+  schema: hostsdenyOptionsSchema,
+  resolve: (name, options: z.output<typeof hostsdenyOptionsSchema>) => resolveHostsdenyOptions(name, options),
+  firewall: true,
+  create: (name, config, context) => createHostsdenyAction(name, config, context),
+};
+
+const command: ActionKind<CommandConfig> = {
+  schema: commandOptionsSchema,
+  resolve: (name, options: z.output<typeof commandOptionsSchema>) => resolveCommandOptions(name, options),
+  // Enforcement by default (every ban in force, manual ones too); `scope: local` makes it a notification.
+  firewall: true,
+  create: (name, config, context) => createCommandAction(name, config, context),
+};
+
+// Notifications (`scope: 'local'`): only bans decided on this instance; see `notify/notifier.ts`.
+const email: ActionKind<EmailConfig> = {
+  schema: emailOptionsSchema,
+  resolve: (_name, options: z.output<typeof emailOptionsSchema>) => resolveEmailOptions(options),
+  firewall: false,
+  create: (name, config, context) => createEmailAction(name, config, context),
+};
+
+const webhook: ActionKind<WebhookConfig> = {
+  schema: webhookOptionsSchema,
+  resolve: (_name, options: z.output<typeof webhookOptionsSchema>) => resolveWebhookOptions(options),
+  firewall: false,
+  create: (name, config, context) => createWebhookAction(name, config, context),
+};
+
+const sms: ActionKind<SmsConfig> = {
+  schema: smsOptionsSchema,
+  resolve: (_name, options: z.output<typeof smsOptionsSchema>) => resolveSmsOptions(options),
+  firewall: false,
+  create: (name, config, context) => createSmsAction(name, config, context),
+};
+
 /** Every action kind this version runs, by name. */
 export const ACTION_KINDS: Readonly<Record<string, ActionKind<never>>> = Object.freeze({
   nftables: nftables as unknown as ActionKind<never>,
+  hostsdeny: hostsdeny as unknown as ActionKind<never>,
+  command: command as unknown as ActionKind<never>,
+  email: email as unknown as ActionKind<never>,
+  webhook: webhook as unknown as ActionKind<never>,
+  sms: sms as unknown as ActionKind<never>,
 });
 
 /** Builds the action of one resolved instance. */

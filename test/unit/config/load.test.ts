@@ -80,13 +80,11 @@ describe('actions not available yet, and socket jails', () => {
 
   it('says so together with the other mistakes in the file', () => {
     const message = problemsOf(
-      'jails:\n  a: { actions: [hostsdeny], findtime: soon }\n  b: { source: SOCKET }\n',
+      'jails:\n  a: { actions: [ipset], findtime: soon }\n  b: { source: SOCKET }\n',
     );
     expect(message.split('\n')).toEqual([
       expect.stringContaining('p.yaml: jails.b.source: socket jails'),
-      expect.stringContaining(
-        'p.yaml: jails.a.actions: actions (hostsdeny) are not available in this version',
-      ),
+      expect.stringContaining('p.yaml: jails.a.actions: actions (ipset) are not available in this version'),
       'p.yaml: jails.a.findtime: expected a duration like "10m", got "soon"',
     ]);
   });
