@@ -4,11 +4,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ActionContext } from '../../src/actions/action.js';
 import { createEmailAction } from '../../src/actions/email/email-action.js';
 import { emailOptionsSchema, resolveEmailOptions } from '../../src/actions/email/options.js';
-import { ActionRunner } from '../../src/actions/runner.js';
 import { systemClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
-import { createGuard, type Guard } from '../../src/guard.js';
-import { MemoryStore } from '../../src/stores/memory/memory-store.js';
+import { guardWithRunner as startGuardWithRunner } from '../helpers/action-runner.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 interface Mail {
@@ -84,32 +82,11 @@ function emailAction(port: number, extra: Record<string, unknown> = {}) {
   });
 }
 
-async function guardWithRunner(
-  action: ReturnType<typeof emailAction>,
-): Promise<{ guard: Guard; runner: ActionRunner }> {
-  const guard = await createGuard(
-    { jails: { sshd: { maxretry: 2, findtime: '10m', bantime: '1h', ignoreip: [], ignoreself: false } } },
-    { clock: systemClock, store: new MemoryStore(), env: {} },
-  );
-  const runner = new ActionRunner([action], {
-    clock: systemClock,
-    backoffMs: 30,
-    maxBackoffMs: 200,
-    checkIntervalMs: 0,
-  });
-  await runner.start(guard);
-  cleanups.unshift(async () => {
-    await runner.close();
-    await guard.close();
-  });
-  return { guard, runner };
-}
-
 describe('email action over a real SMTP peer', () => {
   it('mails one message with who, jail, failures, ban length and end for a ban a jail decided', async () => {
     const peer = await smtpPeer();
     const action = emailAction(peer.port);
-    const { guard, runner } = await guardWithRunner(action);
+    const { guard, runner } = await startGuardWithRunner([action], cleanups);
     await guard.report('203.0.113.9', { jail: 'sshd', fields: { user: 'root' } });
     await guard.report('203.0.113.9', { jail: 'sshd', fields: { user: 'root' } });
     await runner.idle();
@@ -135,7 +112,7 @@ describe('email action over a real SMTP peer', () => {
   it('sends one digest for a wave of 1,000 bans, listing the first 100 and counting the rest', async () => {
     const peer = await smtpPeer();
     const action = emailAction(peer.port);
-    const { guard, runner } = await guardWithRunner(action);
+    const { guard, runner } = await startGuardWithRunner([action], cleanups);
     await Promise.all(
       Array.from({ length: 1000 }, (_, i) =>
         guard.ban(`198.51.${100 + Math.floor(i / 250)}.${i % 250}`, { jail: 'sshd' }),
@@ -157,7 +134,7 @@ describe('email action over a real SMTP peer', () => {
     const port = first.port;
     await first.close();
     const action = emailAction(port);
-    const { guard, runner } = await guardWithRunner(action);
+    const { guard, runner } = await startGuardWithRunner([action], cleanups);
     await guard.ban('192.0.2.10', { jail: 'sshd' });
     await waitFor(
       () => runner.stats().email?.failures !== undefined && (runner.stats().email?.failures ?? 0) >= 1,

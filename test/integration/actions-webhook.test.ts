@@ -2,7 +2,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ActionContext } from '../../src/actions/action.js';
-import { ActionRunner } from '../../src/actions/runner.js';
 import { resolveSmsOptions, smsOptionsSchema } from '../../src/actions/sms/options.js';
 import { createSmsAction } from '../../src/actions/sms/sms-action.js';
 import { resolveWebhookOptions, webhookOptionsSchema } from '../../src/actions/webhook/options.js';
@@ -11,8 +10,7 @@ import { systemClock } from '../../src/core/clock.js';
 import type { Logger } from '../../src/core/logger.js';
 import { silentLogger } from '../../src/core/logger.js';
 import type { Decision } from '../../src/core/types.js';
-import { createGuard, type Guard } from '../../src/guard.js';
-import { MemoryStore } from '../../src/stores/memory/memory-store.js';
+import { guardWithRunner as startGuardWithRunner } from '../helpers/action-runner.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 interface Received {
@@ -91,27 +89,6 @@ async function started<T extends { start(): Promise<void>; close(): Promise<void
   return action;
 }
 
-async function guardWithRunner(
-  actions: ConstructorParameters<typeof ActionRunner>[0],
-): Promise<{ guard: Guard; runner: ActionRunner }> {
-  const guard = await createGuard(
-    { jails: { sshd: { maxretry: 2, findtime: '10m', bantime: '1h', ignoreip: [], ignoreself: false } } },
-    { clock: systemClock, store: new MemoryStore(), env: {} },
-  );
-  const runner = new ActionRunner(actions, {
-    clock: systemClock,
-    backoffMs: 30,
-    maxBackoffMs: 200,
-    checkIntervalMs: 0,
-  });
-  await runner.start(guard);
-  cleanups.unshift(async () => {
-    await runner.close();
-    await guard.close();
-  });
-  return { guard, runner };
-}
-
 describe('webhook action', () => {
   it('posts the body of each format', async () => {
     const peer = await receiver();
@@ -152,7 +129,7 @@ describe('webhook action', () => {
       res.end(n === 1 ? 'boom' : 'ok');
     });
     const action = webhook(`${peer.url}/hook`);
-    const { guard, runner } = await guardWithRunner([action]);
+    const { guard, runner } = await startGuardWithRunner([action], cleanups);
     await guard.report('203.0.113.9', { jail: 'sshd' });
     await guard.report('203.0.113.9', { jail: 'sshd' });
     await waitFor(() => peer.received.length === 2);
@@ -167,7 +144,7 @@ describe('webhook action', () => {
   it('sends one digest request for a wave of 1,000 bans', async () => {
     const peer = await receiver();
     const action = webhook(`${peer.url}/hook`, { format: 'slack' });
-    const { guard, runner } = await guardWithRunner([action]);
+    const { guard, runner } = await startGuardWithRunner([action], cleanups);
     await Promise.all(
       Array.from({ length: 1000 }, (_, i) =>
         guard.ban(`10.1.${Math.floor(i / 250)}.${i % 250}`, { jail: 'sshd' }),
