@@ -108,6 +108,26 @@ for (const [name, make] of [
       expect((await send(app.port, { path: '/', from: B })).status).toBe(200);
     });
 
+    it('200 pipelined wrong passwords on a connection the attacker then kills: at most maxretry reach the app', async () => {
+      const guard = await guardWith({
+        jails: {
+          login: { source: 'http', filter: { status: 401, path: '^/login$' }, maxretry: MAXRETRY, ...local },
+        },
+      });
+      const app = await serveLogin(make, guard, false);
+      await new Promise<void>((resolve) => {
+        const socket = connect({ port: app.port, host: '127.0.0.1', localAddress: A }, () => {
+          socket.write(LOGIN.repeat(200));
+          // Dead while the first is still at the (100 ms) login: the queue behind it is released at once.
+          setTimeout(() => socket.destroy(), 30);
+        });
+        socket.on('close', () => resolve());
+        socket.on('error', () => {});
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300)); // Kept: let any released request reach the route.
+      expect(app.attempts()).toBeLessThanOrEqual(MAXRETRY);
+    });
+
     it('200 pipelined wrong passwords reported by the app with fail(): at most maxretry reach it', async () => {
       const guard = await guardWith({ jails: { login: { source: 'api', maxretry: MAXRETRY, ...local } } });
       const app = await serveLogin(make, guard, true);

@@ -116,10 +116,12 @@ export interface HttpPipeline {
    * (the connection has nothing else in flight), else a promise resolved once the request before
    * it has been answered and judged. So the failures (and the ban) of one request count before
    * the next one on the same connection is admitted: 200 wrong passwords written at once on one
-   * connection reach the application `maxretry` times, not 200. `admit()` takes the turn itself;
-   * a surface that runs the steps one by one calls this first. Never rejects.
+   * connection reach the application `maxretry` times, not 200. The promise resolves `false` when
+   * the connection died while the request waited: it must not go on (its response is gone, and
+   * the requests behind it are released at once, before anything could judge them). `admit()`
+   * takes the turn itself; a surface that runs the steps one by one calls this first. Never rejects.
    */
-  turn(req: IncomingMessage, res: ServerResponse): Promise<void> | undefined;
+  turn(req: IncomingMessage, res: ServerResponse): Promise<boolean> | undefined;
   /** A snapshot of the counters. */
   readonly stats: HttpPipelineStats;
   /** Forgets per-client state (distinct values, rate counters). Idempotent. */
@@ -325,7 +327,7 @@ class Pipeline implements HttpPipeline {
     writeDenial(res, denial, denial.reason === 'rate' ? RATE_LIMITED_RESPONSE : this.#denyResponse);
   }
 
-  turn(req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
+  turn(req: IncomingMessage, res: ServerResponse): Promise<boolean> | undefined {
     const state = turnsOf(req.socket);
     // Registered before the judging listener, but the next request resumes in a microtask, after
     // every 'close' listener (the judge included) has run.
@@ -337,9 +339,13 @@ class Pipeline implements HttpPipeline {
     return new Promise((resolve) =>
       state.waiting.push(() => {
         // The connection died while this request waited: its response is closed already.
-        if (res.closed || req.socket.destroyed) queueMicrotask(state.release);
-        else res.once('close', state.release);
-        resolve();
+        if (res.closed || req.socket.destroyed) {
+          queueMicrotask(state.release);
+          resolve(false);
+          return;
+        }
+        res.once('close', state.release);
+        resolve(true);
       }),
     );
   }
@@ -351,7 +357,7 @@ class Pipeline implements HttpPipeline {
     known?: string | null,
   ): boolean | Promise<boolean> {
     const waiting = this.turn(req, res);
-    if (waiting !== undefined) return waiting.then(() => this.#admit(req, res, url, known));
+    if (waiting !== undefined) return waiting.then((alive) => alive && this.#admit(req, res, url, known));
     return this.#admit(req, res, url, known);
   }
 

@@ -144,7 +144,7 @@ function takeTurn(exchange: Exchange, proxy: PassContext): undefined | Promise<b
   if (exchange.res === null) return undefined; // an upgrade: the connection is handed over
   const waiting = proxy.pipeline.turn(exchange.req, exchange.res);
   // A connection that died while the request waited: logged (status 0), never forwarded.
-  return waiting === undefined ? undefined : waiting.then(() => !exchange.socket.destroyed);
+  return waiting;
 }
 
 function limitRate(exchange: Exchange, proxy: PassContext): undefined | Promise<boolean> {
