@@ -40,13 +40,17 @@ export interface ActionsSetup {
 export function createActions(
   jails: readonly JailActions[],
   instances: readonly ActionSpec[],
+  defaults: readonly ActionSpec[],
   context: { logger: Logger; clock: Clock; baseDir: string | null },
   runnerOptions: Partial<ActionRunnerOptions> = {},
 ): ActionsSetup | null {
   if (instances.length === 0) return null;
   const actions = instances.map((spec) => createAction(spec, context));
   const runner = new ActionRunner(
-    actions.map((action, i) => ({ action, accepts: acceptsFor(instances[i] as ActionSpec, jails) })),
+    actions.map((action, i) => ({
+      action,
+      accepts: acceptsFor(instances[i] as ActionSpec, jails, defaults),
+    })),
     { clock: context.clock, logger: context.logger, ...runnerOptions },
   );
   return { runner, actions };

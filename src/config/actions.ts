@@ -31,6 +31,8 @@ export interface ResolvedActions {
   instances: ActionSpec[];
   /** Per jail, the instances it lists. */
   byJail: Map<string, ActionSpec[]>;
+  /** `defaults.actions`: where bans of no configured jail (manual ones) also go. */
+  defaults: ActionSpec[];
   problems: string[];
 }
 
@@ -208,5 +210,5 @@ export function resolveActions(
       );
     else claims.set(key, spec.name);
   }
-  return { instances: used, byJail, problems };
+  return { instances: used, byJail, defaults, problems };
 }

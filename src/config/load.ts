@@ -227,6 +227,7 @@ function buildConfig(
     log: { level: options.log?.level ?? DEFAULTS.logLevel },
     jails,
     actions: actions.instances,
+    defaultActions: actions.defaults,
     http,
     ...(proxy === undefined ? {} : { proxy }),
   });

@@ -16,6 +16,8 @@ export interface PortcullisConfig {
    * when several jails list it. Absent in hand-built configs: none.
    */
   readonly actions?: readonly ActionSpec[];
+  /** `defaults.actions`: besides every firewall action, these get bans of no configured jail (`manual`). */
+  readonly defaultActions?: readonly ActionSpec[];
   /** HTTP surfaces (middleware, proxy). Absent in hand-built configs: `DEFAULTS.http` applies. */
   readonly http?: HttpConfig;
   /** The reverse proxy (`proxy:`); absent when the file has none. */

@@ -147,7 +147,7 @@ async function startActions(
   guard: Guard,
   file: string,
 ): Promise<ActionsSetup | null> {
-  const setup = createActions(config.jails, config.actions ?? [], {
+  const setup = createActions(config.jails, config.actions ?? [], config.defaultActions ?? [], {
     logger,
     clock: systemClock,
     baseDir: dirname(file),

@@ -4,6 +4,7 @@ import { nftablesOptionsSchema, resolveNftablesOptions } from '../../../../src/a
 import type { ActionSpec } from '../../../../src/actions/registry.js';
 import { acceptsFor } from '../../../../src/actions/routing.js';
 import { ActionRunner } from '../../../../src/actions/runner.js';
+import { resolveConfig } from '../../../../src/config/load.js';
 import { createManualClock } from '../../../../src/core/clock.js';
 import type { Decision } from '../../../../src/core/types.js';
 import type { DecisionListener } from '../../../../src/decisions/decision-book.js';
@@ -137,6 +138,26 @@ describe('routing bans to actions by jail', () => {
   it('a jail ban goes to its jail actions only; manual bans to every firewall action', () => {
     expect(['sshd', 'web', 'manual'].map(acceptsFor(ssh, jails))).toEqual([true, false, true]);
     expect(['sshd', 'web', 'manual'].map(acceptsFor(web, jails))).toEqual([false, true, true]);
+  });
+
+  it('manual bans reach a notification listed in defaults.actions, not one only a jail lists', () => {
+    const config = resolveConfig(
+      {
+        defaults: { actions: [{ webhook: { url: 'http://127.0.0.1:9/hook' } }] },
+        jails: {
+          sshd: { source: 'api' },
+          web: { source: 'api', actions: [{ webhook: { url: 'http://127.0.0.1:9/other' } }] },
+        },
+      },
+      { env: {} },
+    );
+    const [fromDefaults, fromJail] = config.actions ?? [];
+    const route = (spec: typeof fromDefaults) =>
+      ['sshd', 'web', 'manual'].map(
+        acceptsFor(spec as NonNullable<typeof spec>, config.jails, config.defaultActions),
+      );
+    expect(route(fromDefaults)).toEqual([true, false, true]);
+    expect(route(fromJail)).toEqual([false, true, false]);
   });
 
   it('the runner applies by jail and reverts what it applied, whichever jail the end names', async () => {
