@@ -150,7 +150,10 @@ export class DecisionBook {
       d.remove(target);
     });
     if (!removed || entry === undefined) return undefined;
-    if (entry.expiresAt > this.#clock.now()) this.#emit('unban', { target, jail: entry.jail, reason });
+    // Its time was up but the expiry timer had not run yet: the timer will skip it now, so the
+    // end is announced here (actions must revert it), as what it is.
+    const ended = entry.expiresAt > this.#clock.now() ? reason : 'expired';
+    this.#emit('unban', { target, jail: entry.jail, reason: ended });
     return entry;
   }
 
@@ -175,11 +178,6 @@ export class DecisionBook {
     return () => {
       this.#listeners.delete(listener);
     };
-  }
-
-  /** True when some listener would hear a `ban` (so building decisions is worth it). */
-  get listened(): boolean {
-    return this.#listeners.size > 0;
   }
 
   /**
@@ -224,9 +222,10 @@ export class DecisionBook {
           if (table.get(decision.target) !== undefined) this.#emit('ban', decision, 'restore');
         }
         for (const entry of previous.entries()) {
-          if (table.get(entry.target) === undefined && entry.expiresAt > now) {
-            this.#emit('unban', { target: entry.target, jail: entry.jail, reason: 'remote' });
-          }
+          if (table.get(entry.target) !== undefined) continue;
+          // Dropped with the old table, expired or not: its end must be heard (see remove()).
+          const reason = entry.expiresAt > now ? 'remote' : 'expired';
+          this.#emit('unban', { target: entry.target, jail: entry.jail, reason });
         }
       },
     };

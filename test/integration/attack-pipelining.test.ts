@@ -152,6 +152,21 @@ for (const [name, make] of [
   });
 }
 
+describe('two guard middlewares on one app', () => {
+  it('a request judged by both goes on (it does not wait for its own turn)', async () => {
+    const guard = await guardWith({ jails: { login: { source: 'api', ...local } } });
+    const app = express5();
+    app.use(portcullis(guard));
+    app.use(portcullis(guard, { status: 429 }));
+    app.get('/', (_req, res) => {
+      res.send('home');
+    });
+    const listening = await listen(createServer(app));
+    cleanups.push(() => listening.close());
+    expect((await send(listening.port, { path: '/', from: B })).status).toBe(200);
+  });
+});
+
 describe('reverse proxy: a brute-forcer that does not wait', () => {
   it('200 pipelined wrong passwords on one connection: at most maxretry reach the upstream', async () => {
     const guard = await guardWith({

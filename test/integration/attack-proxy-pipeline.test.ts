@@ -141,6 +141,16 @@ describe('attack: smaller hostile inputs', () => {
     expect(logLines(path)[0]).toContain('"POST /upload HTTP/1.1" 400');
   });
 
+  it('serves a request preceded by empty lines (allowed by RFC 9112), judging its real request line', async () => {
+    const { port } = await logged();
+    const reply = await rawExchange(
+      port,
+      ['\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
+      { from: A },
+    );
+    expect(statusOf(reply.text)).toBe(200);
+  });
+
   it('refuses a non-HTTP protocol line (RTSP) with 400 and logs it, and HTTP/2.0 with 505', async () => {
     const { path, upstream, proxy, port } = await logged();
     const rtsp = await rawExchange(port, ['OPTIONS / RTSP/1.0\r\nCSeq: 1\r\n\r\n'], { from: A });

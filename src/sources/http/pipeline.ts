@@ -149,6 +149,8 @@ const PATH_FIELD_MAX = 200;
 /** Whose turn it is on one connection (see `HttpPipeline.turn`). */
 interface ConnectionTurns {
   busy: boolean;
+  /** The request whose turn it is: a second pipeline judging it (two middlewares) must not wait for itself. */
+  holder: IncomingMessage | undefined;
   waiting: (() => void)[];
   /** Called when the response in its turn closes (after the pipeline judged it). */
   release: () => void;
@@ -162,9 +164,11 @@ function turnsOf(socket: object): ConnectionTurns {
   if (state === undefined) {
     const created: ConnectionTurns = {
       busy: false,
+      holder: undefined,
       waiting: [],
       release: () => {
         const next = created.waiting.shift();
+        created.holder = undefined;
         if (next === undefined) created.busy = false;
         else next();
       },
@@ -331,8 +335,10 @@ class Pipeline implements HttpPipeline {
     const state = turnsOf(req.socket);
     // Registered before the judging listener, but the next request resumes in a microtask, after
     // every 'close' listener (the judge included) has run.
+    if (state.holder === req) return undefined;
     if (!state.busy) {
       state.busy = true;
+      state.holder = req;
       res.once('close', state.release);
       return undefined;
     }
@@ -344,6 +350,7 @@ class Pipeline implements HttpPipeline {
           resolve(false);
           return;
         }
+        state.holder = req;
         res.once('close', state.release);
         resolve(true);
       }),

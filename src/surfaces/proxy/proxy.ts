@@ -295,8 +295,11 @@ export class PortcullisProxy extends EventEmitter<ProxyEventMap> implements Pass
         const client = clientConnectionOf(socket);
         if (client === undefined) return;
         client.head = chunk.subarray(0, 2048);
-        const eol = chunk.indexOf(0x0a);
-        if (eol !== -1) client.firstLine = chunk.toString('latin1', 0, eol).replace(/\r$/, '');
+        // Empty lines before the request line are allowed (RFC 9112 §2.2) and skipped by Node's parser.
+        let start = 0;
+        while (start < chunk.length && (chunk[start] === 0x0d || chunk[start] === 0x0a)) start++;
+        const eol = chunk.indexOf(0x0a, start);
+        if (eol !== -1) client.firstLine = chunk.toString('latin1', start, eol).replace(/\r$/, '');
       },
     });
     this.#servers.push(server);
