@@ -325,6 +325,9 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
         return this.#finishLocalBan(jail, here.key, here.failures, provisional, options.fields);
       }
       case 'counted':
+        // A store no other instance writes (SQLite, memory) counts exactly what this instance
+        // just counted: nothing to ask it. A shared one (Redis) adds the other instances' failures.
+        if (!this.#store.shared) return { outcome: 'counted', failures: here.failures };
         return this.#countShared(jail, parsed, here.key, here.input, options.fields);
     }
   }
@@ -345,7 +348,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
       this.#book.apply(decision, 'local');
     }
     // The shared window holds this instance's failures too: it must not ban again on the next one.
-    void this.#sync.clearFailures(config.name, key);
+    if (this.#store.shared) void this.#sync.clearFailures(config.name, key);
     const stored = await this.#write(decision);
     return { outcome: config.dryRun ? 'would-ban' : 'banned', failures, decision: stored };
   }
@@ -502,8 +505,12 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
     if (this.#closing === undefined) {
       this.#closed = true;
       clearInterval(this.#purgeTimer);
-      this.#book.close();
-      this.#closing = this.#sync.close();
+      // Reports and bans already under way finish first: their decisions reach the store (or the
+      // outbox file) instead of failing on a closed one.
+      this.#closing = this.idle().then(() => {
+        this.#book.close();
+        return this.#sync.close();
+      });
     }
     return this.#closing;
   }

@@ -105,6 +105,7 @@ export class ActionRunner {
   #feed: DecisionFeed | undefined;
   #unsubscribe: (() => void) | undefined;
   #checkTimer: NodeJS.Timeout | undefined;
+  #checking = false;
   #closing: Promise<void> | undefined;
 
   constructor(actions: readonly (Action | RoutedAction)[], options: ActionRunnerOptions) {
@@ -139,7 +140,14 @@ export class ActionRunner {
     this.#unsubscribe = feed.subscribe(this.#listener, { replay: true });
     for (const lane of this.#lanes) if (lane.restoring) this.#schedule(lane);
     if (this.#checkIntervalMs > 0 && this.#lanes.some((lane) => lane.action.check !== undefined)) {
-      this.#checkTimer = setInterval(() => void this.#check(), this.#checkIntervalMs).unref();
+      this.#checkTimer = setInterval(() => {
+        // A check that outlasts the interval is not started twice.
+        if (this.#checking) return;
+        this.#checking = true;
+        void this.#check().finally(() => {
+          this.#checking = false;
+        });
+      }, this.#checkIntervalMs).unref();
     }
   }
 
@@ -288,8 +296,24 @@ export class ActionRunner {
   async #check(): Promise<void> {
     for (const lane of this.#lanes) {
       if (lane.action.check === undefined || lane.running) continue;
+      // The lane is held while it checks: an action is never called concurrently (action.ts).
+      lane.running = true;
+      let intact: boolean;
       try {
-        if (await lane.action.check()) continue;
+        intact = await lane.action.check();
+      } catch (error) {
+        lane.stats.failures++;
+        lane.stats.lastError = error instanceof Error ? error.message : String(error);
+        intact = true;
+      } finally {
+        lane.running = false;
+      }
+      if (intact) {
+        // What was queued while the lane checked goes out now.
+        if (lane.queue.length > 0) this.#schedule(lane);
+        continue;
+      }
+      try {
         this.#logger.warn(
           { event: 'action-recreated', action: lane.action.name },
           `action ${lane.action.name}: its rules were gone; re-created, re-applying every ban`,
@@ -301,7 +325,7 @@ export class ActionRunner {
             ban: (decision, source) => {
               if (lane.action.scope !== 'all' || source !== 'restore') return;
               if (lane.accepts !== undefined && !lane.accepts(decision.jail)) return;
-              lane.appliedHere.add(decision.target);
+              if (lane.tracks) lane.appliedHere.add(decision.target);
               this.#enqueue(lane, { kind: 'apply', decision });
             },
           },
