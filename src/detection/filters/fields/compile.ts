@@ -1,4 +1,5 @@
 import type RE2 from 're2';
+import { literalPrefilter } from '../literal-prefilter.js';
 import { re2Cost, re2Program } from '../re2-cache.js';
 import type { FieldCatalogue, FieldDefinition, MapField, TextField } from './catalogue.js';
 import { type FieldMatch, type Interval, parseFieldMatch } from './field-match.js';
@@ -129,17 +130,34 @@ function fieldChecks<E>(field: FieldDefinition<E>, match: FieldMatch, limit: num
     }
     case 'map': {
       const get = (field as MapField<E>).get;
-      return match.entries.map(([key, pattern]) => {
-        const re = re2Program(pattern);
-        return (e: E) => re.test(scanned(get(e, key), limit));
-      });
+      return match.entries.map(([key, pattern]) =>
+        textCheck((e: E) => get(e, key), pattern, re2Program(pattern), limit),
+      );
     }
   }
 }
 
 function regexCheck<E>(get: (e: E) => string | undefined, pattern: string, limit: number): Predicate<E> {
-  const re = re2Program(pattern);
-  return (e) => re.test(scanned(get(e) ?? '', limit));
+  return textCheck(get, pattern, re2Program(pattern), limit);
+}
+
+/**
+ * `re` (compiled from `pattern`) on a field's text, behind the literal prefilter: a text without
+ * the literals every match contains (most benign requests, for the payload rules) never reaches
+ * the native call or its UTF-8 copy of the text.
+ */
+function textCheck<E>(
+  get: (e: E) => string | undefined,
+  pattern: string,
+  re: RE2,
+  limit: number,
+): Predicate<E> {
+  const prefilter = literalPrefilter(pattern);
+  if (prefilter === undefined) return (e) => re.test(scanned(get(e) ?? '', limit));
+  return (e) => {
+    const text = scanned(get(e) ?? '', limit);
+    return prefilter(text) && re.test(text);
+  };
 }
 
 /**
@@ -221,8 +239,7 @@ function compileAny<E>(catalogue: FieldCatalogue<E>, specs: readonly FieldFilter
       }
     }
     if (re !== undefined) {
-      const alternation = re;
-      merged.push((e) => alternation.test(scanned(get(e) ?? '', limit)));
+      merged.push(textCheck(get, patterns.map((p) => `(?:${p})`).join('|'), re, limit));
     } else {
       for (const pattern of patterns) merged.push(regexCheck(get, pattern, limit));
     }

@@ -1,0 +1,262 @@
+import { type Token, tokenize } from './regex/regex-syntax.js';
+
+/**
+ * A cheap test that must pass for an RE2 pattern to have any chance of matching: the literal
+ * text every match contains, found by reading the pattern. `union(?:\s|%20)+select` cannot
+ * match a text without "union" in it; `(?:'|"|%27|%22)\s*(?:or|and)` not one without a quote;
+ * so a benign request skips the native call (and its UTF-8 copy of the text) altogether.
+ *
+ * The requirement is a conjunction of clauses, each a set of literals of which a match contains
+ * at least one as a substring, compared case-insensitively (a superset of what a case-sensitive
+ * pattern needs, so never wrong). Whatever the reader does not understand (a large or negated
+ * class, `\pL`, an optional part, a non-ASCII literal) requires nothing, which is always true;
+ * so the prefilter can only let too much through, never reject a text the pattern matches.
+ */
+export type Prefilter = (text: string) => boolean;
+
+/** The prefilter of `pattern`, or `undefined` when no useful requirement can be proven. */
+export function literalPrefilter(pattern: string): Prefilter | undefined {
+  const clauses = requiredClauses(pattern);
+  if (clauses.length === 0) return undefined;
+  const tests = clauses.map(clauseRegExp);
+  if (tests.length === 1) {
+    const only = tests[0] as RegExp;
+    return (text) => only.test(text);
+  }
+  const [first, second] = tests as [RegExp, RegExp];
+  return (text) => first.test(text) && second.test(text);
+}
+
+/**
+ * The strongest clauses (at most `limit`) every match of `pattern` satisfies: lowercased
+ * literals, one of which occurs in any matching text. `[]` when nothing useful is proven.
+ */
+export function requiredClauses(pattern: string, limit = 2): string[][] {
+  let info: Info;
+  try {
+    const parser = new Parser(tokenize(pattern));
+    info = parser.alternation();
+    if (!parser.done()) return []; // an unbalanced `)`: RE2 refused it already; prove nothing
+  } catch {
+    return [];
+  }
+  const clauses = [...info.clauses];
+  if (info.exact !== null && validClause(info.exact)) clauses.push(info.exact);
+  const unique = new Map<string, string[]>();
+  for (const clause of clauses) {
+    const sorted = [...new Set(clause)].sort();
+    if (strength(sorted) >= MIN_STRENGTH) unique.set(sorted.join('\0'), sorted);
+  }
+  return [...unique.values()]
+    .sort((a, b) => strength(b) - strength(a) || a.length - b.length)
+    .slice(0, limit);
+}
+
+/** What a part of a pattern is known to match. */
+interface Info {
+  /** Every string it can match (lowercased), when that is a short list; else `null`. */
+  exact: string[] | null;
+  /** Clauses (sets of literals) that every match satisfies. */
+  clauses: string[][];
+}
+
+const MAX_EXACT = 32;
+/** A clause as weak as one letter costs more to test than it saves. */
+const MIN_STRENGTH = 2;
+/** Characters of a small class listed one by one (`[sS]`, `[\t\n\r]`, `['"]`). */
+const MAX_CLASS = 8;
+const NOTHING: Info = { exact: null, clauses: [] };
+const EMPTY: Info = { exact: [''], clauses: [] };
+
+/** How selective a clause is: its weakest literal, letters and digits counting less than marks. */
+function strength(clause: readonly string[]): number {
+  let weakest = Number.POSITIVE_INFINITY;
+  for (const literal of clause) {
+    let score = 0;
+    for (const ch of literal) score += /[a-z0-9]/.test(ch) ? 1 : 2.5;
+    weakest = Math.min(weakest, score);
+  }
+  return weakest;
+}
+
+function validClause(clause: readonly string[]): boolean {
+  return clause.length > 0 && !clause.includes('');
+}
+
+function bestClause(info: Info): string[] | undefined {
+  const candidates = [...info.clauses];
+  if (info.exact !== null && validClause(info.exact)) candidates.push(info.exact);
+  let best: string[] | undefined;
+  for (const clause of candidates) {
+    if (best === undefined || strength(clause) > strength(best)) best = clause;
+  }
+  return best;
+}
+
+function cross(left: readonly string[], right: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const a of left) for (const b of right) out.push(a + b);
+  return [...new Set(out)];
+}
+
+/** Recursive descent over RE2 tokens; throws on anything it does not expect. */
+class Parser {
+  readonly #tokens: readonly Token[];
+  #at = 0;
+
+  constructor(tokens: readonly Token[]) {
+    this.#tokens = tokens;
+  }
+
+  done(): boolean {
+    return this.#at === this.#tokens.length;
+  }
+
+  alternation(): Info {
+    const branches = [this.sequence()];
+    while (this.#tokens[this.#at]?.kind === 'alt') {
+      this.#at++;
+      branches.push(this.sequence());
+    }
+    if (branches.length === 1) return branches[0] as Info;
+    let exact: string[] | null = [];
+    for (const branch of branches) {
+      if (exact === null || branch.exact === null) exact = null;
+      else exact = [...new Set([...exact, ...branch.exact])];
+      if (exact !== null && exact.length > MAX_EXACT) exact = null;
+    }
+    const chosen: string[] = [];
+    for (const branch of branches) {
+      const best = bestClause(branch);
+      if (best === undefined) return { exact, clauses: [] };
+      chosen.push(...best);
+    }
+    return { exact, clauses: [[...new Set(chosen)]] };
+  }
+
+  sequence(): Info {
+    const clauses: string[][] = [];
+    let run: string[] = [''];
+    let allExact = true;
+    for (;;) {
+      const token = this.#tokens[this.#at];
+      if (token === undefined || token.kind === 'alt' || token.kind === 'close') break;
+      const item = this.quantified();
+      clauses.push(...item.clauses);
+      if (item.exact !== null && run.length * item.exact.length <= MAX_EXACT) {
+        run = cross(run, item.exact);
+        continue;
+      }
+      allExact = false;
+      if (validClause(run)) clauses.push(run);
+      run = item.exact ?? [''];
+    }
+    if (allExact) return { exact: run, clauses };
+    if (validClause(run)) clauses.push(run);
+    return { exact: null, clauses };
+  }
+
+  quantified(): Info {
+    let info = this.atom();
+    for (;;) {
+      const token = this.#tokens[this.#at];
+      if (token?.kind !== 'quant') return info;
+      this.#at++;
+      if (token.min === 0) {
+        const optional = token.raw === '?' || token.raw === '??';
+        info =
+          optional && info.exact !== null && info.exact.length < MAX_EXACT
+            ? { exact: [...new Set([...info.exact, ''])], clauses: [] }
+            : NOTHING;
+      } else {
+        // At least once: whatever one repetition needs, the whole needs.
+        const clauses = [...info.clauses];
+        if (info.exact !== null && validClause(info.exact)) clauses.push(info.exact);
+        info = { exact: null, clauses };
+      }
+    }
+  }
+
+  atom(): Info {
+    const token = this.#tokens[this.#at++];
+    if (token === undefined) throw new Error('unexpected end');
+    switch (token.kind) {
+      case 'char':
+        return literal(token.ch);
+      case 'set':
+        return classInfo(token.raw);
+      case 'assert':
+      case 'flags':
+        return EMPTY;
+      case 'open': {
+        if (token.raw === '(?') throw new Error('unsupported group');
+        const inner = this.alternation();
+        if (this.#tokens[this.#at]?.kind !== 'close') throw new Error('unbalanced group');
+        this.#at++;
+        return inner;
+      }
+      default:
+        throw new Error(`unexpected ${token.kind}`);
+    }
+  }
+}
+
+function literal(ch: string): Info {
+  // Non-ASCII letters fold in ways not worth proving equal in RE2 and V8: require nothing.
+  if (ch.length !== 1 || ch.charCodeAt(0) > 0x7e || ch.charCodeAt(0) < 0x09) return NOTHING;
+  return { exact: [ch.toLowerCase()], clauses: [] };
+}
+
+/** A short class of plain ASCII characters (`[sS]`, `['"]`, `[\t\n\r]`, `[a-c]`), else nothing. */
+function classInfo(raw: string): Info {
+  if (!raw.startsWith('[') || raw.startsWith('[^') || !raw.endsWith(']')) return NOTHING;
+  const body = raw.slice(1, -1);
+  const chars = new Set<string>();
+  let i = 0;
+  const next = (): string | undefined => {
+    const c = body[i];
+    if (c === undefined) return undefined;
+    if (c !== '\\') {
+      i++;
+      return c;
+    }
+    const escaped = body[i + 1];
+    i += 2;
+    if (escaped === undefined) return undefined;
+    const control: Record<string, string> = { n: '\n', t: '\t', r: '\r', f: '\f', v: '\v' };
+    if (escaped in control) return control[escaped];
+    // A class escape (\d, \s, \pL), hex or octal: not listed here.
+    if (/[A-Za-z0-9]/.test(escaped)) return undefined;
+    return escaped;
+  };
+  if (body.length === 0 || body.includes('[:')) return NOTHING;
+  while (i < body.length) {
+    const from = next();
+    if (from === undefined) return NOTHING;
+    if (body[i] === '-' && i + 1 < body.length) {
+      i++;
+      const to = next();
+      if (to === undefined) return NOTHING;
+      const lo = from.charCodeAt(0);
+      const hi = to.charCodeAt(0);
+      if (hi < lo || hi - lo > MAX_CLASS) return NOTHING;
+      for (let code = lo; code <= hi; code++) chars.add(String.fromCharCode(code));
+    } else chars.add(from);
+    if (chars.size > MAX_CLASS * 2) return NOTHING;
+  }
+  const lowered = new Set<string>();
+  for (const ch of chars) {
+    if (ch.length !== 1 || ch.charCodeAt(0) > 0x7e || ch.charCodeAt(0) < 0x09) return NOTHING;
+    lowered.add(ch.toLowerCase());
+  }
+  if (lowered.size > MAX_CLASS) return NOTHING;
+  return { exact: [...lowered], clauses: [] };
+}
+
+/** `/lit1|lit2/iu`, longest literals first; `u` folds case as RE2's `(?i)` does (K, ſ). */
+function clauseRegExp(clause: readonly string[]): RegExp {
+  const alternatives = [...clause]
+    .sort((a, b) => b.length - a.length)
+    .map((literal) => literal.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&'));
+  return new RegExp(alternatives.join('|'), 'iu');
+}
