@@ -18,13 +18,10 @@ export type Prefilter = (text: string) => boolean;
 export function literalPrefilter(pattern: string): Prefilter | undefined {
   const clauses = requiredClauses(pattern);
   if (clauses.length === 0) return undefined;
-  const tests = clauses.map(clauseRegExp);
-  if (tests.length === 1) {
-    const only = tests[0] as RegExp;
-    return (text) => only.test(text);
-  }
-  const [first, second] = tests as [RegExp, RegExp];
-  return (text) => first.test(text) && second.test(text);
+  const tests = clauses.map(clauseTest);
+  if (tests.length === 1) return tests[0];
+  const [first, second] = tests as [Prefilter, Prefilter];
+  return (text) => first(text) && second(text);
 }
 
 /**
@@ -68,15 +65,23 @@ const MAX_CLASS = 8;
 const NOTHING: Info = { exact: null, clauses: [] };
 const EMPTY: Info = { exact: [''], clauses: [] };
 
-/** How selective a clause is: its weakest literal, letters and digits counting less than marks. */
+/**
+ * How selective a clause is: its weakest literal, letters and digits counting for less than marks
+ * (`'`, `<`, `;` are rare in benign requests, "end" is not).
+ */
 function strength(clause: readonly string[]): number {
   let weakest = Number.POSITIVE_INFINITY;
   for (const literal of clause) {
     let score = 0;
-    for (const ch of literal) score += /[a-z0-9]/.test(ch) ? 1 : 2.5;
+    for (const ch of literal) score += /[a-z0-9]/.test(ch) ? 1 : 4;
     weakest = Math.min(weakest, score);
   }
   return weakest;
+}
+
+/** Selectivity against cost: a clause of a hundred literals costs more to look for than two. */
+function worth(clause: readonly string[]): number {
+  return strength(clause) - 0.5 * Math.log2(clause.length);
 }
 
 function validClause(clause: readonly string[]): boolean {
@@ -253,10 +258,56 @@ function classInfo(raw: string): Info {
   return { exact: [...lowered], clauses: [] };
 }
 
-/** `/lit1|lit2/iu`, longest literals first; `u` folds case as RE2's `(?i)` does (K, ſ). */
-function clauseRegExp(clause: readonly string[]): RegExp {
+/**
+ * Marks that the gate tracks, one bit each: a text's set of marks is computed once (see
+ * {@link marksOf}) and a clause whose every literal holds a mark is refused with integer tests
+ * when the text lacks them, before its regular expression runs.
+ */
+const MARKS = '\'"<>%()[]{};|`$&./\\:=@#*-!?+,~^_';
+const MARK_BIT = new Int32Array(128).fill(0);
+for (let i = 0; i < MARKS.length; i++) MARK_BIT[MARKS.charCodeAt(i)] = 1 << i;
+
+function marksIn(literal: string): number {
+  let mask = 0;
+  for (let i = 0; i < literal.length; i++) {
+    const code = literal.charCodeAt(i);
+    if (code < 128) mask |= MARK_BIT[code] as number;
+  }
+  return mask;
+}
+
+/** The marks of the last few texts seen: an event's URL is tested by many patterns in a row. */
+const recentTexts: string[] = ['', '', '', ''];
+const recentMarks = new Int32Array(4);
+let recentNext = 0;
+
+function marksOf(text: string): number {
+  for (let i = 0; i < 4; i++) if (recentTexts[i] === text) return recentMarks[i] as number;
+  const mask = marksIn(text);
+  recentTexts[recentNext] = text;
+  recentMarks[recentNext] = mask;
+  recentNext = (recentNext + 1) & 3;
+  return mask;
+}
+
+/**
+ * `/lit1|lit2/iu`, longest literals first (`u` folds case as RE2's `(?i)` does: K, ſ), behind
+ * the marks gate when every literal holds a mark.
+ */
+function clauseTest(clause: readonly string[]): Prefilter {
   const alternatives = [...clause]
     .sort((a, b) => b.length - a.length)
     .map((literal) => literal.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&'));
-  return new RegExp(alternatives.join('|'), 'iu');
+  const re = new RegExp(alternatives.join('|'), 'iu');
+  const masks = [...new Set(clause.map(marksIn))];
+  if (masks.includes(0)) return (text) => re.test(text);
+  const gates = Int32Array.from(masks);
+  return (text) => {
+    const marks = marksOf(text);
+    for (let i = 0; i < gates.length; i++) {
+      const gate = gates[i] as number;
+      if ((marks & gate) === gate) return re.test(text);
+    }
+    return false;
+  };
 }
