@@ -15,11 +15,13 @@ import {
 afterEach(runCleanups);
 
 /** A WebSocket upstream that echoes every message, prefixed, and tells who connected. */
-async function startEchoServer(): Promise<{ url: string; forwardedFor: string[] }> {
+async function startEchoServer(): Promise<{ url: string; forwardedFor: string[]; paths: string[] }> {
   const forwardedFor: string[] = [];
+  const paths: string[] = [];
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   wss.on('connection', (socket, req) => {
     forwardedFor.push(String(req.headers['x-forwarded-for']));
+    paths.push(req.url ?? '');
     socket.on('message', (data) => socket.send(`echo: ${data.toString()}`));
   });
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
@@ -30,7 +32,7 @@ async function startEchoServer(): Promise<{ url: string; forwardedFor: string[] 
         wss.close(() => resolve());
       }),
   );
-  return { url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`, forwardedFor };
+  return { url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`, forwardedFor, paths };
 }
 
 function connectWs(
@@ -88,6 +90,33 @@ describe('reverse proxy: WebSocket', () => {
     const ok = await connectWs(`ws://127.0.0.1:${answering.addresses[0]!.port}/`, B);
     expect('ws' in ok).toBe(true);
     (ok as { ws: WebSocket }).ws.terminate();
+  });
+
+  it("refuses a banned client's upgrade with the configured deny status and body", async () => {
+    const guard = await startGuard({
+      http: { deny: { status: 451, body: 'Banned: ask ops@example.com\n' } },
+    });
+    const upstream = await startEchoServer();
+    const proxy = await startProxy(guard, { target: upstream.url });
+    await guard.ban(A);
+    const upgrade =
+      'GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+    const refused = await rawExchange(proxy.addresses[0]!.port, [upgrade], { from: A });
+    expect(statusOf(refused.text)).toBe(451);
+    expect(refused.text).toMatch(/\r\nContent-Type: text\/plain; charset=utf-8\r\n/i);
+    expect(refused.text.endsWith('\r\n\r\nBanned: ask ops@example.com\n')).toBe(true);
+    expect(upstream.forwardedFor).toEqual([]);
+  });
+
+  it('forwards the path the jails judged: dot segments and encoded characters resolved', async () => {
+    const guard = await startGuard({});
+    const upstream = await startEchoServer();
+    const proxy = await startProxy(guard, { target: upstream.url });
+    const opened = await connectWs(`ws://127.0.0.1:${proxy.addresses[0]!.port}/a/../%63hat//./room?x=1`, A);
+    expect('ws' in opened).toBe(true);
+    (opened as { ws: WebSocket }).ws.terminate();
+    expect(upstream.paths).toEqual(['/chat/room?x=1']);
   });
 
   it('answers 502 to an upgrade whose upstream is down, and closes open WebSockets on close()', async () => {

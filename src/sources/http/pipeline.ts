@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { DEFAULT_HTTP_CONFIG, resolveDenyResponse } from '../../config/http.js';
 import type { PortcullisConfig } from '../../config/types.js';
 import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
@@ -13,6 +12,7 @@ import type { BanCheck, FailureSink, JailRegistry } from '../source.js';
 import { type ClientIpResolver, createClientIpResolver, type ForwardedHeader } from './client-ip.js';
 import { type Denial, type DenyResponse, RATE_LIMITED_RESPONSE, writeDenial } from './deny.js';
 import { ExchangeEvent, type HttpEvent, httpEventOf } from './http-event.js';
+import { RateLimit, sharedRateBackendOf } from './rate-limit.js';
 
 /**
  * What the HTTP pipeline needs of the engine (a `Guard` is one): the ban check, the failure sink,
@@ -22,6 +22,8 @@ export interface HttpEngine extends BanCheck, FailureSink, JailRegistry {
   reportError(error: Error): void;
   /** Decisions as they are enforced (the Guard's); the proxy closes a banned client's connections on `ban`. */
   subscribe?(listener: { ban?(decision: Decision): void }): () => void;
+  /** The guard's store: with Redis, rate jails count across instances (see `rate-limit.ts`). */
+  readonly store?: { readonly kind: string };
 }
 
 export interface HttpPipelineOptions {
@@ -139,9 +141,8 @@ interface ObservingJail {
 interface RateJail {
   jail: Jail;
   filter: CompiledHttpFilter | undefined;
-  points: number;
-  durationMs: number;
-  limiter: RateLimiterMemory;
+  /** This instance's window, and the shared one with a Redis store (see {@link RateLimit}). */
+  limit: RateLimit;
 }
 
 const PATH_FIELD_MAX = 200;
@@ -265,9 +266,9 @@ class Pipeline implements HttpPipeline {
     for (const rateJail of rateJails) {
       if (rateJail.jail.isIgnored(parsed)) continue;
       if (rateJail.filter !== undefined && !rateJail.filter.matches(event as HttpEvent)) continue;
-      const consumed = rateJail.limiter
-        .consume(rateJail.jail.keyOf(parsed))
-        .then(noDenial, (rejection: unknown) => this.#overRate(rateJail, ip, rejection));
+      const consumed = rateJail.limit
+        .consume(rateJail.jail.keyOf(parsed), ip)
+        .then((retryMs) => (retryMs === undefined ? undefined : this.#overRate(rateJail, retryMs)));
       if (pending === undefined) pending = [];
       pending.push(consumed);
     }
@@ -328,7 +329,12 @@ class Pipeline implements HttpPipeline {
   }
 
   deny(res: ServerResponse, denial: Denial): void {
-    writeDenial(res, denial, denial.reason === 'rate' ? RATE_LIMITED_RESPONSE : this.#denyResponse);
+    writeDenial(res, denial, this.denyResponseOf(denial));
+  }
+
+  /** What a refusal is answered with (`http.deny` for a ban, 429 for a rate), for a raw socket too. */
+  denyResponseOf(denial: Denial): DenyResponse {
+    return denial.reason === 'rate' ? RATE_LIMITED_RESPONSE : this.#denyResponse;
   }
 
   turn(req: IncomingMessage, res: ServerResponse): Promise<boolean> | undefined {
@@ -425,21 +431,14 @@ class Pipeline implements HttpPipeline {
     }
   }
 
-  #overRate(rateJail: RateJail, ip: string, rejection: unknown): Denial | undefined {
-    if (!(rejection instanceof RateLimiterRes)) {
-      this.#failed(rejection);
-      return undefined;
-    }
-    // One failure per window: only the request that first crosses the rate reports.
-    if (rejection.consumedPoints === rateJail.points + 1) {
-      void this.#report(ip, rateJail.jail.name, { rate: `${rateJail.points}/${rateJail.durationMs}ms` });
-    }
+  /** Over the rate: the refusal (the one failure per window is reported by the {@link RateLimit}). */
+  #overRate(rateJail: RateJail, retryMs: number): Denial | undefined {
     if (rateJail.jail.config.dryRun) return undefined;
     this.#counts.rateLimited++;
     return {
       reason: 'rate',
       status: RATE_LIMITED_RESPONSE.status,
-      retryAfterS: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)),
+      retryAfterS: Math.max(1, Math.ceil(retryMs / 1000)),
       jail: rateJail.jail.name,
     };
   }
@@ -492,16 +491,20 @@ class Pipeline implements HttpPipeline {
       const filter = jail.httpFilter;
       if (config.rate != null) {
         const { points, durationMs } = config.rate;
-        const old = previousRates.get(jail.name);
-        const limiter =
+        const old = previousRates.get(jail.name)?.limit;
+        const name = jail.name;
+        const limit =
           old !== undefined && old.points === points && old.durationMs === durationMs
-            ? old.limiter
-            : new RateLimiterMemory({
+            ? old
+            : new RateLimit({
+                jail: name,
                 points,
-                duration: durationMs / 1000,
-                keyPrefix: `pc-rate:${jail.name}`,
+                durationMs,
+                shared: sharedRateBackendOf(this.guard.store),
+                onExceeded: (ip) => void this.#report(ip, name, { rate: `${points}/${durationMs}ms` }),
+                onError: (error) => this.#failed(error),
               });
-        rateJails.push({ jail, filter, points, durationMs, limiter });
+        rateJails.push({ jail, filter, limit });
         continue;
       }
       if (filter === undefined) continue;
@@ -521,10 +524,6 @@ class Pipeline implements HttpPipeline {
     this.#rateJails = rateJails;
     this.#rateNeedsEvent = rateJails.some((r) => r.filter !== undefined);
   }
-}
-
-function noDenial(): undefined {
-  return undefined;
 }
 
 function noop(): void {}

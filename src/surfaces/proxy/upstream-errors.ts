@@ -47,8 +47,9 @@ export function rawResponse(
   status: number,
   body = `${REASONS[status] ?? 'Error'}\n`,
   headers: Record<string, string> = {},
+  contentType = 'text/plain; charset=utf-8',
 ): string {
-  let head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\n`;
+  let head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: ${contentType}\r\n`;
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
   return `${head}Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`;
 }
