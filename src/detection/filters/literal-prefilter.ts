@@ -20,15 +20,17 @@ export function literalPrefilter(pattern: string): Prefilter | undefined {
   if (clauses.length === 0) return undefined;
   const tests = clauses.map(clauseTest);
   if (tests.length === 1) return tests[0];
-  const [first, second] = tests as [Prefilter, Prefilter];
-  return (text) => first(text) && second(text);
+  return (text) => {
+    for (const test of tests) if (!test(text)) return false;
+    return true;
+  };
 }
 
 /**
  * The strongest clauses (at most `limit`) every match of `pattern` satisfies: lowercased
  * literals, one of which occurs in any matching text. `[]` when nothing useful is proven.
  */
-export function requiredClauses(pattern: string, limit = 2): string[][] {
+export function requiredClauses(pattern: string, limit = 3): string[][] {
   let info: Info;
   try {
     const parser = new Parser(tokenize(pattern));
@@ -58,26 +60,31 @@ interface Info {
 }
 
 const MAX_EXACT = 32;
-/** A clause as weak as one letter costs more to test than it saves. */
-const MIN_STRENGTH = 2;
+/** A clause as weak as one letter costs more to test than it saves; one common mark does not. */
+const MIN_STRENGTH = 1.5;
 /** Characters of a small class listed one by one (`[sS]`, `[\t\n\r]`, `['"]`). */
 const MAX_CLASS = 8;
 const NOTHING: Info = { exact: null, clauses: [] };
+/** RE2's `\s`: `[\t\n\f\r ]` (no `\v`). */
+const PERL_SPACE = ['\t', '\n', '\f', '\r', ' '];
 const EMPTY: Info = { exact: [''], clauses: [] };
 
 /**
- * How selective a clause is: its weakest literal, letters and digits counting for less than marks
- * (`'`, `<`, `;` are rare in benign requests, "end" is not).
+ * How selective a clause is: its weakest literal. Letters and digits count least, then the marks
+ * every benign request is full of (`/`, `.`, `=`, `&`, `;`, `(`: URLs, cookies, user agents),
+ * then the rare ones (`'`, `"`, `<`, `%`, `|`, `` ` ``, `$`).
  */
 function strength(clause: readonly string[]): number {
   let weakest = Number.POSITIVE_INFINITY;
   for (const literal of clause) {
     let score = 0;
-    for (const ch of literal) score += /[a-z0-9]/.test(ch) ? 1 : 4;
+    for (const ch of literal) score += /[a-z0-9]/.test(ch) ? 1 : COMMON_MARKS.includes(ch) ? 1.5 : 4;
     weakest = Math.min(weakest, score);
   }
   return weakest;
 }
+
+const COMMON_MARKS = '/.=&?-_();:, +';
 
 /** Selectivity against cost: a clause of a hundred literals costs more to look for than two. */
 function worth(clause: readonly string[]): number {
@@ -96,6 +103,40 @@ function bestClause(info: Info): string[] | undefined {
     if (best === undefined || strength(clause) > strength(best)) best = clause;
   }
   return best;
+}
+
+/**
+ * The clause an alternation satisfies: one clause of each branch, united. Which one of each is
+ * chosen for the strongest union (tried exhaustively while the choices are few): the union is
+ * as weak as its weakest literal, so a branch's best clause alone is not always the best pick.
+ */
+function unionClause(branches: readonly Info[]): string[][] {
+  const options: string[][][] = [];
+  let combinations = 1;
+  for (const branch of branches) {
+    const own = [...branch.clauses];
+    if (branch.exact !== null && validClause(branch.exact)) own.push(branch.exact);
+    if (own.length === 0) return [];
+    options.push(own);
+    combinations *= own.length;
+  }
+  if (combinations > 256) {
+    const union = new Set<string>();
+    for (const branch of branches) for (const literal of bestClause(branch) as string[]) union.add(literal);
+    return [[...union]];
+  }
+  const unions = new Map<string, string[]>();
+  const pick = (at: number, union: readonly string[]): void => {
+    if (at === options.length) {
+      const clause = [...new Set(union)].sort();
+      unions.set(clause.join('\0'), clause);
+      return;
+    }
+    for (const clause of options[at] as string[][]) pick(at + 1, [...union, ...clause]);
+  };
+  pick(0, []);
+  // Every union holds; the two strongest are kept (the conjunction is what the prefilter tests).
+  return [...unions.values()].sort((a, b) => worth(b) - worth(a)).slice(0, 2);
 }
 
 function cross(left: readonly string[], right: readonly string[]): string[] {
@@ -130,13 +171,7 @@ class Parser {
       else exact = [...new Set([...exact, ...branch.exact])];
       if (exact !== null && exact.length > MAX_EXACT) exact = null;
     }
-    const chosen: string[] = [];
-    for (const branch of branches) {
-      const best = bestClause(branch);
-      if (best === undefined) return { exact, clauses: [] };
-      chosen.push(...best);
-    }
-    return { exact, clauses: [[...new Set(chosen)]] };
+    return { exact, clauses: unionClause(branches) };
   }
 
   sequence(): Info {
@@ -189,7 +224,7 @@ class Parser {
       case 'char':
         return literal(token.ch);
       case 'set':
-        return classInfo(token.raw);
+        return token.raw === '\\s' ? { exact: [...PERL_SPACE], clauses: [] } : classInfo(token.raw);
       case 'assert':
       case 'flags':
         return EMPTY;
@@ -217,6 +252,7 @@ function classInfo(raw: string): Info {
   if (!raw.startsWith('[') || raw.startsWith('[^') || !raw.endsWith(']')) return NOTHING;
   const body = raw.slice(1, -1);
   const chars = new Set<string>();
+  let spaces = false;
   let i = 0;
   const next = (): string | undefined => {
     const c = body[i];
@@ -230,12 +266,17 @@ function classInfo(raw: string): Info {
     if (escaped === undefined) return undefined;
     const control: Record<string, string> = { n: '\n', t: '\t', r: '\r', f: '\f', v: '\v' };
     if (escaped in control) return control[escaped];
-    // A class escape (\d, \s, \pL), hex or octal: not listed here.
+    // A class escape (\d, \pL), hex or octal: not listed here.
     if (/[A-Za-z0-9]/.test(escaped)) return undefined;
     return escaped;
   };
   if (body.length === 0 || body.includes('[:')) return NOTHING;
   while (i < body.length) {
+    if (body.startsWith('\\s', i) && body[i + 2] !== '-') {
+      spaces = true;
+      i += 2;
+      continue;
+    }
     const from = next();
     if (from === undefined) return NOTHING;
     if (body[i] === '-' && i + 1 < body.length) {
@@ -249,65 +290,70 @@ function classInfo(raw: string): Info {
     } else chars.add(from);
     if (chars.size > MAX_CLASS * 2) return NOTHING;
   }
+  if (spaces) for (const ch of PERL_SPACE) chars.add(ch);
   const lowered = new Set<string>();
   for (const ch of chars) {
     if (ch.length !== 1 || ch.charCodeAt(0) > 0x7e || ch.charCodeAt(0) < 0x09) return NOTHING;
     lowered.add(ch.toLowerCase());
   }
-  if (lowered.size > MAX_CLASS) return NOTHING;
+  if (lowered.size > MAX_CLASS + PERL_SPACE.length) return NOTHING;
   return { exact: [...lowered], clauses: [] };
 }
 
 /**
- * Marks that the gate tracks, one bit each: a text's set of marks is computed once (see
- * {@link marksOf}) and a clause whose every literal holds a mark is refused with integer tests
- * when the text lacks them, before its regular expression runs.
- */
-const MARKS = '\'"<>%()[]{};|`$&./\\:=@#*-!?+,~^_';
-const MARK_BIT = new Int32Array(128).fill(0);
-for (let i = 0; i < MARKS.length; i++) MARK_BIT[MARKS.charCodeAt(i)] = 1 << i;
-
-function marksIn(literal: string): number {
-  let mask = 0;
-  for (let i = 0; i < literal.length; i++) {
-    const code = literal.charCodeAt(i);
-    if (code < 128) mask |= MARK_BIT[code] as number;
-  }
-  return mask;
-}
-
-/** The marks of the last few texts seen: an event's URL is tested by many patterns in a row. */
-const recentTexts: string[] = ['', '', '', ''];
-const recentMarks = new Int32Array(4);
-let recentNext = 0;
-
-function marksOf(text: string): number {
-  for (let i = 0; i < 4; i++) if (recentTexts[i] === text) return recentMarks[i] as number;
-  const mask = marksIn(text);
-  recentTexts[recentNext] = text;
-  recentMarks[recentNext] = mask;
-  recentNext = (recentNext + 1) & 3;
-  return mask;
-}
-
-/**
- * `/lit1|lit2/iu`, longest literals first (`u` folds case as RE2's `(?i)` does: K, ſ), behind
- * the marks gate when every literal holds a mark.
+ * Whether a text contains one of a clause's literals, ignoring case as RE2's `(?i)` does: one
+ * pass over the text with a table of the literals' first two characters (`u` folding: the Kelvin
+ * sign is a `k`, the long s an `s`; literals are ASCII). Linear in the text, whatever the clause's
+ * size: a regular expression of a hundred alternatives backtracks through each at every position.
  */
 function clauseTest(clause: readonly string[]): Prefilter {
-  const alternatives = [...clause]
-    .sort((a, b) => b.length - a.length)
-    .map((literal) => literal.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&'));
-  const re = new RegExp(alternatives.join('|'), 'iu');
-  const masks = [...new Set(clause.map(marksIn))];
-  if (masks.includes(0)) return (text) => re.test(text);
-  const gates = Int32Array.from(masks);
+  const single = new Uint8Array(128);
+  const byPair = new Map<number, string[]>();
+  const pairs = new Uint8Array(128 * 128);
+  for (const literal of clause) {
+    const first = literal.charCodeAt(0);
+    if (literal.length === 1) {
+      single[first] = 1;
+      continue;
+    }
+    const key = first * 128 + literal.charCodeAt(1);
+    pairs[key] = 1;
+    const list = byPair.get(key);
+    if (list === undefined) byPair.set(key, [literal]);
+    else list.push(literal);
+  }
+  const tails: (string[] | undefined)[] = [];
+  for (const [key, list] of byPair) tails[key] = list;
   return (text) => {
-    const marks = marksOf(text);
-    for (let i = 0; i < gates.length; i++) {
-      const gate = gates[i] as number;
-      if ((marks & gate) === gate) return re.test(text);
+    const length = text.length;
+    if (length === 0) return false;
+    let current = folded(text.charCodeAt(0));
+    for (let i = 0; i < length; i++) {
+      if (single[current] === 1) return true;
+      if (i + 1 === length) return false;
+      const next = folded(text.charCodeAt(i + 1));
+      const key = current * 128 + next;
+      if (pairs[key] === 1) {
+        for (const literal of tails[key] as string[]) if (containsAt(text, i, literal)) return true;
+      }
+      current = next;
     }
     return false;
   };
+}
+
+/** A UTF-16 unit as the lowercase ASCII character it matches case-insensitively; 0 for none. */
+function folded(code: number): number {
+  if (code < 128) return code >= 65 && code <= 90 ? code + 32 : code;
+  if (code === 0x212a) return 107; // KELVIN SIGN folds to k
+  if (code === 0x017f) return 115; // LATIN SMALL LETTER LONG S folds to s
+  return 0;
+}
+
+function containsAt(text: string, at: number, literal: string): boolean {
+  if (at + literal.length > text.length) return false;
+  for (let j = 2; j < literal.length; j++) {
+    if (folded(text.charCodeAt(at + j)) !== literal.charCodeAt(j)) return false;
+  }
+  return true;
 }

@@ -204,11 +204,10 @@ function intervalCheck<E>(
 }
 
 /**
- * The branches of an `any:`. Branches that are a lone regex on one text field (the bundled HTTP
- * `scanners` rule has five on `path`) become one RE2 alternation: one native call per event
- * instead of one per branch, and the same answer, since each pattern keeps its flags inside its
- * own group. An alternation that the matching budget finds slow (its DFA may be much bigger than
- * its parts') is not used: each pattern runs on its own then.
+ * The branches of an `any:`. Branches that are a lone regex on one text field run behind their
+ * literal prefilters, one by one; those without one (nothing literal is certain in every match)
+ * become one RE2 alternation: one native call per event instead of one per branch, and the same
+ * answer, since each pattern keeps its flags inside its own group.
  */
 function compileAny<E>(catalogue: FieldCatalogue<E>, specs: readonly FieldFilterSpec[]): Predicate<E>[] {
   const byField = new Map<string, string[]>();
@@ -228,24 +227,37 @@ function compileAny<E>(catalogue: FieldCatalogue<E>, specs: readonly FieldFilter
     const field = catalogue.fields[name] as TextField<E>;
     const get = field.get;
     const limit = scanLimitOf(catalogue, field);
-    let re: RE2 | undefined;
-    // `\Q` quotes up to `\E` or the end, so it could swallow the branches after it: kept apart.
-    if (patterns.length > 1 && !patterns.some((p) => p.includes('\\Q'))) {
-      const alternation = patterns.map((p) => `(?:${p})`).join('|');
-      try {
-        re = re2Cost(alternation).verdict === 'ok' ? re2Program(alternation) : undefined;
-      } catch {
-        re = undefined; // e.g. a capture group name used twice: each pattern on its own, then
-      }
+    // A pattern with a literal prefilter runs on its own behind it, so a benign text is refused
+    // before RE2; one alternation of them all would need RE2 (its prefilter, the union of
+    // theirs, is weak). The patterns without one share an alternation.
+    const bare: string[] = [];
+    for (const pattern of patterns) {
+      if (literalPrefilter(pattern) === undefined) bare.push(pattern);
+      else merged.push(regexCheck(get, pattern, limit));
     }
-    if (re !== undefined) {
-      merged.push(textCheck(get, patterns.map((p) => `(?:${p})`).join('|'), re, limit));
-    } else {
-      for (const pattern of patterns) merged.push(regexCheck(get, pattern, limit));
-    }
+    const alternation = bare.length > 1 ? alternationOf(bare) : undefined;
+    if (alternation !== undefined) merged.push(regexCheck(get, alternation, limit));
+    else for (const pattern of bare) merged.push(regexCheck(get, pattern, limit));
   }
   // Single regexes first: cheaper than the composite branches, and the order cannot change `some`.
   return [...merged, ...parts];
+}
+
+/**
+ * One RE2 program for `patterns` (each keeps its flags inside its own group), unless the matching
+ * budget finds it slow, `\Q` could swallow the branches after it, or RE2 refuses the combination
+ * (a capture group name used twice): then each pattern runs on its own.
+ */
+function alternationOf(patterns: readonly string[]): string | undefined {
+  if (patterns.some((p) => p.includes('\\Q'))) return undefined;
+  const alternation = patterns.map((p) => `(?:${p})`).join('|');
+  try {
+    if (re2Cost(alternation).verdict !== 'ok') return undefined;
+    re2Program(alternation);
+    return alternation;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `[field, pattern]` when `spec` is exactly one regex on one text field, nothing else. */

@@ -91,7 +91,14 @@ describe('literal prefilter', () => {
   });
 
   it('proves literals through groups, alternations, classes and repetitions', () => {
-    expect(requiredClauses('(?i)union(?:\\s|%20)+select')).toEqual([['select'], ['union']]);
+    expect(requiredClauses('(?i)union(?:\\s|%20)+select')).toEqual([
+      ['select'],
+      ['union'],
+      ['\t', '\n', '\f', '\r', ' ', '%20'],
+    ]);
+    expect(requiredClauses('(?:[\\s+]|%20)or')).toContainEqual(
+      ['\t', '\n', '\f', '\r', ' ', '+', '%20'].sort().map((c) => `${c}or`),
+    );
     expect(requiredClauses('(?:\'|"|%27)\\s*(?:or|and)')).toEqual([
       ['"', '%27', "'"],
       ['and', 'or'],
