@@ -115,6 +115,30 @@ describe('reverse proxy: hostile clients', () => {
     expect(result.elapsedMs).toBeLessThan(4_000);
   });
 
+  it('counts a connection cut by a ban once, however often the ban is announced', async () => {
+    const guard = await startGuard({});
+    let answer: (() => void) | undefined;
+    const upstream = await startUpstream('a', 0, (req, res) => {
+      if (req.url !== '/slow') return false;
+      answer = () => res.end('late\n');
+      return true;
+    });
+    const proxy = await startProxy(guard, { target: upstream.url });
+    const port = proxy.addresses[0]!.port;
+    const pending = rawExchange(port, ['GET /slow HTTP/1.1\r\nHost: x\r\n\r\n'], { from: A, timeoutMs: 5_000 });
+    await waitFor(() => answer !== undefined, { message: 'the request at the upstream' });
+    await guard.ban(A, { duration: '10m' });
+    await guard.ban(A, { duration: '1h' }); // a longer ban of the same client: announced again
+    expect(proxy.stats.closedOnBan).toBe(1);
+    answer?.();
+    const result = await pending;
+    // The response it owed is delivered, and the connection closes after it.
+    expect(statusOf(result.text)).toBe(200);
+    expect(result.text).toMatch(/\r\nConnection: close\r\n/i);
+    expect(result.end).toBe('closed');
+    expect(proxy.stats.closedOnBan).toBe(1);
+  });
+
   it('limits concurrent connections per client address', async () => {
     const { port, proxy, upstream } = await hardened({ maxConnectionsPerIp: 2 });
     const held = [

@@ -40,6 +40,8 @@ export class ClientConnection {
   readonly clients = new Set<string>();
   /** Switched to another protocol (a WebSocket): closing it is the only way to stop it. */
   upgraded = false;
+  /** A ban marked it to close after the responses it owes (counted once in `closedOnBan`). */
+  cutForBan = false;
 
   constructor(socket: Socket, peer: string | null) {
     this.socket = socket;
@@ -142,26 +144,30 @@ export class ClientConnections {
   cut(target: string, isBanned: (ip: string) => boolean, reset: boolean): number {
     const exact = this.#byClient.get(target);
     const who = exact !== undefined ? [target] : [...this.#byClient.keys()].filter(isBanned);
+    // A connection indexed under two clients (a trusted proxy's WebSocket) is one connection.
+    const clients = new Set<ClientConnection>();
+    for (const ip of who) for (const client of this.#byClient.get(ip) ?? []) clients.add(client);
     let closed = 0;
-    for (const ip of who) {
-      for (const client of [...(this.#byClient.get(ip) ?? [])]) {
-        const socket = client.socket;
-        if (socket.destroyed) continue;
-        closed++;
-        const idle = client.live.size === 0;
-        if (reset) {
-          // An idle socket is reset (no byte, as at accept); one owing responses is closed.
-          if (idle && client.requests > 0 && socket.writableLength === 0) dropSocket(socket);
-          else socket.destroy();
-        } else if (client.upgraded || (idle && client.requests > 0) || client.incomplete() !== undefined) {
-          // A connection not yet past its first request is left to get the deny response.
-          socket.destroy();
-        } else {
-          for (const exchange of client.live) {
-            const res = exchange.res as ServerResponse;
-            res.shouldKeepAlive = false;
-            if (!res.headersSent) res.setHeader('Connection', 'close');
-          }
+    for (const client of clients) {
+      const socket = client.socket;
+      if (socket.destroyed) continue;
+      // Marked by an earlier cut to close after its responses: counted then; closed now on a reset.
+      if (client.cutForBan && !reset) continue;
+      if (!client.cutForBan) closed++;
+      const idle = client.live.size === 0;
+      if (reset) {
+        // An idle socket is reset (no byte, as at accept); one owing responses is closed.
+        if (idle && client.requests > 0 && socket.writableLength === 0) dropSocket(socket);
+        else socket.destroy();
+      } else if (client.upgraded || (idle && client.requests > 0) || client.incomplete() !== undefined) {
+        // A connection not yet past its first request is left to get the deny response.
+        socket.destroy();
+      } else {
+        client.cutForBan = true;
+        for (const exchange of client.live) {
+          const res = exchange.res as ServerResponse;
+          res.shouldKeepAlive = false;
+          if (!res.headersSent) res.setHeader('Connection', 'close');
         }
       }
     }
