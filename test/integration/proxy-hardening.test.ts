@@ -125,7 +125,10 @@ describe('reverse proxy: hostile clients', () => {
     });
     const proxy = await startProxy(guard, { target: upstream.url });
     const port = proxy.addresses[0]!.port;
-    const pending = rawExchange(port, ['GET /slow HTTP/1.1\r\nHost: x\r\n\r\n'], { from: A, timeoutMs: 5_000 });
+    const pending = rawExchange(port, ['GET /slow HTTP/1.1\r\nHost: x\r\n\r\n'], {
+      from: A,
+      timeoutMs: 5_000,
+    });
     await waitFor(() => answer !== undefined, { message: 'the request at the upstream' });
     await guard.ban(A, { duration: '10m' });
     await guard.ban(A, { duration: '1h' }); // a longer ban of the same client: announced again
