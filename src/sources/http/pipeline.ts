@@ -101,6 +101,8 @@ export interface HttpPipeline {
   fail(ip: string | null, jail?: string, fields?: ReportFields): Promise<ReportResult>;
   /** Writes the refusal for `denial` (the configured deny response, or 429 for a rate). */
   deny(res: ServerResponse, denial: Denial): void;
+  /** The response {@link deny} writes, for a refusal written on a raw socket (an upgrade). */
+  denyResponseOf(denial: Denial): DenyResponse;
   /**
    * The whole journey for one request: resolves the client, refuses (and answers) a banned or
    * over-rate one, tracks the rest. `true`: continue to the application; `false`: answered.
