@@ -1,7 +1,7 @@
 // npm run bench:proxy — the reverse proxy side by side with the upstream alone, bare http-proxy-3,
 // http-proxy 1.18.1 and nginx, in one run:
 //  1. throughput: wrk (1 thread, 50 connections, keep-alive), median of ROUNDS runs per variant,
-//     variants alternating;
+//     variants alternating, for each request mix (MIX=tiny,browser,lookalike; see MIXES);
 //  2. cost: at a fixed rate (autocannon -R), CPU time of the proxy process per request, read from
 //     /proc/<pid>/stat (utime + stime) before and after;
 //  3. refusing: a banned client hammering a `deny: drop` listener: connections reset per second.
@@ -24,7 +24,13 @@ import { SqliteStore } from '../src/stores/sqlite/sqlite-store.js';
 import { createProxy } from '../src/surfaces/proxy/index.js';
 import { fmt, machineLine, median } from './machine.js';
 
-const NODE_VARIANTS = ['http-proxy-3', 'http-proxy', 'portcullis', 'portcullis+log'] as const;
+const NODE_VARIANTS = [
+  'http-proxy-3',
+  'http-proxy',
+  'portcullis',
+  'portcullis+log',
+  'portcullis+admin',
+] as const;
 const VARIANTS = ['direct', ...NODE_VARIANTS, 'nginx'] as const;
 type Variant = (typeof VARIANTS)[number];
 type NodeVariant = (typeof NODE_VARIANTS)[number];
@@ -34,10 +40,13 @@ const DURATION_S = Number(process.env.DURATION ?? 5);
 const CONNECTIONS = 50;
 const FIXED_RATE = Number(process.env.RATE ?? 2_000);
 const CLK_TCK = 100; // Linux USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s
-
-if (process.argv[2] === '--serve')
-  await serve(process.argv[3] as NodeVariant | 'drop', Number(process.argv[4]));
-else await main();
+/** `ONLY=portcullis,portcullis+admin`: just these (with direct and http-proxy-3, the baseline). */
+const ONLY = process.env.ONLY?.split(',');
+const CHOSEN = VARIANTS.filter(
+  (v) => ONLY === undefined || ONLY.includes(v) || v === 'direct' || v === 'http-proxy-3',
+);
+/** portcullis+admin: /metrics is scraped this often during the run (Prometheus scrapes every 15 s). */
+const SCRAPE_MS = 1_000;
 
 /** A proxy variant in this (child) process, forwarding to 127.0.0.1:`upstreamPort`. */
 async function serve(variant: NodeVariant | 'drop', upstreamPort: number): Promise<void> {
@@ -94,11 +103,41 @@ async function serve(variant: NodeVariant | 'drop', upstreamPort: number): Promi
     });
     port = proxy.addresses[0]?.port as number;
     report = () => ({ ...proxy.stats });
+    if (variant === 'portcullis+admin') await startBenchAdmin(guard, proxy);
   }
   console.log(JSON.stringify({ port }));
   process.on('message', () => process.send?.(report()));
   // An orderly exit, so that `node --cpu-prof` can write its profile.
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => process.exit(0));
+}
+
+/** The admin listener with metrics (process metrics included), scraped every SCRAPE_MS. */
+async function startBenchAdmin(
+  guard: Awaited<ReturnType<typeof createGuard>>,
+  proxy: Awaited<ReturnType<typeof createProxy>>,
+): Promise<void> {
+  const { resolveConfig } = await import('../src/config/load.js');
+  const { createControl } = await import('../src/operate/create-control.js');
+  const { startAdmin } = await import('../src/surfaces/admin/index.js');
+  const token = 'bench-token-0123456789abcdef';
+  const config = resolveConfig(
+    { store: { memory: true }, admin: { listen: '127.0.0.1:0', token_env: 'T' } },
+    { env: { T: token } },
+  ).admin;
+  if (config === undefined) throw new Error('no admin config');
+  const control = createControl({
+    guard,
+    sourceStats: () => ({ proxy: { ...proxy.stats } }),
+    actionStats: () => ({}),
+    reload: async () => ({ ok: true }),
+    stop: async () => {},
+  });
+  const admin = await startAdmin({ control, config: () => config, guard, proxy });
+  setInterval(() => {
+    void fetch(`${admin.url}/metrics`, { headers: { authorization: `Bearer ${token}` } }).then((r) =>
+      r.text(),
+    );
+  }, SCRAPE_MS).unref();
 }
 
 interface Running {
@@ -213,10 +252,107 @@ interface WrkResult {
   p99Ms: number;
 }
 
-function wrk(port: number, seconds: number, connections = CONNECTIONS): WrkResult {
+/**
+ * The request mixes, each a wrk Lua script cycling through its requests (none suits the literal
+ * prefilter more than real traffic would):
+ * - `tiny`: `GET /` with wrk's two headers, the cheapest request there is;
+ * - `browser`: pages, assets and API calls with queries, as browsers send them: user agents,
+ *   Accept*, cookies, referers (some 600 bytes of headers);
+ * - `lookalike`: the benign corpus values that look like attacks (quotes in searches, `<` in
+ *   text, `../` in names...): every payload rule's prefilter lets them through to RE2, none bans.
+ */
+const MIXES = (process.env.MIX ?? 'tiny,browser,lookalike').split(',') as Mix[];
+type Mix = 'tiny' | 'browser' | 'lookalike';
+
+interface MixRequest {
+  path: string;
+  headers: Record<string, string>;
+}
+
+const AGENTS = [
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+  'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0',
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15',
+];
+const PATHS = [
+  '/',
+  '/products/list?category=shoes&page=2&sort=price',
+  '/products/8812-trail-runner-gtx?color=blue&size=42',
+  '/static/js/app.3f9a1c2e.js',
+  '/static/css/main.8b21d0.css',
+  '/images/products/8812/hero@2x.webp',
+  '/api/v1/cart/items?fields=id,name,price,qty&expand=true',
+  '/api/v1/search?q=waterproof+running+shoes&lang=en-GB&limit=24&offset=48',
+  '/account/orders/2024-11-28/INV-000123',
+  '/blog/2024/11/how-to-choose-trail-shoes/',
+  '/fonts/inter-var.woff2',
+  '/favicon.ico',
+];
+
+function mixRequests(mix: Mix): MixRequest[] {
+  if (mix === 'tiny') return [{ path: '/', headers: {} }];
+  const browser = (path: string, i: number): MixRequest => ({
+    path,
+    headers: {
+      'User-Agent': AGENTS[i % AGENTS.length] as string,
+      Accept: path.startsWith('/api/') ? 'application/json' : 'text/html,application/xhtml+xml,*/*;q=0.8',
+      'Accept-Language': 'en-GB,en;q=0.9,de;q=0.7',
+      'Accept-Encoding': 'gzip, deflate, br',
+      Cookie: `session=${(0x9e3779b9 * (i + 1)).toString(16)}a1b2c3d4e5f6; theme=dark; _ga=GA1.2.${1_700_000_000 + i}.1700000000`,
+      Referer: 'https://shop.example.com/products/list?category=shoes',
+    },
+  });
+  if (mix === 'browser') return PATHS.map(browser);
+  // lookalike: each benign look-alike value where it belongs, in an otherwise browser request.
+  const corpus = readFileSync(
+    new URL('../test/fixtures/http-corpus/payloads/benign.txt', import.meta.url),
+    'utf8',
+  );
+  const requests: MixRequest[] = [];
+  for (const line of corpus.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const space = line.indexOf(' ');
+    const where = line.slice(0, space);
+    const value = line.slice(space + 1);
+    const base = browser(PATHS[requests.length % PATHS.length] as string, requests.length);
+    if (where === 'url') base.path = value;
+    else if (where === 'user_agent') base.headers['User-Agent'] = value;
+    else if (where === 'referer') base.headers.Referer = value;
+    else if (where === 'cookie') base.headers.Cookie = value;
+    requests.push(base);
+  }
+  return requests;
+}
+
+/** A wrk script cycling through `requests` (Lua long strings: no escaping of the values). */
+function wrkScript(mix: Mix, dir: string): string {
+  const quote = (text: string) => `[==[${text}]==]`;
+  const lines = mixRequests(mix).map((r) => {
+    const headers = Object.entries(r.headers).map(([k, v]) => `[${quote(k)}] = ${quote(v)}`);
+    return `  wrk.format("GET", ${quote(r.path)}, { ${headers.join(', ')} }),`;
+  });
+  const path = join(dir, `${mix}.lua`);
+  writeFileSync(
+    path,
+    `local requests\nlocal i = 0\ninit = function()\n  requests = {\n${lines.join('\n')}\n  }\nend\n` +
+      'request = function()\n  i = i % #requests + 1\n  return requests[i]\nend\n',
+  );
+  return path;
+}
+
+let scripts: Map<Mix, string> | undefined;
+
+function wrk(port: number, seconds: number, connections = CONNECTIONS, mix: Mix = 'tiny'): WrkResult {
+  if (scripts === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-wrk-'));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    scripts = new Map(MIXES.map((m) => [m, wrkScript(m, dir)]));
+  }
+  const script = scripts.get(mix) ?? wrkScript(mix, tmpdir());
   const out = execFileSync(
     'wrk',
-    ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
+    ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, `http://127.0.0.1:${port}/`],
     { encoding: 'utf8' },
   );
   const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? 0);
@@ -269,7 +405,7 @@ async function main(): Promise<void> {
   console.log(
     `wrk: 1 thread, ${CONNECTIONS} connections, ${DURATION_S}s per run, ${ROUNDS} runs per variant (alternating); ` +
       `CPU at ${fmt(FIXED_RATE)} req/s (autocannon -R); portcullis: 7 http jails (3 + the payload rules), ${fmt(BANS)} bans; ` +
-      'portcullis+log: the same with a combined access log',
+      'portcullis+log: the same with a combined access log; portcullis+admin: the same with admin: (API, metrics with the latency histogram, process metrics) scraped every second',
   );
 
   const running: Running[] = [];
@@ -284,6 +420,7 @@ async function main(): Promise<void> {
     const servers = new Map<Variant, Running>();
     servers.set('direct', { ...upstream, variant: 'direct' });
     for (const variant of NODE_VARIANTS) {
+      if (!CHOSEN.includes(variant)) continue;
       const server = await startNode(variant, upstreamPort);
       running.push(server);
       servers.set(variant, server);
@@ -302,17 +439,21 @@ async function main(): Promise<void> {
     running.push(nginx);
     servers.set('nginx', nginx);
 
-    for (const variant of VARIANTS) wrk((servers.get(variant) as Running).port, 1); // warm up
-    const results = new Map<Variant, WrkResult[]>();
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const variant of VARIANTS) {
-        const r = wrk((servers.get(variant) as Running).port, DURATION_S);
-        results.set(variant, [...(results.get(variant) ?? []), r]);
-        console.log(`  round ${round + 1} ${variant.padEnd(15)} ${fmt(r.rps)} req/s`);
+    for (const variant of CHOSEN) wrk((servers.get(variant) as Running).port, 1); // warm up
+    const byMix = new Map<Mix, Map<Variant, WrkResult[]>>();
+    for (const mix of MIXES) {
+      const results = new Map<Variant, WrkResult[]>();
+      byMix.set(mix, results);
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const variant of CHOSEN) {
+          const r = wrk((servers.get(variant) as Running).port, DURATION_S, CONNECTIONS, mix);
+          results.set(variant, [...(results.get(variant) ?? []), r]);
+          console.log(`  ${mix} round ${round + 1} ${variant.padEnd(15)} ${fmt(r.rps)} req/s`);
+        }
       }
     }
     const cpu = new Map<Variant, number>();
-    for (const variant of VARIANTS) {
+    for (const variant of CHOSEN) {
       const server = servers.get(variant) as Running;
       cpu.set(variant, await cpuPerRequest(server));
       console.log(
@@ -320,34 +461,37 @@ async function main(): Promise<void> {
       );
     }
 
-    const of = (variant: Variant, pick: (r: WrkResult) => number) =>
-      median((results.get(variant) ?? []).map(pick));
-    const bare = of('http-proxy-3', (r) => r.rps);
-    console.log(
-      '\nvariant          req/s (median)  vs http-proxy-3  p50 ms  p99 ms  non-2xx+errors  proxy CPU µs/req (fixed rate)',
-    );
-    for (const variant of VARIANTS) {
-      const rps = of(variant, (r) => r.rps);
-      const bad = (results.get(variant) ?? []).reduce((n, r) => n + r.non2xx + r.errors, 0);
+    for (const [mix, results] of byMix) {
+      const of = (variant: Variant, pick: (r: WrkResult) => number) =>
+        median((results.get(variant) ?? []).map(pick));
+      const bare = of('http-proxy-3', (r) => r.rps);
+      console.log(`\nmix: ${mix} (${mixRequests(mix).length} distinct requests)`);
       console.log(
-        [
-          variant.padEnd(15),
-          fmt(rps).padStart(15),
-          `${fmt(rps / bare, 2)}×`.padStart(15),
-          fmt(
-            of(variant, (r) => r.p50Ms),
-            2,
-          ).padStart(6),
-          fmt(
-            of(variant, (r) => r.p99Ms),
-            2,
-          ).padStart(6),
-          String(bad).padStart(14),
-          `${fmt(cpu.get(variant) ?? 0, 1)}${variant === 'direct' ? ' (the upstream itself)' : ''}`.padStart(
-            12,
-          ),
-        ].join('  '),
+        'variant          req/s (median)  vs http-proxy-3  p50 ms  p99 ms  non-2xx+errors  proxy CPU µs/req (fixed rate, tiny)',
       );
+      for (const variant of CHOSEN) {
+        const rps = of(variant, (r) => r.rps);
+        const bad = (results.get(variant) ?? []).reduce((n, r) => n + r.non2xx + r.errors, 0);
+        console.log(
+          [
+            variant.padEnd(15),
+            fmt(rps).padStart(15),
+            `${fmt(rps / bare, 2)}×`.padStart(15),
+            fmt(
+              of(variant, (r) => r.p50Ms),
+              2,
+            ).padStart(6),
+            fmt(
+              of(variant, (r) => r.p99Ms),
+              2,
+            ).padStart(6),
+            String(bad).padStart(14),
+            `${fmt(cpu.get(variant) ?? 0, 1)}${variant === 'direct' ? ' (the upstream itself)' : ''}`.padStart(
+              12,
+            ),
+          ].join('  '),
+        );
+      }
     }
 
     // A banned client (127.0.0.1) hammering a deny: drop listener: every connection is reset at accept.
@@ -367,13 +511,39 @@ async function main(): Promise<void> {
         `(proxy count; wrk saw ${fmt(hammer.errors)} socket errors, ${fmt(hammer.rps)} responses/s), ` +
         `${fmt(cpuPerDrop, 1)} µs proxy CPU per refusal; requests that reached a handler: ${(after.requests ?? 0) - (before.requests ?? 0)}`,
     );
-    const portcullis = of('portcullis', (r) => r.rps);
+    const ofMix = (mix: Mix, variant: Variant, pick: (r: WrkResult) => number) =>
+      median((byMix.get(mix)?.get(variant) ?? []).map(pick));
+    const ratios = MIXES.map((mix) => {
+      const ratio = ofMix(mix, 'portcullis', (r) => r.rps) / ofMix(mix, 'http-proxy-3', (r) => r.rps);
+      return `${mix} ${fmt(ratio, 2)}× (${ratio >= 0.9 ? 'met' : 'NOT met'})`;
+    });
     console.log(
-      `\ngoals: portcullis ≥ 0.9× bare http-proxy-3 throughput: ${fmt(portcullis / bare, 2)}× ` +
-        `(${portcullis / bare >= 0.9 ? 'met' : 'NOT met'}); banned connections refused ≥ 20k/s: ` +
+      `\ngoals: portcullis ≥ 0.9× bare http-proxy-3 throughput: ${ratios.join(', ')}; banned connections refused ≥ 20k/s: ` +
         `${fmt(dropped / seconds)}/s (${dropped / seconds >= 20_000 ? 'met' : 'NOT met'})`,
     );
+    const main = MIXES[0] as Mix;
+    const of = (variant: Variant, pick: (r: WrkResult) => number) => ofMix(main, variant, pick);
+    const portcullis = of('portcullis', (r) => r.rps);
+    if (CHOSEN.includes('portcullis+admin')) {
+      const admin = of('portcullis+admin', (r) => r.rps);
+      const p99 = (variant: Variant) =>
+        fmt(
+          of(variant, (r) => r.p99Ms),
+          2,
+        );
+      const cpuOf = (variant: Variant) => fmt(cpu.get(variant) ?? 0, 1);
+      console.log(
+        `admin (${main} mix): portcullis+admin / portcullis throughput ${fmt(admin / portcullis, 3)}×; ` +
+          `p99 ${p99('portcullis+admin')} vs ${p99('portcullis')} ms; ` +
+          `CPU ${cpuOf('portcullis+admin')} vs ${cpuOf('portcullis')} µs/req`,
+      );
+    }
   } finally {
     for (const server of running.reverse()) await server.stop();
   }
 }
+
+// Last, so that every module-level constant above is initialised before it runs.
+if (process.argv[2] === '--serve')
+  await serve(process.argv[3] as NodeVariant | 'drop', Number(process.argv[4]));
+else await main();
