@@ -10,8 +10,14 @@ import {
   hostsdenyOptionsSchema,
   resolveHostsdenyOptions,
 } from './hostsdeny/options.js';
+import { createIpsetAction } from './ipset/ipset-action.js';
+import { type IpsetConfig, ipsetOptionsSchema, resolveIpsetOptions } from './ipset/options.js';
+import { createIptablesAction } from './iptables/iptables-action.js';
+import { type IptablesConfig, iptablesOptionsSchema, resolveIptablesOptions } from './iptables/options.js';
 import { createNftablesAction } from './nftables/nftables-action.js';
 import { type NftablesConfig, nftablesOptionsSchema, resolveNftablesOptions } from './nftables/options.js';
+import { createNginxAction } from './nginx/nginx-action.js';
+import { type NginxConfig, nginxOptionsSchema, resolveNginxOptions } from './nginx/options.js';
 import { resolveSmsOptions, type SmsConfig, smsOptionsSchema } from './sms/options.js';
 import { createSmsAction } from './sms/sms-action.js';
 import { resolveWebhookOptions, type WebhookConfig, webhookOptionsSchema } from './webhook/options.js';
@@ -56,6 +62,31 @@ const nftables: ActionKind<NftablesConfig> = {
   create: (name, config, context) => createNftablesAction(name, config, context),
 };
 
+const ipset: ActionKind<IpsetConfig> = {
+  schema: ipsetOptionsSchema,
+  resolve: (name, options: z.output<typeof ipsetOptionsSchema>) => resolveIpsetOptions(name, options),
+  firewall: true,
+  // The chain shares iptables' namespace with the iptables kind's chains.
+  conflictKey: (config) => `iptables chain ${config.chain}`,
+  create: (name, config, context) => createIpsetAction(name, config, context),
+};
+
+const iptables: ActionKind<IptablesConfig> = {
+  schema: iptablesOptionsSchema,
+  resolve: (name, options: z.output<typeof iptablesOptionsSchema>) => resolveIptablesOptions(name, options),
+  firewall: true,
+  conflictKey: (config) => `iptables chain ${config.chain}`,
+  create: (name, config, context) => createIptablesAction(name, config, context),
+};
+
+const nginx: ActionKind<NginxConfig> = {
+  schema: nginxOptionsSchema,
+  resolve: (name, options: z.output<typeof nginxOptionsSchema>) => resolveNginxOptions(name, options),
+  firewall: true,
+  conflictKey: (config) => `nginx include file ${config.file}`,
+  create: (name, config, context) => createNginxAction(name, config, context),
+};
+
 const hostsdeny: ActionKind<HostsdenyConfig> = {
   schema: hostsdenyOptionsSchema,
   resolve: (name, options: z.output<typeof hostsdenyOptionsSchema>) => resolveHostsdenyOptions(name, options),
@@ -96,6 +127,9 @@ const sms: ActionKind<SmsConfig> = {
 /** Every action kind this version runs, by name. */
 export const ACTION_KINDS: Readonly<Record<string, ActionKind<never>>> = Object.freeze({
   nftables: nftables as unknown as ActionKind<never>,
+  ipset: ipset as unknown as ActionKind<never>,
+  iptables: iptables as unknown as ActionKind<never>,
+  nginx: nginx as unknown as ActionKind<never>,
   hostsdeny: hostsdeny as unknown as ActionKind<never>,
   command: command as unknown as ActionKind<never>,
   email: email as unknown as ActionKind<never>,

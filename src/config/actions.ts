@@ -1,4 +1,5 @@
 import type * as z from 'zod';
+import { bundledActionPresets } from '../actions/bundled-presets.js';
 import { ACTION_KINDS, type ActionSpec } from '../actions/registry.js';
 import { PLANNED_ACTION_KINDS } from './unavailable.js';
 
@@ -117,6 +118,24 @@ export function resolveActions(
     presets.set(preset, { kind, raw });
   }
 
+  // Bundled presets (rules/actions/*.yaml): a name the top-level map does not define. A user's
+  // preset of the same name wins; `{ preset: { ... } }` overrides some of a preset's options.
+  const bundled = bundledActionPresets();
+  const findPreset = (preset: string) => {
+    const own = presets.get(preset);
+    if (own !== undefined) return { ...own, path: ['actions', preset, own.kind], key: `preset:${preset}` };
+    if (isMapping(input.presets) && preset in input.presets) return undefined;
+    const shipped = bundled.get(preset);
+    if (shipped === undefined || shipped.kind in ACTION_KINDS === false || preset in ACTION_KINDS)
+      return undefined;
+    return {
+      kind: shipped.kind,
+      raw: shipped.options,
+      path: [`rules/actions/${preset}.yaml`, shipped.kind],
+      key: `bundled:${preset}`,
+    };
+  };
+
   const instance = (key: string, wanted: string, kind: string, raw: unknown, path: (string | number)[]) => {
     const known = instances.get(key);
     if (known !== undefined) return known;
@@ -153,11 +172,17 @@ export function resolveActions(
           if (spec !== undefined) specs.push(spec);
           return;
         }
+        const shipped = findPreset(entry);
+        if (shipped !== undefined) {
+          const spec = instance(shipped.key, entry, shipped.kind, shipped.raw, shipped.path);
+          if (spec !== undefined) specs.push(spec);
+          return;
+        }
         if (PLANNED_ACTION_KINDS.includes(entry)) return; // said by unavailable.ts
         if (isMapping(input.presets) && entry in input.presets) return; // a broken preset: said above
         const names = [...presets.keys()];
         problems.push(
-          `${name}: ${at.join('.')}: unknown action ${JSON.stringify(entry)}: expected an action kind (${kindList()})${names.length > 0 ? ` or a name defined under actions: (${names.join(', ')})` : ' or a name defined under the top-level actions:'}`,
+          `${name}: ${at.join('.')}: unknown action ${JSON.stringify(entry)}: expected an action kind (${kindList()})${names.length > 0 ? ` or a name defined under actions: (${names.join(', ')})` : ' or a name defined under the top-level actions:'}, or a bundled preset (${[...bundled.keys()].join(', ')})`,
         );
         return;
       }
@@ -170,6 +195,21 @@ export function resolveActions(
       }
       const kind = keys[0] as string;
       if (PLANNED_ACTION_KINDS.includes(kind) && !(kind in ACTION_KINDS)) return;
+      const base = kind in ACTION_KINDS ? undefined : findPreset(kind);
+      const overrides = (entry as Mapping)[kind] ?? {};
+      if (base !== undefined && isMapping(overrides) && isMapping(base.raw)) {
+        // A preset with some options of its own: `{ nftables-ssh: { ports: [2222] } }`.
+        const merged = { ...base.raw, ...overrides };
+        const plain = Object.keys(overrides).length === 0;
+        const spec = plain
+          ? instance(base.key, kind, base.kind, base.raw, base.path)
+          : instance(`${base.key}:${stable(overrides)}`, `${kind}-${where}`, base.kind, merged, [
+              ...at,
+              kind,
+            ]);
+        if (spec !== undefined) specs.push(spec);
+        return;
+      }
       if (!(kind in ACTION_KINDS)) {
         problems.push(`${name}: ${at.join('.')}.${kind}: unknown action kind (known: ${kindList()})`);
         return;

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * Runs one program (never through a shell) and reports how it ended. Injected in tests to count
@@ -31,6 +33,55 @@ export interface CommandResult {
 export const MAX_OUTPUT_BYTES = 8192;
 /** How long after SIGTERM a process that has not exited gets SIGKILL, ms. */
 export const KILL_GRACE_MS = 2000;
+/**
+ * How long the output pipes may stay open after the program exited, ms: a process it started in a
+ * session of its own (`setsid`) may hold them forever; the run is not left waiting for it.
+ */
+export const DRAIN_MS = 500;
+
+/** Set in each run's environment (a fresh value per run) so its processes can be found at the deadline. */
+export const RUN_MARKER = 'PORTCULLIS_RUN_ID';
+
+/**
+ * The processes of one run: descended from `root` (children, grandchildren, ... — also those that
+ * left its process group with `setsid`), or carrying `marker` in their environment (inherited
+ * across `setsid` and double forks, so a daemon re-parented to init is found too). From `/proc`;
+ * none where there is no `/proc`.
+ */
+export function processesOfRun(root: number, marker: string): number[] {
+  const tag = Buffer.from(`${RUN_MARKER}=${marker}\0`);
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return [];
+  }
+  const marked = new Set<number>();
+  for (const name of entries) {
+    try {
+      if (Number(name) !== process.pid && readFileSync(`/proc/${name}/environ`).includes(tag))
+        marked.add(Number(name));
+    } catch {}
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid);
+      if (list === undefined) children.set(ppid, [Number(name)]);
+      else list.push(Number(name));
+    } catch {}
+  }
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length > 0 && out.length < 4096) {
+    for (const pid of children.get(queue.shift() as number) ?? []) {
+      out.push(pid);
+      queue.push(pid);
+    }
+  }
+  for (const pid of marked) if (!out.includes(pid)) out.push(pid);
+  return out;
+}
 
 /**
  * The real runner: `spawn(argv[0], argv.slice(1), { shell: false })` in a process group of its own,
@@ -40,10 +91,11 @@ export const KILL_GRACE_MS = 2000;
 export const spawnCommand: CommandRunner = (request) =>
   new Promise((resolve, reject) => {
     const [program, ...args] = request.argv as [string, ...string[]];
+    const marker = randomUUID();
     const child = spawn(program, args, {
       shell: false,
       detached: true,
-      env: { ...request.env },
+      env: { ...request.env, [RUN_MARKER]: marker },
       stdio: ['pipe', 'pipe', 'pipe'],
       windowsHide: true,
     });
@@ -68,11 +120,20 @@ export const spawnCommand: CommandRunner = (request) =>
 
     let timedOut = false;
     let killTimer: NodeJS.Timeout | undefined;
+    let drainTimer: NodeJS.Timeout | undefined;
+    // Descendants seen at the deadline: a `setsid` grandchild is not in the group any more.
+    const escaped = new Set<number>();
     const signalGroup = (signal: NodeJS.Signals) => {
+      if (child.pid !== undefined) for (const pid of processesOfRun(child.pid, marker)) escaped.add(pid);
       try {
         if (child.pid !== undefined) process.kill(-child.pid, signal);
       } catch {
         child.kill(signal);
+      }
+      for (const pid of escaped) {
+        try {
+          process.kill(pid, signal);
+        } catch {}
       }
     };
     const timer = setTimeout(() => {
@@ -84,14 +145,15 @@ export const spawnCommand: CommandRunner = (request) =>
       ).unref();
     }, request.timeoutMs).unref();
 
-    child.once('error', (error) => {
+    let settled = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       clearTimeout(killTimer);
-      reject(error);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      clearTimeout(killTimer);
+      clearTimeout(drainTimer);
+      child.stdout?.destroy();
+      child.stderr?.destroy();
       resolve({
         code,
         signal,
@@ -100,5 +162,17 @@ export const spawnCommand: CommandRunner = (request) =>
         stderr: Buffer.concat(kept.stderr).toString('utf8'),
         truncated,
       });
+    };
+    child.once('error', (error) => {
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      clearTimeout(drainTimer);
+      reject(error);
     });
+    // The program is gone but something it started may keep the pipes open: a bounded wait.
+    child.once('exit', (code, signal) => {
+      drainTimer = setTimeout(() => finish(code, signal), DRAIN_MS).unref();
+    });
+    child.once('close', (code, signal) => finish(code, signal));
   });

@@ -160,6 +160,36 @@ describe('command action (real processes)', () => {
     expect(['gone', 'Z']).toContain(state);
   });
 
+  it('a hung program whose child escaped (setsid + double fork, holding its output) fails at the deadline; the escaped child is killed too', async () => {
+    const { dir, script } = await fixture(
+      `trap '' TERM\nd=$(dirname "$0")\nsetsid sh -c 'sleep 30 & echo $! > "$1"/escaped.pid' sh "$d"\nsleep 30`,
+    );
+    const a = action({ ban: [script], timeout: '300ms' });
+    const started = Date.now();
+    await expect(a.apply([ban('192.0.2.1')])).rejects.toThrow(/timed out after 300 ms and was killed/);
+    expect(Date.now() - started).toBeLessThan(5000);
+    const pid = Number(await readFile(join(dir, 'escaped.pid'), 'utf8'));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Gone, or a zombie waiting for a PID 1 that does not reap (a container): either way, not running.
+    const state = await readFile(`/proc/${pid}/stat`, 'utf8').then(
+      (text) => text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3),
+      () => 'gone',
+    );
+    expect(['gone', 'Z']).toContain(state);
+  });
+
+  it('a program that exits leaving a setsid child holding its output is not waited for', async () => {
+    const { dir, script } = await fixture(
+      `setsid sleep 3 &\necho $! > "${'$'}(dirname "$0")/daemon.pid"\nexit 0`,
+    );
+    const a = action({ ban: [script], timeout: '10s' });
+    const started = Date.now();
+    await a.apply([ban('192.0.2.1')]);
+    expect(Date.now() - started).toBeLessThan(2500);
+    const pid = Number(await readFile(join(dir, 'daemon.pid'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+  });
+
   it('a failing program is retried by the runner with backoff, its output logged', async () => {
     const { script, read } = await fixture(
       `d=$(dirname "$0"); if [ ! -e "$d/failed-once" ]; then touch "$d/failed-once"; echo "no route to pager" >&2; exit 3; fi`,

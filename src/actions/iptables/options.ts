@@ -1,0 +1,129 @@
+import { z } from 'zod';
+import type { ChainHook } from './chain.js';
+
+const show = (value: unknown) => JSON.stringify(value) ?? String(value);
+
+/** iptables chain and ipset names portcullis writes: a letter, then letters, digits, `_`, `-`. */
+export const XT_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
+const portError = (issue: { input?: unknown }) =>
+  `expected a port (1-65535) or a range like "8000-8100", got ${show(issue.input)}`;
+const portSchema = z.union(
+  [
+    z
+      .number({ error: portError })
+      .int({ error: portError })
+      .min(1, { error: portError })
+      .max(65535, { error: portError }),
+    z
+      .string()
+      .regex(/^\d{1,5}(-\d{1,5})?$/, { error: portError })
+      .refine(
+        (text) => {
+          const [low, high = low] = text.split('-').map(Number) as [number, number?];
+          return low >= 1 && (high as number) <= 65535 && low <= (high as number);
+        },
+        { error: portError },
+      ),
+  ],
+  { error: portError },
+);
+
+/** What the ban covers and where, shared by the `ipset` and `iptables` kinds (and named as in `nftables`). */
+export const matchShape = {
+  /** Destination ports the ban covers (`[22]`, `[80, 443, "8000-8100"]`). Default: every port (and every protocol unless `protocol` is set). */
+  ports: z
+    .array(portSchema)
+    .min(1, { error: 'expected at least one port; omit ports to ban every port' })
+    .optional()
+    .describe('Destination ports the ban covers: numbers or "low-high" ranges. Default: every port.'),
+  /** `tcp` or `udp`. Default `tcp` when `ports` is given; without ports, every protocol. */
+  protocol: z
+    .enum(['tcp', 'udp'], { error: (issue) => `expected "tcp" or "udp", got ${show(issue.input)}` })
+    .optional()
+    .describe('tcp or udp. Default tcp with ports; without ports every protocol.'),
+  /**
+   * The parent chain the jump to portcullis's chain is inserted in: `input` (`INPUT`: this host's
+   * services), `forward` (`FORWARD`: routed traffic) or `docker-user` (Docker's `DOCKER-USER`:
+   * published container ports, matched on the port the client connected to, before Docker's DNAT).
+   * Default `input`.
+   */
+  chain: z
+    .enum(['input', 'forward', 'docker-user'], {
+      error: (issue) => `expected "input", "forward" or "docker-user", got ${show(issue.input)}`,
+    })
+    .optional()
+    .describe('input (default: INPUT), forward (FORWARD), or docker-user (DOCKER-USER).'),
+  /** `drop` (silently) or `reject` (TCP reset with `protocol: tcp`, ICMP port unreachable otherwise). Default `drop`. */
+  verdict: z
+    .enum(['drop', 'reject'], { error: (issue) => `expected "drop" or "reject", got ${show(issue.input)}` })
+    .optional()
+    .describe('drop (default) or reject (TCP reset / ICMP port unreachable).'),
+};
+
+/** A name option (`set_prefix`, `chain_name`) of at most `max` characters. */
+export function nameSchema(what: string, max: number) {
+  return z
+    .string()
+    .max(max, { error: (issue) => `expected ${what} of at most ${max} characters, got ${show(issue.input)}` })
+    .regex(XT_NAME, {
+      error: (issue) =>
+        `expected ${what} (a letter, then letters, digits, "_", "-"; up to ${max}), got ${show(issue.input)}`,
+    });
+}
+
+/** The resolved match settings. */
+export interface MatchConfig {
+  readonly hook: ChainHook;
+  readonly verdict: 'drop' | 'reject';
+  readonly protocol: 'tcp' | 'udp' | null;
+  readonly ports: readonly string[] | null;
+}
+
+/** Resolves the shared match settings. */
+export function resolveMatch(options: {
+  ports?: (number | string)[] | undefined;
+  protocol?: 'tcp' | 'udp' | undefined;
+  chain?: ChainHook | undefined;
+  verdict?: 'drop' | 'reject' | undefined;
+}): MatchConfig {
+  const ports = options.ports === undefined ? null : [...new Set(options.ports.map(String))];
+  return {
+    hook: options.chain ?? 'input',
+    verdict: options.verdict ?? 'drop',
+    protocol: options.protocol ?? (ports === null ? null : 'tcp'),
+    ports: ports === null ? null : Object.freeze(ports),
+  };
+}
+
+/** `pc-<action name>`, reduced to the characters and length iptables and ipset take. */
+export function defaultName(actionName: string, max: number): string {
+  const name = `pc-${actionName.replace(/[^A-Za-z0-9_-]/g, '-')}`;
+  return name.slice(0, max).replace(/-+$/, '');
+}
+
+/** `iptables` kind options: a plain chain, one rule per banned address. Every key is optional. */
+export const iptablesOptionsSchema = z.strictObject({
+  ...matchShape,
+  /** The chain portcullis creates and owns, in the filter table of iptables and ip6tables. Default `pc-<action name>`. */
+  chain_name: nameSchema('a chain name', 28)
+    .optional()
+    .describe('The iptables/ip6tables chain portcullis creates and owns. Default pc-<action name>.'),
+});
+
+export type IptablesOptions = z.input<typeof iptablesOptionsSchema>;
+
+/** A validated, frozen iptables action configuration. */
+export interface IptablesConfig extends MatchConfig {
+  readonly chain: string;
+}
+
+export function resolveIptablesOptions(
+  actionName: string,
+  options: z.output<typeof iptablesOptionsSchema>,
+): IptablesConfig {
+  return Object.freeze({
+    ...resolveMatch(options),
+    chain: options.chain_name ?? defaultName(actionName, 28),
+  });
+}
