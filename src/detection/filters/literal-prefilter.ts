@@ -301,42 +301,80 @@ function classInfo(raw: string): Info {
 }
 
 /**
- * Whether a text contains one of a clause's literals, ignoring case as RE2's `(?i)` does: one
- * pass over the text with a table of the literals' first two characters (`u` folding: the Kelvin
- * sign is a `k`, the long s an `s`; literals are ASCII). Linear in the text, whatever the clause's
- * size: a regular expression of a hundred alternatives backtracks through each at every position.
+ * What a text holds, worked out once for all the clauses that test it (an event's URL is tested
+ * by every payload rule's patterns): which characters and which pairs of adjacent characters
+ * occur, folded as RE2's `(?i)` folds them (ASCII letters to lowercase, the Kelvin sign to `k`,
+ * the long s to `s`), and the text lowercased for the literals longer than a pair. A clause then
+ * costs a table lookup per literal, whatever the length of the text.
+ */
+interface TextFacts {
+  text: string | undefined;
+  generation: number;
+  /** `generation` at index `a * 128 + b` for each pair `ab`, at `PAIRS + a` for each character. */
+  readonly seen: Uint32Array;
+  lowered: string | undefined;
+}
+
+const PAIRS = 128 * 128;
+const SLOTS = 4;
+const slots: TextFacts[] = Array.from({ length: SLOTS }, () => ({
+  text: undefined,
+  generation: 0,
+  seen: new Uint32Array(PAIRS + 128),
+  lowered: undefined,
+}));
+let nextSlot = 0;
+
+function factsOf(text: string): TextFacts {
+  for (const slot of slots) if (slot.text === text) return slot;
+  const slot = slots[nextSlot] as TextFacts;
+  nextSlot = (nextSlot + 1) % SLOTS;
+  if (slot.generation === 0xffffffff) {
+    slot.seen.fill(0);
+    slot.generation = 0;
+  }
+  const generation = ++slot.generation;
+  const seen = slot.seen;
+  slot.text = text;
+  slot.lowered = undefined;
+  let previous = -1;
+  for (let i = 0; i < text.length; i++) {
+    const current = folded(text.charCodeAt(i));
+    seen[PAIRS + current] = generation;
+    if (previous !== -1) seen[previous * 128 + current] = generation;
+    previous = current;
+  }
+  return slot;
+}
+
+/** The text lowercased, the long s as `s` (`toLowerCase` keeps every ASCII occurrence). */
+function loweredOf(facts: TextFacts): string {
+  if (facts.lowered === undefined) {
+    const lowered = (facts.text as string).toLowerCase();
+    facts.lowered = lowered.includes('\u017f') ? lowered.replaceAll('\u017f', 's') : lowered;
+  }
+  return facts.lowered;
+}
+
+/**
+ * Whether a text contains one of a clause's literals, ignoring case as RE2's `(?i)` does: a
+ * lookup of each literal's first character or first pair in the text's facts, then (for a
+ * longer literal whose pair occurs) a search of the lowercased text.
  */
 function clauseTest(clause: readonly string[]): Prefilter {
-  const single = new Uint8Array(128);
-  const byPair = new Map<number, string[]>();
-  const pairs = new Uint8Array(128 * 128);
-  for (const literal of clause) {
-    const first = literal.charCodeAt(0);
-    if (literal.length === 1) {
-      single[first] = 1;
-      continue;
-    }
-    const key = first * 128 + literal.charCodeAt(1);
-    pairs[key] = 1;
-    const list = byPair.get(key);
-    if (list === undefined) byPair.set(key, [literal]);
-    else list.push(literal);
-  }
-  const tails: (string[] | undefined)[] = [];
-  for (const [key, list] of byPair) tails[key] = list;
+  const keys = Int32Array.from(clause, (literal) =>
+    literal.length === 1
+      ? PAIRS + literal.charCodeAt(0)
+      : literal.charCodeAt(0) * 128 + literal.charCodeAt(1),
+  );
+  const longer = clause.map((literal) => (literal.length > 2 ? literal : undefined));
   return (text) => {
-    const length = text.length;
-    if (length === 0) return false;
-    let current = folded(text.charCodeAt(0));
-    for (let i = 0; i < length; i++) {
-      if (single[current] === 1) return true;
-      if (i + 1 === length) return false;
-      const next = folded(text.charCodeAt(i + 1));
-      const key = current * 128 + next;
-      if (pairs[key] === 1) {
-        for (const literal of tails[key] as string[]) if (containsAt(text, i, literal)) return true;
-      }
-      current = next;
+    const facts = factsOf(text);
+    const { seen, generation } = facts;
+    for (let i = 0; i < keys.length; i++) {
+      if (seen[keys[i] as number] !== generation) continue;
+      const literal = longer[i];
+      if (literal === undefined || loweredOf(facts).includes(literal)) return true;
     }
     return false;
   };
@@ -348,12 +386,4 @@ function folded(code: number): number {
   if (code === 0x212a) return 107; // KELVIN SIGN folds to k
   if (code === 0x017f) return 115; // LATIN SMALL LETTER LONG S folds to s
   return 0;
-}
-
-function containsAt(text: string, at: number, literal: string): boolean {
-  if (at + literal.length > text.length) return false;
-  for (let j = 2; j < literal.length; j++) {
-    if (folded(text.charCodeAt(at + j)) !== literal.charCodeAt(j)) return false;
-  }
-  return true;
 }
