@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { formatDuration } from '../../core/duration.js';
 import { type Logger, silentLogger } from '../../core/logger.js';
 import { BatchQueue, type LineHandler } from './batch-queue.js';
+import type { PositionStore } from './file-follower.js';
 import { DEFAULT_MAX_LINE_LENGTH, LineSplitter } from './line-splitter.js';
 import { LogThrottle } from './log-throttle.js';
 
@@ -24,7 +25,21 @@ export interface CommandFollowerOptions {
   /** Environment of the command. Default `process.env`. */
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
+  /**
+   * For `journalctl -o json` commands: where the `__CURSOR` of the last entry whose batch was
+   * handled is saved (at most every `saveIntervalMs`, and at close). Every start (and restart)
+   * then adds `--after-cursor=CURSOR`, so entries are neither counted twice nor skipped. The
+   * position's `headHash` holds `journal:CURSOR`. Ignored when the arguments already say where to
+   * start (`--cursor`, `--after-cursor`, `--cursor-file`, `--since`).
+   */
+  cursor?: { store: PositionStore; id: string };
+  /** Cursors are saved at most this often, in ms. Default 1000. */
+  saveIntervalMs?: number;
 }
+
+const CURSOR_PREFIX = 'journal:';
+const CURSOR_FIELD = /"__CURSOR"\s*:\s*"((?:[^"\\]|\\.)*)"/;
+const START_OPTIONS = /^--(after-cursor|cursor|cursor-file|since)(=|$)|^-c$|^-S$/;
 
 /** Counters of one command source. */
 export interface CommandFollowerStats {
@@ -51,10 +66,22 @@ export class CommandFollower {
   /** The command line, for messages. */
   readonly command: string;
   readonly #argv: readonly string[];
-  readonly #options: Required<Omit<CommandFollowerOptions, 'argv' | 'onLines' | 'logger' | 'env'>>;
+  readonly #options: Required<
+    Omit<CommandFollowerOptions, 'argv' | 'onLines' | 'logger' | 'env' | 'cursor' | 'saveIntervalMs'>
+  >;
   readonly #env: NodeJS.ProcessEnv | undefined;
   readonly #logger: Logger;
-  readonly #queue: BatchQueue<never>;
+  readonly #queue: BatchQueue<string>;
+  readonly #cursor: CommandFollowerOptions['cursor'];
+  readonly #saveIntervalMs: number;
+  /** The cursor of the last entry read (where a restarted command continues). */
+  #readCursor: string | undefined;
+  /** The cursor of the last entry whose batch was handled (what is saved). */
+  #committedCursor: string | undefined;
+  #savedCursor: string | undefined;
+  #saveTimer: NodeJS.Timeout | undefined;
+  #saving: Promise<void> = Promise.resolve();
+  #loading: Promise<void> = Promise.resolve();
   readonly #stderrLog = new LogThrottle(10_000, 5);
   readonly #stats: CommandFollowerStats = { lines: 0, starts: 0, pid: undefined };
   #child: ChildProcess | undefined;
@@ -81,8 +108,17 @@ export class CommandFollower {
     };
     this.#env = options.env;
     this.#logger = options.logger ?? silentLogger;
-    this.#queue = new BatchQueue<never>(options.onLines, {
+    this.#cursor =
+      options.cursor !== undefined && !options.argv.some((arg) => START_OPTIONS.test(arg))
+        ? options.cursor
+        : undefined;
+    this.#saveIntervalMs = options.saveIntervalMs ?? 1000;
+    this.#queue = new BatchQueue<string>(options.onLines, {
       maxInFlight: this.#options.maxInFlight,
+      onCommit: (cursor) => {
+        this.#committedCursor = cursor;
+        this.#scheduleSave();
+      },
       onError: (error) =>
         this.#logger.error({ err: error, command: this.command }, `${this.command}: lines not handled`),
     });
@@ -96,7 +132,62 @@ export class CommandFollower {
   start(): void {
     if (this.#started || this.#closed) return;
     this.#started = true;
-    this.#spawn();
+    if (this.#cursor === undefined) {
+      this.#spawn();
+      return;
+    }
+    const cursor = this.#cursor;
+    this.#loading = cursor.store
+      .getPosition(cursor.id)
+      .then((position) => {
+        if (position?.headHash.startsWith(CURSOR_PREFIX)) {
+          this.#readCursor = position.headHash.slice(CURSOR_PREFIX.length);
+          this.#savedCursor = this.#readCursor;
+        }
+      })
+      .catch((error: unknown) =>
+        this.#logger.warn(
+          { err: error, command: this.command },
+          `${this.command}: saved cursor unavailable; starting afresh`,
+        ),
+      )
+      .then(() => this.#spawn());
+  }
+
+  /** Resolves once the saved cursor is loaded and the command was started (for tests). */
+  get ready(): Promise<void> {
+    return this.#loading;
+  }
+
+  #scheduleSave(): void {
+    if (this.#cursor === undefined || this.#saveTimer !== undefined || this.#closed) return;
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined;
+      void this.#save();
+    }, this.#saveIntervalMs).unref();
+  }
+
+  /** Saves the committed cursor if it moved; saves never overlap. */
+  #save(): Promise<void> {
+    this.#saving = this.#saving.then(async () => {
+      const cursor = this.#cursor;
+      const value = this.#committedCursor;
+      if (cursor === undefined || value === undefined || value === this.#savedCursor) return;
+      try {
+        await cursor.store.setPosition(cursor.id, {
+          offset: 0,
+          inode: 0,
+          headHash: `${CURSOR_PREFIX}${value}`,
+        });
+        this.#savedCursor = value;
+      } catch (error) {
+        this.#logger.warn(
+          { err: error, command: this.command },
+          `${this.command}: could not save the journal cursor`,
+        );
+      }
+    });
+    return this.#saving;
   }
 
   /**
@@ -107,6 +198,8 @@ export class CommandFollower {
     this.#closing ??= (async () => {
       this.#closed = true;
       clearTimeout(this.#restartTimer);
+      clearTimeout(this.#saveTimer);
+      await this.#loading;
       const child = this.#child;
       if (child !== undefined) {
         signal(child, 'SIGTERM');
@@ -115,6 +208,7 @@ export class CommandFollower {
         clearTimeout(force);
       }
       await this.#queue.drain();
+      await this.#save();
     })();
     return this.#closing;
   }
@@ -141,7 +235,11 @@ export class CommandFollower {
     };
     let child: ChildProcess | undefined;
     try {
-      child = spawn(this.#argv[0] as string, this.#argv.slice(1), {
+      const resume =
+        this.#cursor !== undefined && this.#readCursor !== undefined
+          ? [`--after-cursor=${this.#readCursor}`]
+          : [];
+      child = spawn(this.#argv[0] as string, [...this.#argv.slice(1), ...resume], {
         stdio: ['ignore', 'pipe', 'pipe'],
         shell: false,
         detached: true,
@@ -195,7 +293,15 @@ export class CommandFollower {
   #hand(lines: string[], child: ChildProcess): void {
     if (lines.length === 0) return;
     this.#stats.lines += lines.length;
-    const full = this.#queue.push({ lines, source: this.command });
+    let cursor: string | undefined;
+    if (this.#cursor !== undefined) {
+      for (let i = lines.length - 1; i >= 0 && cursor === undefined; i--) {
+        const m = CURSOR_FIELD.exec(lines[i] as string);
+        if (m !== null) cursor = JSON.parse(`"${m[1]}"`) as string;
+      }
+      if (cursor !== undefined) this.#readCursor = cursor;
+    }
+    const full = this.#queue.push({ lines, source: this.command }, cursor);
     if (full === undefined) return;
     child.stdout?.pause();
     void full.then(() => child.stdout?.resume());

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { fstatSync } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { formatDuration } from '../../core/duration.js';
@@ -6,6 +7,7 @@ import { type Logger, silentLogger } from '../../core/logger.js';
 import type { LogPosition, Store } from '../../stores/store.js';
 import { BatchQueue, type LineHandler } from './batch-queue.js';
 import { type DirectoryWatch, watchDirectory } from './directory-watch.js';
+import { FileLedger } from './file-ledger.js';
 import { DEFAULT_MAX_LINE_LENGTH, LineSplitter } from './line-splitter.js';
 import { LogThrottle } from './log-throttle.js';
 
@@ -23,6 +25,12 @@ export interface FileFollowerOptions {
    * it the follower starts according to `start` every time.
    */
   positions?: { store: PositionStore; id: string };
+  /**
+   * Shared by the followers of one jail: a file (device + inode) is read by one of them at a time,
+   * and one that meets it under another name (a rotated name a glob matches) continues where the
+   * other stopped. Default none (each follower on its own).
+   */
+  ledger?: FileLedger;
   /**
    * Where to start when no position is saved: `end` (default) reads only lines written from now
    * on; `beginning` reads the whole file. A file that appears after the start is always read from
@@ -68,6 +76,8 @@ const HEAD_BYTES = 512;
 interface OpenFile {
   readonly fh: FileHandle;
   readonly ino: number;
+  /** `dev:ino`, for the ledger. */
+  readonly key: string;
   /** The first line (at most HEAD_BYTES), once the file has one. */
   head: Buffer | undefined;
   headHash: string;
@@ -94,8 +104,12 @@ interface OpenFile {
  */
 export class FileFollower {
   readonly path: string;
-  readonly #options: Required<Omit<FileFollowerOptions, 'positions' | 'onLines' | 'logger' | 'path'>>;
+  readonly #options: Required<
+    Omit<FileFollowerOptions, 'positions' | 'onLines' | 'logger' | 'path' | 'ledger'>
+  >;
   readonly #positions: FileFollowerOptions['positions'];
+  readonly #ledger: FileLedger | undefined;
+  #announcedShared = false;
   readonly #logger: Logger;
   readonly #queue: BatchQueue<LogPosition>;
   #buffer: Buffer;
@@ -153,6 +167,7 @@ export class FileFollower {
         throw new RangeError(`${key}: expected a positive number, got ${value}`);
     }
     this.#positions = options.positions;
+    this.#ledger = options.ledger;
     this.#logger = options.logger ?? silentLogger;
     // Grown to chunkSize on the first full read: idle followers of a big glob stay small.
     this.#buffer = Buffer.allocUnsafe(Math.min(16_384, this.#options.chunkSize));
@@ -172,6 +187,20 @@ export class FileFollower {
 
   get stats(): FileFollowerStats {
     return { ...this.#stats, truncatedLines: this.#truncatedLines() };
+  }
+
+  /**
+   * Bytes of the open file not read yet (its size now minus the read offset), for the follow-lag
+   * metric; `undefined` while no file is open. One `fstat`, so call it at scrape time only.
+   */
+  get lagBytes(): number | undefined {
+    const current = this.#current;
+    if (current === undefined) return undefined;
+    try {
+      return Math.max(0, fstatSync(current.fh.fd).size - current.offset);
+    } catch {
+      return undefined;
+    }
   }
 
   /** True while a file is open (or a rotated one still being read) or lines are being handled. */
@@ -199,6 +228,7 @@ export class FileFollower {
       try {
         this.#resume = await this.#positions.store.getPosition(this.#positions.id);
         this.#saved = this.#resume;
+        if (this.#resume !== undefined) this.#ledger?.seed(this.#resume);
       } catch (error) {
         this.#logger.warn(
           { err: error, path: this.path },
@@ -235,6 +265,7 @@ export class FileFollower {
       const files = [...this.#old, ...(this.#current === undefined ? [] : [this.#current])];
       this.#old = [];
       this.#current = undefined;
+      for (const file of files) this.#release(file);
       await Promise.all(files.map((file) => file.fh.close().catch(() => {})));
       await this.#save();
     })();
@@ -314,10 +345,26 @@ export class FileFollower {
         await fh.close();
         return false;
       }
+      const key = FileLedger.key(info.dev, info.ino);
+      if (this.#ledger !== undefined && !this.#ledger.claim(key, this)) {
+        // Another path of this jail is reading this very file (a glob matching rotated names).
+        await fh.close();
+        this.#state = 'waiting';
+        if (!this.#announcedShared) {
+          this.#announcedShared = true;
+          this.#logger.info(
+            { path: this.path },
+            `${this.path} is being read under another name; waiting for it`,
+          );
+        }
+        return false;
+      }
+      this.#announcedShared = false;
       const head = await readHead(fh, info.size);
       const file: OpenFile = {
         fh,
         ino: info.ino,
+        key,
         head: undefined,
         headHash: '',
         offset: 0,
@@ -328,15 +375,23 @@ export class FileFollower {
       const resume = this.#resume;
       this.#resume = undefined;
       let how: string;
+      let elsewhere: number | undefined;
       if (resume !== undefined) {
         const same =
           resume.inode === file.ino &&
           (resume.headHash === '' || resume.headHash === file.headHash) &&
           resume.offset <= info.size;
-        file.offset = same ? resume.offset : 0;
+        const elsewhere = same ? undefined : this.#readElsewhere(file, info.size);
+        file.offset = same ? resume.offset : (elsewhere ?? 0);
         how = same
           ? `resuming at byte ${file.offset}`
-          : 'it changed while stopped; reading it from the start';
+          : elsewhere !== undefined
+            ? `it was read to byte ${elsewhere} under another name; continuing there`
+            : 'it changed while stopped; reading it from the start';
+      } else if (this.#readElsewhere(file, info.size) !== undefined) {
+        elsewhere = this.#readElsewhere(file, info.size) as number;
+        file.offset = elsewhere;
+        how = `it was read to byte ${elsewhere} under another name; continuing there`;
       } else if (initial && this.#options.start === 'end') {
         file.offset = await lastLineStart(fh, info.size);
         how = 'reading new lines only';
@@ -386,6 +441,7 @@ export class FileFollower {
     if (file !== undefined) {
       this.#current = undefined;
       this.#resume = this.#positionOf(file);
+      this.#release(file);
       this.#stats.truncatedLines += file.splitter.truncatedLines;
       await file.fh.close().catch(() => {});
     }
@@ -430,8 +486,20 @@ export class FileFollower {
     const tail = file.splitter.flush();
     if (tail !== undefined) await this.#hand([tail], undefined);
     this.#stats.truncatedLines += file.splitter.truncatedLines;
+    this.#release(file);
     await file.fh.close().catch(() => {});
     this.#watch();
+  }
+
+  /** Lets the ledger know this follower is done with `file` (and how far it read it). */
+  #release(file: OpenFile): void {
+    this.#ledger?.release(file.key, this, file.offset - file.splitter.heldBytes, file.headHash);
+  }
+
+  /** Where another follower of the jail (or a saved position) left this file, if it fits. */
+  #readElsewhere(file: OpenFile, size: number): number | undefined {
+    const offset = this.#ledger?.readTo(file.key, file.ino, file.headHash);
+    return offset !== undefined && offset <= size ? offset : undefined;
   }
 
   /** The current file went away (deleted) or the path names another file now (rotated). */

@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../../../core/errors.js';
+import { isFail2banReference } from '../fail2ban/reference.js';
 import { bundledLogFilters, isBundledName } from './filter-definition.js';
 import { DEFAULT_MAX_LINE_LENGTH, loadLogFilter } from './log-filter.js';
 
@@ -11,6 +12,7 @@ interface LogJailInput {
   mode?: string | undefined;
   datepattern?: string | undefined;
   logtimezone?: string | undefined;
+  usedns?: 'no' | 'warn' | 'yes' | undefined;
   max_line_length?: number | undefined;
 }
 
@@ -21,6 +23,8 @@ export interface LogJailSettings {
   mode: string | null;
   datePattern: string | null;
   logTimezone: string | null;
+  /** DNS names in place of an address: `no`, `warn`, `yes`; `null`: `no`. */
+  useDns: 'no' | 'warn' | 'yes' | null;
   /** Lines are cut to this many bytes (characters, for the filter). Default 16384. */
   maxLineLength: number;
 }
@@ -46,6 +50,7 @@ export function resolveLogJail(
     mode: merged.mode ?? null,
     datePattern: merged.datepattern ?? null,
     logTimezone: merged.logtimezone ?? null,
+    useDns: merged.usedns ?? null,
     maxLineLength: merged.max_line_length ?? DEFAULT_MAX_LINE_LENGTH,
   };
   const out: LogJailResolution = { settings, problems: [] };
@@ -66,7 +71,12 @@ export function resolveLogJail(
       return out;
     }
   }
-  if (typeof filter === 'string' && !isBundledName(filter) && !isAbsolute(filter)) {
+  if (
+    typeof filter === 'string' &&
+    !isBundledName(filter) &&
+    !isAbsolute(filter) &&
+    !isFail2banReference(filter)
+  ) {
     filter = resolve(options.baseDir, filter);
   }
   settings.filter = filter;
@@ -77,6 +87,7 @@ export function resolveLogJail(
         ...(merged.mode === undefined ? {} : { mode: merged.mode }),
         ...(merged.datepattern === undefined ? {} : { datepattern: merged.datepattern }),
         ...(merged.logtimezone === undefined ? {} : { logtimezone: merged.logtimezone }),
+        ...(merged.usedns === undefined ? {} : { usedns: merged.usedns }),
         maxLineLength: settings.maxLineLength,
         baseDir: options.baseDir,
         where: `${jailWhere}.filter`,

@@ -1,0 +1,203 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/core/errors.js';
+import { loadFail2banReference } from '../../src/detection/filters/fail2ban/reference.js';
+import { loadLogFilter } from '../../src/detection/filters/regex/log-filter.js';
+
+/**
+ * fail2ban's own filter files, read in place from Debian's fail2ban package (`.ci/run` installs
+ * it): every one loads or is refused with a reason, and the ones that load agree with
+ * `fail2ban-regex` on our own sample lines (matching lines and near-misses).
+ */
+
+const FILTER_DIR = '/etc/fail2ban/filter.d';
+const run = promisify(execFile);
+const work = mkdtempSync(join(tmpdir(), 'pc-f2b-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe("every filter of Debian's fail2ban package", () => {
+  it('loads or is refused with the file, the regex and the reason; never a crash', () => {
+    const files = readdirSync(FILTER_DIR).filter((file) => file.endsWith('.conf'));
+    expect(files.length).toBeGreaterThanOrEqual(80);
+    const loaded: string[] = [];
+    const refused: Record<string, readonly string[]> = {};
+    for (const file of files) {
+      const name = file.slice(0, -5);
+      try {
+        loadLogFilter(`fail2ban:${name}`);
+        loaded.push(name);
+      } catch (error) {
+        // Anything but a ConfigError is a crash and fails the test here.
+        expect(error).toBeInstanceOf(ConfigError);
+        const problems = (error as ConfigError).problems;
+        refused[name] = problems;
+        for (const problem of problems) expect(problem).toContain(name);
+      }
+    }
+    // Measured with fail2ban 1.0.2 (Debian): 74 of 94 files load; of the 20 refused, 5 are
+    // include-only files (common, apache-common, botsearch-common, exim-common, selinux-common),
+    // the rest use look-around, back-references, conditionals or <SKIPLINES>.
+    expect(loaded.length / files.length).toBeGreaterThanOrEqual(0.78);
+    for (const name of ['postfix', 'dovecot', 'nginx-http-auth', 'vsftpd', 'proftpd', 'pam-generic'])
+      expect(loaded).toContain(name);
+    // A regex refusal names the option line, why, and the regex as fail2ban would compile it.
+    expect(refused.sshd?.join('\n')).toMatch(
+      /sshd\.conf: failregex\.\d+: cannot run on RE2: conditional group .*"\^Failed /,
+    );
+    expect(refused['selinux-ssh']?.join('\n')).toMatch(/back-reference \(\?P=_quote_acct\)/);
+    expect(refused['mongodb-auth']?.join('\n')).toMatch(/<SKIPLINES>/);
+    expect(refused.common?.join('\n')).toMatch(/no \[Definition\]/);
+  });
+
+  it('with unsupported: skip, loads what it can and says which failregexes it left out', () => {
+    const read = loadFail2banReference({ fail2ban: 'sshd', unsupported: 'skip' });
+    expect(read.refused.map((r) => r.where)).toEqual(['failregex.2', 'failregex.3']);
+    expect(read.notes.join('\n')).toContain('failregex.3 left out (conditional group');
+    expect(read.journalmatch).toEqual([['_SYSTEMD_UNIT=sshd.service', '+', '_COMM=sshd']]);
+    expect(read.definition.modes).toEqual(['aggressive', 'ddos', 'extra', 'normal']);
+    // A refused prefregex changes every failregex's meaning: never skipped.
+    expect(() => loadFail2banReference({ fail2ban: 'apache-auth', unsupported: 'skip' })).toThrow(
+      /prefregex: cannot run on RE2: look-ahead/,
+    );
+  });
+});
+
+/** Lines and what they are; `gap` lines fail2ban matches with a regex portcullis had to leave out. */
+interface Case {
+  filter: string;
+  /** fail2ban-regex's filter argument (`sshd[mode=aggressive]`). */
+  f2b: string;
+  spec: string | Record<string, unknown>;
+  lines: string[];
+  gap?: string[];
+}
+
+const CASES: Case[] = [
+  {
+    filter: 'sshd',
+    f2b: 'sshd[mode=aggressive]',
+    spec: { fail2ban: 'sshd', mode: 'aggressive', unsupported: 'skip' },
+    lines: [
+      'Mar  3 09:14:01 bastion sshd[4101]: Invalid user oracle from 203.0.113.41 port 40112',
+      'Mar  3 09:14:02 bastion sshd[4102]: error: PAM: Authentication failure for root from 203.0.113.42',
+      'Mar  3 09:14:03 bastion sshd[4103]: User nobody from 203.0.113.43 not allowed because not listed in AllowUsers',
+      'Mar  3 09:14:04 bastion sshd[4104]: Did not receive identification string from 203.0.113.44 port 51000',
+      'Mar  3 09:14:05 bastion sshd[4105]: Connection closed by 203.0.113.45 port 51001 [preauth]',
+      'Mar  3 09:14:06 bastion sshd[4106]: maximum authentication attempts exceeded for admin from 203.0.113.46 port 51002 ssh2 [preauth]',
+      'Mar  3 09:14:07 bastion sshd[4107]: Accepted publickey for deploy from 203.0.113.47 port 51003 ssh2: ED25519 SHA256:abc',
+      'Mar  3 09:14:08 bastion sshd[4108]: Received disconnect from 203.0.113.48 port 51004:11: Bye Bye [preauth]',
+      "Mar  3 09:14:09 bastion sshd[4109]: Bad protocol version identification 'GET / HTTP/1.1' from 203.0.113.49 port 51005",
+      'Mar  3 09:14:10 bastion sshd[4110]: Server listening on 0.0.0.0 port 22.',
+      'Mar  3 09:14:11 bastion sshd[4111]: pam_unix(sshd:session): session opened for user deploy by (uid=0)',
+      'Mar  3 09:14:12 bastion cron[4112]: Invalid user oracle from 203.0.113.52 port 40112',
+      'Mar  3 09:14:13 bastion sshd[4113]: Failed password for invalid user test from 203.0.113.53 port 40113 ssh2',
+      'Mar  3 09:14:14 bastion sshd[4114]: Failed password for root from 203.0.113.54 port 40114 ssh2',
+      'Mar  3 09:14:15 bastion sshd[4115]: Disconnected from authenticating user root 203.0.113.55 port 40115 [preauth]',
+    ],
+    gap: [
+      'Mar  3 09:14:13 bastion sshd[4113]: Failed password for invalid user test from 203.0.113.53 port 40113 ssh2',
+      'Mar  3 09:14:14 bastion sshd[4114]: Failed password for root from 203.0.113.54 port 40114 ssh2',
+    ],
+  },
+  {
+    filter: 'postfix',
+    f2b: 'postfix',
+    spec: 'fail2ban:postfix',
+    lines: [
+      'Apr 11 02:10:01 mx1 postfix/smtpd[7001]: NOQUEUE: reject: RCPT from unknown[198.51.100.21]: 554 5.7.1 <spam@example.net>: Relay access denied; from=<a@b.example> to=<spam@example.net> proto=ESMTP helo=<x>',
+      'Apr 11 02:10:02 mx1 postfix/smtpd[7002]: NOQUEUE: reject: RCPT from unknown[198.51.100.22]: 450 4.7.1 Client host rejected: cannot find your hostname, [198.51.100.22]; from=<a@b.example> to=<c@d.example> proto=ESMTP helo=<x>',
+      'Apr 11 02:10:03 mx1 postfix/smtpd[7003]: improper command pipelining after CONNECT from unknown[198.51.100.23]: EHLO x\\r\\n',
+      'Apr 11 02:10:04 mx1 postfix/smtpd[7004]: connect from unknown[198.51.100.24]',
+      'Apr 11 02:10:05 mx1 postfix/smtpd[7005]: disconnect from unknown[198.51.100.25] ehlo=1 quit=1 commands=2',
+      'Apr 11 02:10:06 mx1 postfix/smtpd[7006]: NOQUEUE: reject: RCPT from mail.example.org[198.51.100.26]: 550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown in local recipient table; from=<a@example.org> to=<nobody@example.com> proto=ESMTP helo=<mail.example.org>',
+      'Apr 11 02:10:07 mx1 postfix/qmgr[7007]: 4F2A1C0A: removed',
+    ],
+  },
+  {
+    filter: 'dovecot',
+    f2b: 'dovecot',
+    spec: 'fail2ban:dovecot',
+    lines: [
+      'May  5 18:00:01 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=192.0.2.31, lip=192.0.2.1, TLS, session=<abc>',
+      'May  5 18:00:02 mail dovecot: pop3-login: Aborted login (auth failed, 3 attempts in 10 secs): user=<bob>, method=PLAIN, rip=192.0.2.32, lip=192.0.2.1, session=<def>',
+      'May  5 18:00:03 mail dovecot: auth-worker(3101): pam(carol,192.0.2.33,<ghi>): pam_authenticate() failed: Authentication failure (password mismatch?)',
+      'May  5 18:00:04 mail dovecot: imap-login: Login: user=<dave>, method=PLAIN, rip=192.0.2.34, lip=192.0.2.1, mpid=3102, TLS, session=<jkl>',
+      'May  5 18:00:05 mail dovecot: imap(dave)<3102><jkl>: Disconnected: Logged out in=50 out=700',
+    ],
+  },
+  {
+    filter: 'nginx-http-auth',
+    f2b: 'nginx-http-auth',
+    spec: 'fail2ban:nginx-http-auth',
+    lines: [
+      '2024/06/01 12:00:01 [error] 900#900: *11 user "admin": password mismatch, client: 192.0.2.61, server: intranet.example, request: "GET /private/ HTTP/1.1", host: "intranet.example"',
+      '2024/06/01 12:00:02 [error] 900#900: *12 user "guest" was not found in "/etc/nginx/.htpasswd", client: 192.0.2.62, server: intranet.example, request: "GET /private/ HTTP/1.1", host: "intranet.example"',
+      '2024/06/01 12:00:03 [error] 900#900: *13 open() "/srv/www/favicon.ico" failed (2: No such file or directory), client: 192.0.2.63, server: intranet.example, request: "GET /favicon.ico HTTP/1.1"',
+      '2024/06/01 12:00:04 [warn] 900#900: *14 an upstream response is buffered to a temporary file, client: 192.0.2.64, server: intranet.example',
+    ],
+  },
+  {
+    filter: 'vsftpd',
+    f2b: 'vsftpd',
+    spec: 'fail2ban:vsftpd',
+    lines: [
+      'Jun 12 07:30:01 files vsftpd[2201]: pam_unix(vsftpd:auth): authentication failure; logname= uid=0 euid=0 tty=ftp ruser=anonymous rhost=198.51.100.71',
+      'Sat Jun 12 07:30:02 2024 [pid 2202] [mallory] FAIL LOGIN: Client "198.51.100.72"',
+      'Sat Jun 12 07:30:03 2024 [pid 2203] [alice] OK LOGIN: Client "198.51.100.73"',
+      'Sat Jun 12 07:30:04 2024 [pid 2204] CONNECT: Client "198.51.100.74"',
+    ],
+  },
+  {
+    filter: 'pam-generic',
+    f2b: 'pam-generic',
+    spec: 'fail2ban:pam-generic',
+    lines: [
+      'Jul  1 03:00:01 box login[3301]: pam_unix(login:auth): authentication failure; logname=LOGIN uid=0 euid=0 tty=tty1 ruser= rhost=198.51.100.81  user=root',
+      'Jul  1 03:00:02 box su[3302]: pam_unix(su:auth): authentication failure; logname=bob uid=1000 euid=0 tty=pts/0 ruser=bob rhost=  user=root',
+      'Jul  1 03:00:03 box sshd[3303]: pam_unix(sshd:session): session closed for user bob',
+    ],
+  },
+];
+
+/** Lines fail2ban-regex reports as failures, with the address it found: `ip|line`. */
+async function fail2banMatches(file: string, filter: string): Promise<Set<string>> {
+  const { stdout } = await run('fail2ban-regex', ['--usedns', 'no', '-o', '<ip>|<msg>', file, filter], {
+    timeout: 30_000,
+  });
+  return new Set(
+    stdout
+      .split('\n')
+      .filter((line) => line.includes('|'))
+      .map((line) => line.replace(/ +$/, '')),
+  );
+}
+
+function ourMatches(spec: string | Record<string, unknown>, lines: readonly string[]): Set<string> {
+  const filter = loadLogFilter(spec);
+  const out = new Set<string>();
+  for (const line of lines)
+    for (const match of filter.processLine(line).matches) out.add(`${match.ip}|${line}`);
+  return out;
+}
+
+describe('fail2ban filters read by portcullis agree with fail2ban-regex', () => {
+  for (const c of CASES) {
+    it(`${c.f2b}: the same lines match, with the same address`, async () => {
+      const file = join(work, `${c.filter}.log`);
+      writeFileSync(file, `${c.lines.join('\n')}\n`);
+      const theirs = await fail2banMatches(file, c.f2b);
+      const ours = ourMatches(c.spec, c.lines);
+      const gap = new Set(c.gap ?? []);
+      // The comparison must be able to fail: fail2ban found failures and left lines alone.
+      expect(theirs.size).toBeGreaterThan(0);
+      expect(theirs.size).toBeLessThan(c.lines.length);
+      const expected = [...theirs].filter((entry) => !gap.has(entry.slice(entry.indexOf('|') + 1))).sort();
+      expect([...ours].sort()).toEqual(expected);
+      for (const line of gap) expect([...theirs].some((entry) => entry.endsWith(`|${line}`))).toBe(true);
+    });
+  }
+});

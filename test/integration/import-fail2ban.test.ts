@@ -1,0 +1,202 @@
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseConfigText } from '../../src/config/load.js';
+import { fail2banTime, importFail2ban } from '../../src/surfaces/cli/import-fail2ban.js';
+import { runCli } from '../helpers/cli.js';
+
+/**
+ * `portcullis import fail2ban` on an /etc/fail2ban-shaped tree the test writes (our own jail
+ * files; the filters are Debian's, copied in so the tree is self-contained).
+ */
+
+const root = mkdtempSync(join(tmpdir(), 'pc-f2b-import-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+mkdirSync(join(root, 'filter.d'));
+for (const name of [
+  'common',
+  'sshd',
+  'postfix',
+  'nginx-http-auth',
+  'dovecot',
+  'apache-auth',
+  'apache-common',
+])
+  cpSync(`/etc/fail2ban/filter.d/${name}.conf`, join(root, 'filter.d', `${name}.conf`));
+mkdirSync(join(root, 'jail.d'));
+writeFileSync(
+  join(root, 'paths-test.conf'),
+  ['[DEFAULT]', 'auth_log = /var/log/test-auth.log', 'mail_log = /var/log/test-mail.log', ''].join('\n'),
+);
+writeFileSync(
+  join(root, 'jail.conf'),
+  [
+    '[INCLUDES]',
+    'before = paths-test.conf',
+    '',
+    '[DEFAULT]',
+    'ignoreip = 127.0.0.1/8 ::1 10.20.0.0/16 gateway.example.net',
+    'bantime  = 10m',
+    'findtime = 10m',
+    'maxretry = 5',
+    'backend = auto',
+    'enabled = false',
+    'mode = normal',
+    'filter = %(__name__)s[mode=%(mode)s]',
+    'destemail = ops@example.net',
+    'port = 0:65535',
+    'protocol = tcp',
+    'banaction = iptables-multiport',
+    'action_ = %(banaction)s[port="%(port)s", protocol="%(protocol)s"]',
+    'action_mw = %(action_)s',
+    '            sendmail-whois[dest="%(destemail)s"]',
+    'action = %(action_)s',
+    '',
+    '[sshd]',
+    'port    = ssh',
+    'logpath = %(auth_log)s',
+    '',
+    '[postfix]',
+    'mode    = more',
+    'port    = smtp,465,submission',
+    'logpath = %(mail_log)s',
+    '          /var/log/mail/*.log*',
+    '',
+    '[dovecot]',
+    'port    = pop3,pop3s,imap,imaps',
+    'logpath = %(mail_log)s',
+    'backend = systemd',
+    '',
+    '[nginx-http-auth]',
+    'port    = http,https',
+    'logpath = /var/log/nginx/error.log',
+    '',
+    '[apache-auth]',
+    'port     = http,https',
+    'logpath  = /var/log/apache2/error.log',
+    '',
+  ].join('\n'),
+);
+writeFileSync(
+  join(root, 'jail.d', '10-site.conf'),
+  [
+    '[sshd]',
+    'enabled = true',
+    'bantime = 1h',
+    'bantime.increment = true',
+    'bantime.factor = 2',
+    'bantime.maxtime = 1w',
+    'bantime.rndtime = 5m',
+    '',
+  ].join('\n'),
+);
+writeFileSync(
+  join(root, 'jail.local'),
+  [
+    '[DEFAULT]',
+    'banaction = nftables-multiport',
+    '',
+    '[postfix]',
+    'enabled = true',
+    'maxretry = 3',
+    'action = %(action_mw)s',
+    '         abuseipdb[abuseipdb_apikey=x]',
+    '',
+    '[dovecot]',
+    'enabled = true',
+    'bantime = -1',
+    '',
+    '[nginx-http-auth]',
+    'enabled = true',
+    'findtime = 1h30m',
+    '',
+    '[apache-auth]',
+    'enabled = true',
+    '',
+    '[nginx-botsearch]',
+    'enabled = false',
+    '',
+  ].join('\n'),
+);
+
+describe('portcullis import fail2ban', () => {
+  const result = importFail2ban(root);
+
+  it('writes the enabled jails with fail2ban precedence (jail.conf < jail.d < jail.local)', () => {
+    expect(result.jails).toEqual(['sshd', 'postfix', 'dovecot', 'nginx-http-auth', 'apache-auth']);
+    const config = parseConfigText(result.yaml, 'imported.yaml');
+    const jail = (name: string) => config.jails.find((j) => j.name === name);
+    expect(config.jails.map((j) => j.name).sort()).toEqual(
+      ['apache-auth', 'dovecot', 'nginx-http-auth', 'postfix', 'sshd'].sort(),
+    );
+    // jail.d overrides jail.conf; [DEFAULT] is inherited.
+    expect(jail('sshd')?.banTimeMs).toBe(3_600_000);
+    expect(jail('sshd')?.findTimeMs).toBe(600_000);
+    expect(jail('sshd')?.maxRetry).toBe(5);
+    // jail.local overrides jail.conf.
+    expect(jail('postfix')?.maxRetry).toBe(3);
+    expect(jail('nginx-http-auth')?.findTimeMs).toBe(5_400_000);
+    expect(jail('dovecot')?.banTimeMs).toBe(-1);
+    expect(result.yaml).not.toContain('nginx-botsearch');
+  });
+
+  it('carries over sources, filters with their mode, ports, actions, ignoreip and bantime.*', () => {
+    const yaml = result.yaml;
+    expect(yaml).toContain('source: {"log":["/var/log/test-mail.log","/var/log/mail/*.log*"]}');
+    expect(yaml).toContain(`"fail2ban":"postfix","mode":"more","fail2ban_dir":${JSON.stringify(root)}`);
+    // backend = systemd: journalctl with the filter's journalmatch, and the journal prefixes.
+    expect(yaml).toMatch(
+      /source: \{"command":\["journalctl","-f","-o","json","_SYSTEMD_UNIT=dovecot.service"/,
+    );
+    expect(yaml).toContain('"logtype":"journal"');
+    // port names through /etc/services (or the built-in list); 0:65535 means every port.
+    expect(yaml).toContain('{"nftables":{"ports":[22],"protocol":"tcp"}}');
+    expect(yaml).toContain('{"nftables":{"ports":[25,465,587],"protocol":"tcp"}}');
+    expect(yaml).toContain('{"email":{"to":"ops@example.net"}}');
+    expect(yaml).toContain(
+      '"ignoreip": ["127.0.0.1/8","::1","10.20.0.0/16"]'.replace('"ignoreip": ', 'ignoreip: '),
+    );
+    expect(yaml).toContain('bantime_increment: {"enabled":true,"factor":2,"maxtime":"1w","rndtime":"5m"}');
+    const config = parseConfigText(yaml, 'imported.yaml');
+    expect(config.jails.find((j) => j.name === 'sshd')?.banTimeIncrement?.factor).toBe(2);
+  });
+
+  it('uses the bundled twin for a fail2ban filter RE2 cannot run, and says so', () => {
+    // sshd's "Failed password" regexes use conditionals: leaving them out would miss attacks.
+    expect(result.yaml).toMatch(/ {4}filter: "sshd"/);
+    expect(result.yaml).toMatch(/ {4}filter: "apache-auth"/);
+  });
+
+  it('lists what it could not carry over, one comment line each', () => {
+    const comments = result.yaml.split('\n').filter((line) => line.startsWith('#   '));
+    expect(comments.length).toBe(result.notCarried.length);
+    const notes = result.notCarried.join('\n');
+    expect(notes).toContain('ignoreip gateway.example.net: not an address or CIDR range');
+    expect(notes).toContain('postfix: action abuseipdb: no portcullis equivalent');
+    expect(notes).toContain("sshd: filter sshd: fail2ban's cannot run on RE2");
+    expect(notes).toContain('whois lookups and log lines are not added');
+  });
+
+  it('converts fail2ban times', () => {
+    expect(fail2banTime('600', false)).toBe('10m');
+    expect(fail2banTime('1h30m', false)).toBe('1h30m');
+    expect(fail2banTime('2 days', false)).toBe('2d');
+    expect(fail2banTime('-1', true)).toBe('-1');
+    expect(fail2banTime('-1', false)).toBeUndefined();
+    expect(fail2banTime('soon', false)).toBeUndefined();
+  });
+
+  it('the CLI writes the file and refuses to overwrite one', async () => {
+    const out = join(root, 'portcullis.yaml');
+    const first = await runCli(['import', 'fail2ban', root, '-o', out]);
+    expect(first.status).toBe(0);
+    expect(first.stderr).toContain('imported 5 jail(s)');
+    expect(readFileSync(out, 'utf8')).toBe(result.yaml);
+    const again = await runCli(['import', 'fail2ban', root, '-o', out]);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toContain('exists already');
+    expect(readFileSync(out, 'utf8')).toBe(result.yaml);
+  });
+});
