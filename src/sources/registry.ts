@@ -71,7 +71,8 @@ export class SourceRegistry {
         if (source.reload !== undefined && (await source.reload())) kept.push(source);
         else restart.push(source);
       }
-      if (restart.length === 0 && kept.length > 0) continue;
+      // Built again even when every source was kept: the new configuration may add one (a new
+      // tcp: listener); the ones kept are skipped by name.
       await Promise.all(restart.map((source) => source.close()));
       const keptNames = new Set(kept.map((source) => source.name));
       entry.sources = kept;

@@ -1,15 +1,39 @@
 import { defineFieldCatalogue } from './catalogue.js';
 
-/** How a guarded TCP connection ended. */
-export type ConnectionEnd = 'client' | 'upstream' | 'reset' | 'timeout';
+/**
+ * How a guarded TCP connection ended: the client closed it first (`client-close`), the upstream
+ * did (`upstream-close`), the client reset it or its socket failed (`reset`), nothing moved for
+ * `idle_timeout` (`timeout`), the upstream could not be reached or failed (`upstream-error`), or
+ * the guard refused or cut it (`refused`: over `max_connections`/`max_connections_per_ip`, or
+ * closed because its client was banned while connected).
+ */
+export type ConnectionEnd =
+  | 'client-close'
+  | 'upstream-close'
+  | 'reset'
+  | 'timeout'
+  | 'upstream-error'
+  | 'refused';
+
+/** Every {@link ConnectionEnd}, in the order the docs list them. */
+export const CONNECTION_ENDS: readonly ConnectionEnd[] = [
+  'client-close',
+  'upstream-close',
+  'reset',
+  'timeout',
+  'upstream-error',
+  'refused',
+];
 
 /**
  * A TCP guard's connection event, as socket filters read it: `open` when a connection is
  * accepted, `close` when it is over. Fields a kind of event does not have are `undefined`
- * (an `open` has no duration, no byte counts and no `ended`).
+ * (an `open` has no duration, no byte counts and no `end`).
  */
 export interface SocketFilterEvent {
   readonly event: 'open' | 'close';
+  /** The client's canonical address (the socket peer, or the one a trusted PROXY header named). */
+  readonly ip?: string | undefined;
   /** The listener's name in the config. */
   readonly listener: string;
   /** The local port the client connected to. */
@@ -24,8 +48,8 @@ export interface SocketFilterEvent {
   readonly noData?: boolean | undefined;
   /** The client's connections open at that moment, this one included. */
   readonly concurrent?: number | undefined;
-  /** Who ended it (`close` only). */
-  readonly ended?: ConnectionEnd | undefined;
+  /** How it ended (`close` only). */
+  readonly end?: ConnectionEnd | undefined;
   /** The TLS server name the client asked for; `undefined` without TLS or SNI. */
   readonly sni?: string | undefined;
 }
@@ -38,9 +62,9 @@ const COUNT = 'a count like 0, a list like [0, 1], a range like "1-10" or { gte:
  *
  * ```yaml
  * filter: { event: close, bytes_in: 0 }                 # connected, sent nothing
- * filter: { event: close, duration: { lt: "2s" }, ended: [client, reset] }
+ * filter: { event: close, duration: { lt: "2s" }, end: [client-close, reset] }
  * filter: { event: open, concurrent: { gt: 20 } }
- * filter: { event: close, not: { ended: client } }
+ * filter: { event: close, not: { end: client-close } }
  * ```
  */
 export const SOCKET_FIELDS = defineFieldCatalogue<SocketFilterEvent>('socket', {
@@ -49,6 +73,13 @@ export const SOCKET_FIELDS = defineFieldCatalogue<SocketFilterEvent>('socket', {
     values: ['open', 'close'],
     description: '`open` when a connection is accepted, `close` when it is over.',
     get: (e) => e.event,
+  },
+  ip: {
+    type: 'keyword',
+    expected: 'an address like "192.0.2.7", a list of them, or { match: "<regex>" }',
+    description:
+      'The client address, canonical ("192.0.2.7", "2001:db8::1"); exact, a list, or { match }. (ignoreip is the way to exempt clients.)',
+    get: (e) => e.ip,
   },
   listener: {
     type: 'keyword',
@@ -98,11 +129,12 @@ export const SOCKET_FIELDS = defineFieldCatalogue<SocketFilterEvent>('socket', {
     description: "The client's connections open at that moment, this one included.",
     get: (e) => e.concurrent,
   },
-  ended: {
+  end: {
     type: 'keyword',
-    values: ['client', 'upstream', 'reset', 'timeout'],
-    description: 'Who ended the connection: the client, the upstream, a reset, or a timeout (close events).',
-    get: (e) => e.ended,
+    values: CONNECTION_ENDS,
+    description:
+      'How the connection ended (close events): client-close, upstream-close, reset, timeout, upstream-error or refused.',
+    get: (e) => e.end,
   },
   sni: {
     type: 'text',
