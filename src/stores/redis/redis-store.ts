@@ -263,6 +263,15 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
   }
 
   /**
+   * The command connection (`undefined` before `open()` and after `close()`), for counters other
+   * modules keep under {@link keyPrefix}: rate jails' shared windows (`<prefix>rate:...`). It fails
+   * fast like every store command (no offline queue, `commandTimeoutMs`).
+   */
+  get commandClient(): Redis | Cluster | undefined {
+    return this.#client;
+  }
+
+  /**
    * Connects the command and subscriber connections, subscribes to the channel and reads (or
    * creates) the epoch key, which later reconnects and heartbeats compare with. Rejects with
    * `PC_ERR_STORE_UNAVAILABLE` when Redis is not ready within `openTimeoutMs` (at once when the
