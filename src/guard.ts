@@ -57,6 +57,12 @@ export interface GuardEventMap {
   error: [error: Error];
 }
 
+/**
+ * Told of the result of every `report()` (jail counters, the daemon's "found" log lines). It runs
+ * on the hot path, once per report: keep it cheap (a counter increment). `ip` is as reported.
+ */
+export type ReportListener = (ip: string, options: ReportOptions, result: ReportResult) => void;
+
 export interface GuardOptions {
   /** Time source. Default the system clock. */
   clock?: Clock;
@@ -121,6 +127,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
   readonly #deciding = new Set<string>();
   #idleWaiters: (() => void)[] = [];
   readonly #stats = { reports: 0, bans: 0, invalidIps: 0 };
+  readonly #reportListeners = new Set<ReportListener>();
 
   /** Use {@link createGuard}; the constructor does no I/O and the guard is not ready until `start()`. */
   constructor(config: PortcullisConfig, store: Store, options: GuardOptions = {}) {
@@ -190,6 +197,19 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
   /** The configured, enabled jails by name (a new map after each reload). */
   get jails(): ReadonlyMap<string, Jail> {
     return this.#jails.byName;
+  }
+
+  /**
+   * Per jail, the clients with failures inside its findtime on this instance now, not banned
+   * since (fail2ban's "currently failed"). Walks the failure windows: for status, not the hot path.
+   */
+  failingClients(): Map<string, number> {
+    return this.#recent.liveByJail(this.#clock.now());
+  }
+
+  /** This instance's name in decisions and pub/sub (`hostname:pid:xxxx`). */
+  get instanceId(): string {
+    return this.#instanceId;
   }
 
   get stats(): GuardStats {
@@ -272,7 +292,30 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
     } catch (error) {
       return Promise.reject(error);
     }
+    if (this.#reportListeners.size > 0) this.#tellReport(ip, options, result);
     return result instanceof Promise ? this.#track(result) : Promise.resolve(result);
+  }
+
+  /** Adds a {@link ReportListener}; returns the function that removes it. */
+  onReport(listener: ReportListener): () => void {
+    this.#reportListeners.add(listener);
+    return () => this.#reportListeners.delete(listener);
+  }
+
+  #tellReport(ip: string, options: ReportOptions, result: ReportResult | Promise<ReportResult>): void {
+    // No closure on the synchronous path: it runs once per counted failure.
+    if (result instanceof Promise) result.then((settled) => this.#tellSettled(ip, options, settled), noop);
+    else this.#tellSettled(ip, options, result);
+  }
+
+  #tellSettled(ip: string, options: ReportOptions, result: ReportResult): void {
+    for (const listener of this.#reportListeners) {
+      try {
+        listener(ip, options, result);
+      } catch (error) {
+        this.reportError(error as Error);
+      }
+    }
   }
 
   /**
@@ -319,10 +362,13 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
       case 'reached': {
         // Enforced now, before the caller admits anything else; announced once its length is known.
         const config = jail.config;
-        const provisional = this.#decide(config, here.key, here.failures, 0, options.fields);
+        // One draw of `rndtime` for the provisional and the final decision: the final one never
+        // ends earlier than what the table enforced meanwhile for a reason of chance.
+        const chance = this.#random();
+        const provisional = this.#decide(config, here.key, here.failures, 0, options.fields, chance);
         this.#book.apply(provisional, 'local', config.banTimeIncrement === null);
         if (!config.dryRun) this.#stats.bans++;
-        return this.#finishLocalBan(jail, here.key, here.failures, provisional, options.fields);
+        return this.#finishLocalBan(jail, here.key, here.failures, provisional, options.fields, chance);
       }
       case 'counted':
         // A store no other instance writes (SQLite, memory) counts exactly what this instance
@@ -339,12 +385,18 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
     failures: number,
     provisional: Decision,
     fields: ReportOptions['fields'],
+    chance: number,
   ): Promise<ReportResult> {
     const config = jail.config;
     let decision = provisional;
     if (config.banTimeIncrement !== null) {
       const previousBans = await this.#previousBans(config, key);
-      decision = this.#decide(config, key, failures, previousBans, fields);
+      // Lifted while the earlier bans were counted (an unban by hand, a reload that dropped the
+      // jail): it stays lifted, and was never announced nor written.
+      if (!config.dryRun && this.#book.get(key)?.jail !== config.name) {
+        return { outcome: 'counted', failures };
+      }
+      decision = this.#decide(config, key, failures, previousBans, fields, chance);
       this.#book.apply(decision, 'local');
     }
     // The shared window holds this instance's failures too: it must not ban again on the next one.
@@ -399,6 +451,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
     failures: number,
     previousBans: number,
     fields: ReportOptions['fields'],
+    chance = this.#random(),
   ): Decision {
     return decideBan({
       jail: config,
@@ -406,7 +459,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
       failures,
       previousBans,
       nowMs: this.#clock.now(),
-      random: this.#random,
+      random: () => chance,
       origin: this.#instanceId,
       fields,
     });
@@ -540,16 +593,20 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
   /** Writes a decision the book enforces (or queues it during an outage), and logs it. */
   async #write(decision: Decision): Promise<Decision> {
     const stored = await this.#sync.put(decision);
+    const bantime =
+      decision.expiresAt === null ? '-1' : formatDuration(decision.expiresAt - decision.startedAt);
+    // `sshd: ban 192.0.2.7 for 10m (5 failures within 10m)`, as fail2ban's operators read it.
+    const length = bantime === '-1' ? 'permanently' : `for ${bantime}`;
     this.#logger.info(
       {
         event: decision.dryRun ? 'would-ban' : 'ban',
         target: decision.target,
         jail: decision.jail,
-        bantime: decision.expiresAt === null ? '-1' : formatDuration(decision.expiresAt - decision.startedAt),
+        bantime,
         banCount: decision.banCount,
         reason: decision.reason,
       },
-      decision.dryRun ? `would ban ${decision.target} (dry run)` : `ban ${decision.target}`,
+      `${decision.jail}: ${decision.dryRun ? 'would ban' : 'ban'} ${decision.target} ${length} (${decision.reason}${decision.dryRun ? '; dry run' : ''})`,
     );
     return stored;
   }
@@ -595,6 +652,8 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
     if (this.#closed) throw new PortcullisError(ErrorCodes.CLOSED, 'the guard is closed');
   }
 }
+
+function noop(): void {}
 
 function parseTarget(ipOrCidr: string): Cidr {
   const checked = checkCidr(ipOrCidr);

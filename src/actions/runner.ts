@@ -1,5 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { plural } from '../core/plural.js';
 import type { Decision, DecisionSource, UnbanEvent } from '../core/types.js';
 import type { DecisionListener, SubscribeOptions } from '../decisions/decision-book.js';
 import type { Action } from './action.js';
@@ -264,7 +265,7 @@ export class ActionRunner {
               decisions: batch.length,
               err: error,
             },
-            `action ${lane.action.name}: ${kind} of ${batch.length} decision(s) failed; retrying in ${lane.backoffMs} ms`,
+            `action ${lane.action.name}: ${kind} of ${plural(batch.length, 'decision')} failed; retrying in ${lane.backoffMs} ms`,
           );
           if (retry && this.#closing === undefined) {
             lane.timer = setTimeout(() => {

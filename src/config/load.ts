@@ -10,10 +10,14 @@ import { HTTP_FIELDS } from '../detection/filters/http/http-fields.js';
 import { resolveHttpJail } from '../detection/filters/http/jail-options.js';
 import { resolveLogJail } from '../detection/filters/regex/jail-options.js';
 import { resolveActions } from './actions.js';
+import { resolveAdmin } from './admin.js';
+import { resolveControl } from './control.js';
 import { DEFAULTS, MANUAL_JAIL } from './defaults.js';
 import { DEFAULT_HTTP_CONFIG, resolveDenyResponse } from './http.js';
+import { packetWatcherSchema, resolvePacketJail, resolvePacketWatchers } from './packets.js';
 import { resolveProxyConfig } from './proxy.js';
 import { configSchema, type JailOptions, type PortcullisOptions } from './schema.js';
+import { resolveSocketJail, resolveTcpListeners, tcpListenerSchema } from './tcp.js';
 import type {
   HttpConfig,
   JailConfig,
@@ -152,7 +156,14 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Por
       ...result.error.issues.map((issue) => formatIssue(issue, name, fromEnv)),
     ]);
   }
-  return buildConfig(result.data, name, options.baseDir ?? process.cwd(), options.file ?? null, unavailable);
+  return buildConfig(
+    result.data,
+    name,
+    options.baseDir ?? process.cwd(),
+    options.file ?? null,
+    unavailable,
+    options.env ?? process.env,
+  );
 }
 
 function buildConfig(
@@ -161,12 +172,22 @@ function buildConfig(
   baseDir: string,
   file: string | null,
   earlier: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
 ): PortcullisConfig {
   const problems: string[] = [...earlier];
   const warnings: string[] = [];
   const defaults = options.defaults ?? {};
   const jails: JailConfig[] = [];
   const jailActions: { name: string; actions: readonly unknown[] | undefined }[] = [];
+  const tcp = resolveTcpListeners(
+    options.tcp,
+    options.http?.trusted_proxies ?? DEFAULT_HTTP_CONFIG.trustedProxies,
+    name,
+    problems,
+  );
+  const tcpListeners = tcp.map((listener) => listener.name);
+  const packets = resolvePacketWatchers(options.packets, name, problems);
+  const packetWatchers = packets.map((watcher) => watcher.name);
   for (const [jailName, jailOptions] of Object.entries(options.jails ?? {})) {
     if (jailName === MANUAL_JAIL) {
       problems.push(`${name}: jails.${jailName}: "${MANUAL_JAIL}" is reserved for bans made by hand`);
@@ -192,7 +213,19 @@ function buildConfig(
         warnings.push(`${name}: jails.${jailName}.${where}: ${message}`);
       }
     }
-    const merged = { ...defaults, ...(http.ruleSettings as JailOptions), ...own };
+    const socket = resolveSocketJail(jailName, own, defaults, { name, baseDir, listeners: tcpListeners });
+    problems.push(...socket.problems);
+    warnings.push(...socket.warnings);
+    const packet = resolvePacketJail(jailName, own, defaults, { name, baseDir, watchers: packetWatchers });
+    problems.push(...packet.problems);
+    warnings.push(...packet.warnings);
+    const merged = {
+      ...defaults,
+      ...(http.ruleSettings as JailOptions),
+      ...(socket.ruleSettings as JailOptions),
+      ...(packet.ruleSettings as JailOptions),
+      ...own,
+    };
     const log = resolveLogJail(jailName, merged, { name, baseDir });
     problems.push(...log.problems);
     jails.push({
@@ -200,6 +233,8 @@ function buildConfig(
       ...log.settings,
       httpFilter: http.httpFilter,
       rate: http.rate,
+      ...(socket.socketFilter === null ? {} : { socketFilter: socket.socketFilter }),
+      ...(packet.packetFilter === null ? {} : { packetFilter: packet.packetFilter }),
     });
   }
   if (defaults.rate !== undefined) {
@@ -217,6 +252,12 @@ function buildConfig(
   const proxy =
     options.proxy === undefined ? undefined : buildProxy(options.proxy, http, baseDir, name, problems);
   const store = buildStore(options.store, baseDir, name, problems, file !== null);
+  const admin =
+    options.admin === undefined
+      ? undefined
+      : resolveAdmin(options.admin, { name, baseDir, env, problems, warnings });
+  const control =
+    options.control === undefined ? undefined : resolveControl(options.control, { name, baseDir, problems });
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     file,
@@ -230,6 +271,10 @@ function buildConfig(
     defaultActions: actions.defaults,
     http,
     ...(proxy === undefined ? {} : { proxy }),
+    ...(tcp.length === 0 ? {} : { tcp }),
+    ...(packets.length === 0 ? {} : { packets }),
+    ...(admin === undefined ? {} : { admin }),
+    ...(control === undefined ? {} : { control }),
   });
 }
 
@@ -376,7 +421,10 @@ function buildJail(name: string, merged: JailOptions, defaults: JailOptions): Ja
 function buildSource(source: JailOptions['source']): SourceConfig {
   if (source === undefined || source === 'api') return { kind: 'api' };
   if (source === 'http') return { kind: 'http' };
-  if (source === 'socket') return { kind: 'socket' };
+  // A bare `socket` names no listener: resolveSocketJail refuses it.
+  if (source === 'socket') return { kind: 'socket', listener: '' };
+  if ('socket' in source) return { kind: 'socket', listener: source.socket };
+  if ('packets' in source) return { kind: 'packets', watcher: source.packets };
   if ('log' in source) {
     const paths = Array.isArray(source.log) ? source.log : [source.log];
     return source.start === undefined ? { kind: 'log', paths } : { kind: 'log', paths, start: source.start };
@@ -484,6 +532,24 @@ export function formatIssue(
   fromEnv: ReadonlyMap<string, string> = new Map(),
 ): string {
   const path = issue.path.map(String);
+  if (issue.code === 'invalid_union' && !/\bgot\b/.test(issue.message)) {
+    // A union without its own message: the alternative the value got furthest in (its problems
+    // are not "wrong type" at its root) says what is wrong, at its own key path.
+    const closest = issue.errors.find(
+      (branch) =>
+        branch.length > 0 &&
+        branch.every(
+          (inner) =>
+            inner.path.length > 0 || (inner.code !== 'invalid_type' && inner.code !== 'invalid_value'),
+        ),
+    );
+    if (closest !== undefined)
+      return closest
+        .map((inner) =>
+          formatIssue({ ...inner, path: [...issue.path, ...inner.path] } as z.core.$ZodIssue, name, fromEnv),
+        )
+        .join('\n');
+  }
   if (issue.code === 'unrecognized_keys') {
     const known = knownKeysAt(path);
     return issue.keys
@@ -565,10 +631,24 @@ const JAIL_KEYS = [
   'mode',
   'datepattern',
   'logtimezone',
+  'usedns',
   'max_line_length',
 ];
 const KEYS_AT: Record<string, string[]> = {
-  '': ['$schema', 'store', 'log', 'http', 'proxy', 'defaults', 'jails', 'actions'],
+  '': [
+    '$schema',
+    'store',
+    'log',
+    'http',
+    'proxy',
+    'tcp',
+    'packets',
+    'defaults',
+    'jails',
+    'actions',
+    'control',
+  ],
+  control: ['socket', 'mode'],
   proxy: [
     'listen',
     'target',
@@ -611,6 +691,8 @@ const KEYS_AT: Record<string, string[]> = {
 
 function knownKeysAt(path: readonly string[]): readonly string[] {
   if (path.length === 2 && path[0] === 'jails') return KEYS_AT.jail as string[];
+  if (path.length === 2 && path[0] === 'tcp') return Object.keys(tcpListenerSchema.shape);
+  if (path.length === 2 && path[0] === 'packets') return Object.keys(packetWatcherSchema.shape);
   const last = path[path.length - 1];
   if (last === 'bantime_increment') return KEYS_AT.bantime_increment as string[];
   return KEYS_AT[path.join('.')] ?? [];

@@ -3,8 +3,12 @@ import { DURATION_PATTERN, formatDuration, PERMANENT, parseDuration } from '../c
 import { checkCidr, parseHostPort } from '../core/ip.js';
 import { RATE_PATTERN } from '../detection/filters/http/rate.js';
 import { logFilterSchema } from '../detection/filters/regex/filter-definition.js';
+import { adminSchema } from './admin.js';
+import { controlSchema } from './control.js';
 import { DEFAULTS } from './defaults.js';
+import { packetsSchema, packetsSourceSchema } from './packets.js';
 import { badListenAddress, badTargetUrl, PROXY_LIMITS, type ProxyLimitKey } from './proxy.js';
+import { socketSourceSchema, tcpSchema } from './tcp.js';
 
 /**
  * The configuration file's schema, the one definition behind validation, the TypeScript types
@@ -181,12 +185,21 @@ const commandSourceSchema = z.strictObject({
 });
 
 export const sourceSchema = z
-  .union([z.enum(['api', 'http', 'socket']), logSourceSchema, commandSourceSchema], {
-    error: (issue) =>
-      `expected "api", "http", "socket", { log: FILE | [FILES] } or { command: [ARGS] }, got ${show(issue.input)}`,
-  })
+  .union(
+    [
+      z.enum(['api', 'http', 'socket']),
+      logSourceSchema,
+      commandSourceSchema,
+      socketSourceSchema,
+      packetsSourceSchema,
+    ],
+    {
+      error: (issue) =>
+        `expected "api", "http", { socket: LISTENER }, { packets: WATCHER }, { log: FILE | [FILES] } or { command: [ARGS] }, got ${show(issue.input)}`,
+    },
+  )
   .describe(
-    'Where the jail gets events: "api" (default, only report() from the library), "http" (middleware and proxy), { log: FILE | [FILES] } or { command: [ARGS] }. "socket" is not available in this version.',
+    'Where the jail gets events: "api" (default, only report() from the library), "http" (middleware and proxy), { socket: LISTENER } (a tcp: listener\'s connections), { packets: WATCHER } (a packets: watcher\'s events), { log: FILE | [FILES] } or { command: [ARGS] }.',
   );
 
 /** Every per-jail setting; each may also appear under `defaults`. */
@@ -221,6 +234,13 @@ export const jailSettingsShape = {
     .optional()
     .describe(
       'log jails: zone of times written without one: "UTC", "+0100", "Europe/Berlin". Default the host\'s zone.',
+    ),
+  /** log jails: a DNS name where the filter expects an address: `no` (missed), `warn`, `yes` (resolved in the background). Default no. */
+  usedns: z
+    .enum(['no', 'warn', 'yes'])
+    .optional()
+    .describe(
+      'log jails: a DNS name in place of an address: "no" (the line is missed), "warn" or "yes" (looked up in the background, cached; warn logs each name once). Default no.',
     ),
   /** log jails: longer lines are cut to this many bytes (256 to 1 048 576) before matching. Default 16384. */
   max_line_length: z
@@ -289,7 +309,7 @@ export const jailSettingsShape = {
     })
     .optional()
     .describe(
-      'http jails only: a request rate like "100/10s". Each client exceeding it (per instance) gets 429 and one failure counted in this jail per window; with maxretry 1 the first excess bans. Default none.',
+      'http jails only: a request rate like "100/10s". Each client exceeding it (across instances with a Redis store, else per instance) gets 429 and one failure counted in this jail per window; with maxretry 1 the first excess bans. Default none.',
     ),
 };
 
@@ -682,6 +702,10 @@ export const configSchema = z
     http: httpSchema.optional(),
     /** The reverse proxy `portcullis run` starts. Default none. */
     proxy: proxySchema.optional(),
+    /** TCP guard listeners by name (`ssh: { listen: "0.0.0.0:2222", target: "127.0.0.1:22" }`). Default none. */
+    tcp: tcpSchema.optional(),
+    /** Packet watchers (libpcap) by name (`edge: { interface: eth0 }`). Default none. */
+    packets: packetsSchema.optional(),
     /** Settings every jail inherits; a jail's own value replaces them. */
     defaults: defaultsSchema
       .optional()
@@ -696,6 +720,10 @@ export const configSchema = z
       )
       .optional()
       .describe('The jails by name; `name: {}` is a jail with every default.'),
+    /** The admin listener: HTTP API, SSE, Prometheus metrics, dashboard. Default none (off). */
+    admin: adminSchema.optional(),
+    /** The control socket (`portcullis status`, `ban`, `stop`, ...); `false` turns it off. Default on. */
+    control: controlSchema.optional(),
     /** Named action presets: `ssh-fw: { nftables: { ports: [22] } }`, listed as `actions: [ssh-fw]`. */
     actions: z
       .record(z.string(), z.unknown())

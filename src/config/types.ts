@@ -1,5 +1,12 @@
 import type { ActionSpec } from '../actions/registry.js';
+import type { FieldFilterSpec } from '../detection/filters/fields/filter-schema.js';
 import type { HttpFilterSpec } from '../detection/filters/http/filter-schema.js';
+import type { AdminConfig } from './admin.js';
+import type { ControlConfig } from './control.js';
+import type { PacketWatcherConfig } from './packets.js';
+import type { TcpListenerConfig } from './tcp.js';
+
+export type { TcpListenerConfig };
 
 /** The validated, frozen configuration. Times are milliseconds; `-1` means permanent. */
 export interface PortcullisConfig {
@@ -22,6 +29,14 @@ export interface PortcullisConfig {
   readonly http?: HttpConfig;
   /** The reverse proxy (`proxy:`); absent when the file has none. */
   readonly proxy?: ProxyConfig;
+  /** TCP guard listeners (`tcp:`), in file order; absent or empty when the file has none. */
+  readonly tcp?: readonly TcpListenerConfig[];
+  /** Packet watchers (`packets:`), in file order; absent when the file has none. */
+  readonly packets?: readonly PacketWatcherConfig[];
+  /** The admin listener (`admin:`); absent when the file has none (off). */
+  readonly admin?: AdminConfig;
+  /** The control socket (`control:`); `null` when off, absent for the defaults (see `controlOf`). */
+  readonly control?: ControlConfig | null;
   /**
    * Settings that are valid but probably not what was meant, one line each, named like errors
    * (`portcullis.yaml: defaults.ignoreip.2: 10.1.2.3/8 means 10.0.0.0/8`). `check-config` prints
@@ -118,14 +133,17 @@ export interface RedisConfig {
 export type SourceConfig =
   | { readonly kind: 'api' }
   | { readonly kind: 'http' }
-  | { readonly kind: 'socket' }
+  /** A TCP guard jail: the connections of the `tcp:` listener named `listener`. */
+  | { readonly kind: 'socket'; readonly listener: string }
   | {
       readonly kind: 'log';
       readonly paths: readonly string[];
       /** Where a file without a saved position is read from; absent means `end`. */
       readonly start?: 'end' | 'beginning';
     }
-  | { readonly kind: 'command'; readonly argv: readonly string[] };
+  | { readonly kind: 'command'; readonly argv: readonly string[] }
+  /** A packet watcher jail: the events of the `packets:` watcher named `watcher`. */
+  | { readonly kind: 'packets'; readonly watcher: string };
 
 export interface BanTimeIncrementConfig {
   readonly factor: number;
@@ -158,6 +176,10 @@ export interface JailConfig {
    * named rule's filter. `null`/absent: the jail counts only `fail()` reports (and its rate).
    */
   readonly httpFilter?: HttpFilterSpec | null;
+  /** socket jails (`source: { socket: NAME }`): the validated filter over connection events. */
+  readonly socketFilter?: FieldFilterSpec | null;
+  /** packets jails (`source: { packets: NAME }`): the validated filter over packet events. */
+  readonly packetFilter?: FieldFilterSpec | null;
   /** http jails: the request rate (`rate: 100/10s`); `null`/absent for none. */
   readonly rate?: { readonly points: number; readonly durationMs: number } | null;
   /** log jails: the filter's mode (`aggressive`); `null`/absent: the filter's default. */
@@ -168,4 +190,6 @@ export interface JailConfig {
   readonly logTimezone?: string | null;
   /** log jails: lines are cut to this many bytes before matching. Default 16384. */
   readonly maxLineLength?: number;
+  /** log jails: DNS names in place of an address (`no`, `warn`, `yes`); `null`/absent: `no`. */
+  readonly useDns?: 'no' | 'warn' | 'yes' | null;
 }

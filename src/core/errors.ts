@@ -21,10 +21,20 @@ export const ErrorCodes = {
   CLOSED: 'PC_ERR_CLOSED',
   /** A reverse proxy listener could not listen (address in use, permission denied). */
   PROXY_LISTEN: 'PC_ERR_PROXY_LISTEN',
+  /** The admin listener (`admin.listen`) could not listen (address in use, permission denied). */
+  ADMIN_LISTEN: 'PC_ERR_ADMIN_LISTEN',
   /** A connection on a `proxy_protocol` listener sent no valid PROXY protocol header in time. */
   PROXY_PROTOCOL: 'PC_ERR_PROXY_PROTOCOL',
   /** An action's system command (nft, ...) failed or is missing. The runner retries it. */
   ACTION_FAILED: 'PC_ERR_ACTION_FAILED',
+  /** The packet watcher cannot capture (pcap or libpcap missing, no permission, bad interface or BPF filter). */
+  PACKET_CAPTURE: 'PC_ERR_PACKET_CAPTURE',
+  /** No daemon answers on the control socket (`portcullis status` with no `portcullis run`). */
+  NO_DAEMON: 'PC_ERR_NO_DAEMON',
+  /** The control socket could not be opened or listened on (permission, in use, not a socket). */
+  CONTROL_SOCKET: 'PC_ERR_CONTROL_SOCKET',
+  /** A request on the control socket was not understood (not JSON, too large, unknown op, bad args). */
+  CONTROL_REQUEST: 'PC_ERR_CONTROL_REQUEST',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

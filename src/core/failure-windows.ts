@@ -65,6 +65,17 @@ export class FailureWindows {
     }
   }
 
+  /** Per jail, the clients with a failure inside their `findtime` at `nowMs` (`portcullis status`). */
+  liveByJail(nowMs: number): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [id, window] of this.#windows) {
+      if (window.lastMs <= nowMs - window.findTimeMs) continue;
+      const jail = id.slice(0, id.indexOf('\u0000'));
+      out.set(jail, (out.get(jail) ?? 0) + 1);
+    }
+    return out;
+  }
+
   /** Every live window, for writing back to a store that returns from an outage. */
   *entries(): IterableIterator<{ jail: string; key: string; points: readonly number[]; findTimeMs: number }> {
     for (const [id, window] of this.#windows) {

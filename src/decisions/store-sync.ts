@@ -3,6 +3,7 @@ import type { Clock } from '../core/clock.js';
 import { ErrorCodes, isPortcullisError } from '../core/errors.js';
 import { FailureWindows } from '../core/failure-windows.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { plural } from '../core/plural.js';
 import { type Decision, type FailureInput, type FailureResult, isActive } from '../core/types.js';
 import type { Store, StoreMessage } from '../stores/store.js';
 import { decisionOfEntry } from './decide.js';
@@ -107,7 +108,7 @@ export class StoreSync extends EventEmitter<StoreSyncEventMap> {
     if (this.#outbox.size > 0) {
       this.#logger.info(
         { event: 'outbox-replay', pending: this.#outbox.size, file: this.#outbox.path },
-        `writing ${this.#outbox.size} decision(s) left from an outage`,
+        `writing ${plural(this.#outbox.size, 'decision')} left from an outage`,
       );
       // Enforced at once, written in the background of start (a restore follows).
       for (const [, write] of this.#outbox.entries()) {
@@ -374,7 +375,7 @@ export class StoreSync extends EventEmitter<StoreSyncEventMap> {
     reload.commit();
     this.#logger.info(
       { event: 'restore', bans: this.#book.size, dryRun: this.#book.dryRunSize },
-      `${this.#book.size} bans loaded`,
+      `${plural(this.#book.size, 'ban')} loaded`,
     );
   }
 
@@ -391,7 +392,7 @@ export class StoreSync extends EventEmitter<StoreSyncEventMap> {
     }
     this.#logger.warn(
       { event: 'store-lost', bans: count },
-      `${why}: writing back the ${count} ban(s) this instance enforces`,
+      `${why}: writing back the ${plural(count, 'ban')} this instance enforces`,
     );
   }
 }

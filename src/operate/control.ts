@@ -77,7 +77,8 @@ export type ControlEvent =
   | { type: 'unban'; time: number; target: string; jail: string; reason: string };
 
 export interface Control {
-  ping(): { pong: true; pid: number; version: string };
+  /** `config`: the absolute path of the daemon's configuration file (`null` for a config object). */
+  ping(): { pong: true; pid: number; version: string; config?: string | null };
   status(): StatusReport;
   /** Rejects with PC_ERR_UNKNOWN_JAIL for a jail not in the config. */
   jail(name: string): Promise<JailReport>;

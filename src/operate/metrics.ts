@@ -90,6 +90,12 @@ export interface MetricsOptions {
   admin?: AdminStatsSource;
   /** Node's process metrics (CPU, memory, event loop lag, GC). Default true. */
   processMetrics?: boolean;
+  /**
+   * The configured jails by name (a guard's `jails` map, replaced on reload): labels each unban
+   * with one lookup. Without it, the jails seen at the last scrape. Never a `status()` walk: that
+   * visits every failing client and runs only at scrape time.
+   */
+  jailNames?: () => { has(name: string): boolean };
 }
 
 interface Sample {
@@ -109,10 +115,14 @@ export class PortcullisMetrics {
   readonly #unbans = new Map<string, number>();
   readonly #store = { reconnects: 0, outages: 0 };
   readonly #detach: (() => void)[] = [];
+  readonly #jailNames: (() => { has(name: string): boolean }) | undefined;
+  /** The jails of the last scrape: the labels when no `jailNames` was given. */
+  #scrapedJails: ReadonlySet<string> = new Set();
   #snapshot: StatusReport | undefined;
 
   constructor(options: MetricsOptions) {
     this.#control = options.control;
+    this.#jailNames = options.jailNames;
     if (options.decisions !== undefined) {
       this.#detach.push(
         options.decisions.subscribe({
@@ -145,6 +155,7 @@ export class PortcullisMetrics {
   /** The exposition text; one `status()` snapshot serves every metric of the scrape. */
   async render(): Promise<string> {
     this.#snapshot = this.#control.status();
+    this.#scrapedJails = new Set(this.#snapshot.jails.map((j) => j.name));
     try {
       return await this.registry.metrics();
     } finally {
@@ -160,9 +171,11 @@ export class PortcullisMetrics {
     return this.#snapshot ?? this.#control.status();
   }
 
+  /** Called on every unban: one set lookup, never `status()` (it walks every failing client). */
   #jailLabel(jail: string): string {
     if (jail === MANUAL_JAIL) return jail;
-    return this.#status().jails.some((j) => j.name === jail) ? jail : OTHER;
+    const known = this.#jailNames?.() ?? this.#scrapedJails;
+    return known.has(jail) ? jail : OTHER;
   }
 
   #collected(name: string, help: string, type: MetricType, values: () => Sample[]): void {

@@ -18,7 +18,7 @@ describe('portcullis check-config', () => {
     const file = writeConfig('ok.yaml', 'jails:\n  sshd: { maxretry: 3 }\n  web: {}\n');
     const result = await runCli(['check-config', '-c', file]);
     expect(result.status).toBe(0);
-    expect(result.stdout).toBe(`${file}: OK (2 jail(s): sshd, web; store sqlite)\n`);
+    expect(result.stdout).toBe(`${file}: OK (2 jails: sshd, web; store sqlite)\n`);
   });
 
   it('names the file, key path and bad value, and exits 2', async () => {
@@ -42,7 +42,7 @@ describe('portcullis run', () => {
   it('starts, reloads on SIGHUP (keeping the old config when the new one is bad), stops on SIGTERM', async () => {
     const file = writeConfig('run.yaml', `store: { sqlite: ${join(dir, 'run.db')} }\njails:\n  sshd: {}\n`);
     const run = startCli(['run', '-c', file]);
-    await run.waitFor('portcullis started: 1 jail(s), 0 ban(s) enforced');
+    await run.waitFor('portcullis started: 1 jail, 0 bans enforced');
 
     writeFileSync(file, `store: { sqlite: ${join(dir, 'run.db')} }\njails:\n  sshd: {}\n  web: {}\n`);
     run.child.kill('SIGHUP');

@@ -256,6 +256,47 @@ describe('bantime_increment', () => {
     const decision = (await guard.report('192.0.2.7', { jail: 'sshd' })).decision as Decision;
     expect((decision.expiresAt as number) - decision.startedAt).toBe(12 * MIN); // random() = 0.5
   });
+
+  it('draws rndtime once: the ban enforced at once and the one announced end together', async () => {
+    const draws = [0.9, 0.1, 0.1, 0.1];
+    const guard = await createGuard(
+      sshd({ maxretry: 1, bantime: '10m', bantime_increment: { enabled: true, rndtime: '10m' } }),
+      { clock: createManualClock(), store: new MemoryStore(), env: {}, random: () => draws.shift() ?? 0 },
+    );
+    guards.push(guard);
+    const decision = (await guard.report('192.0.2.7', { jail: 'sshd' })).decision as Decision;
+    expect((decision.expiresAt as number) - decision.startedAt).toBe(19 * MIN);
+    expect(guard.lookup('192.0.2.7')?.expiresAt).toBe(decision.expiresAt);
+  });
+
+  it('a ban lifted while its earlier bans are being counted stays lifted', async () => {
+    const store = new MemoryStore();
+    let release: () => void = () => {};
+    const counting = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const countBans = store.countBans.bind(store);
+    store.countBans = async (...args) => {
+      await counting;
+      return countBans(...args);
+    };
+    const guard = await createGuard(
+      sshd({ maxretry: 1, bantime: '10m', bantime_increment: { enabled: true } }),
+      { clock: createManualClock(), store, env: {}, random: () => 0.5 },
+    );
+    guards.push(guard);
+    const bans: Decision[] = [];
+    guard.on('ban', (decision) => bans.push(decision));
+    const report = guard.report('192.0.2.7', { jail: 'sshd' });
+    // Enforced at once, before its length is known.
+    expect(guard.isBanned('192.0.2.7')).toBe(true);
+    await guard.unban('192.0.2.7');
+    release();
+    expect((await report).outcome).toBe('counted');
+    expect(guard.isBanned('192.0.2.7')).toBe(false);
+    expect(bans).toEqual([]);
+    expect(await guard.decisions()).toEqual([]);
+  });
 });
 
 describe('permanent bans and dry runs', () => {

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { ErrorCodes, PortcullisError } from '../../core/errors.js';
+import { plural } from '../../core/plural.js';
 import type { Decision } from '../../core/types.js';
 import type { Action, ActionContext } from '../action.js';
 import { type Notification, notificationOf } from './message.js';
@@ -207,7 +208,7 @@ export class Notifier implements Action {
               decisions: this.#stats.pending,
               err: outcome === null ? undefined : this.#transport.redactor.error(outcome),
             },
-            `action ${this.name}: stopping with ${this.#stats.pending} ban(s) not announced`,
+            `action ${this.name}: stopping with ${plural(this.#stats.pending, 'ban')} not announced`,
           );
       }
       clearTimeout(this.#timer);

@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { flushXtablesActions } from '../../actions/iptables/flush.js';
 import { removeNftablesTables } from '../../actions/nftables/nftables-action.js';
 import type { NftablesConfig } from '../../actions/nftables/options.js';
 import { configJsonSchema } from '../../config/json-schema.js';
 import { loadConfigFile } from '../../config/load.js';
 import { formatDuration } from '../../core/duration.js';
 import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
-import { createGuard, type Guard } from '../../guard.js';
+import { plural } from '../../core/plural.js';
+import { createGuard } from '../../guard.js';
+import { registerControlCommands } from './control-commands.js';
+import { runInit } from './init.js';
 import { runFromFile } from './run.js';
 
 /** Exit statuses: 0 fine, 1 runtime failure, 2 invalid configuration or usage. */
@@ -49,6 +53,8 @@ program
     process.once('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => void instance.reload());
     process.on('SIGUSR1', () => void instance.reopenLogs());
+    // A stop asked on the control socket (or the admin API) ends the process like SIGTERM does.
+    void instance.stopped.then(() => process.exit(0));
   });
 
 program
@@ -60,9 +66,9 @@ program
     // Valid, but probably not what was meant (`10.1.2.3/8` is 10.0.0.0/8): said, not refused.
     for (const warning of config.warnings) process.stderr.write(`warning: ${warning}\n`);
     const jails = config.jails.filter((jail) => jail.enabled).map((jail) => jail.name);
-    const warnings = config.warnings.length === 0 ? '' : `; ${config.warnings.length} warning(s)`;
+    const warnings = config.warnings.length === 0 ? '' : `; ${plural(config.warnings.length, 'warning')}`;
     process.stdout.write(
-      `${options.config}: OK (${jails.length} jail(s): ${jails.join(', ') || 'none'}; store ${config.store.kind}${warnings})\n`,
+      `${options.config}: OK (${plural(jails.length, 'jail')}${jails.length > 0 ? `: ${jails.join(', ')}` : ''}; store ${config.store.kind}${warnings})\n`,
     );
   });
 
@@ -73,41 +79,21 @@ program
     process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
   });
 
-program
-  .command('ban')
-  .description('ban an address or CIDR range in the configured store')
-  .argument('<target>', 'IP address or CIDR range')
-  .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
-  .option('-d, --duration <duration>', 'e.g. 1h, 2d, -1 for permanent', '1h')
-  .option('-r, --reason <text>', 'why', 'banned from the command line')
-  .action(async (target: string, options: { config: string; duration: string; reason: string }) => {
-    const guard = await createGuard(options.config);
-    try {
-      const decision = await guard.ban(target, { duration: options.duration, reason: options.reason });
-      assertWritten(guard, options.config);
-      const until =
-        decision.expiresAt === null ? 'permanently' : `until ${new Date(decision.expiresAt).toISOString()}`;
-      process.stdout.write(`banned ${decision.target} ${until}\n`);
-    } finally {
-      await guard.close();
-    }
-  });
+registerControlCommands(program, DEFAULT_CONFIG);
 
 program
-  .command('unban')
-  .description('lift the ban of an address or CIDR range')
-  .argument('<target>', 'IP address or CIDR range')
-  .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
-  .action(async (target: string, options: { config: string }) => {
-    const guard = await createGuard(options.config);
-    try {
-      const lifted = await guard.unban(target);
-      assertWritten(guard, options.config);
-      process.stdout.write(lifted ? `unbanned ${target}\n` : `${target} was not banned\n`);
-      if (!lifted) process.exitCode = EXIT_FAILURE;
-    } finally {
-      await guard.close();
+  .command('init')
+  .description('write a commented starter configuration (proxy, sshd log jail, nftables, SQLite)')
+  .argument('[file]', 'where to write it', 'portcullis.yaml')
+  .option('-f, --force', 'replace an existing file')
+  .action((file: string, options: { force?: boolean }) => {
+    if (runInit(file, options) === 'exists') {
+      process.stderr.write(`portcullis: ${file} exists; not replaced (use --force to overwrite it)\n`);
+      process.exit(EXIT_CONFIG);
     }
+    process.stdout.write(
+      `wrote ${file}; check it with: portcullis check-config -c ${file}; start with: portcullis run -c ${file}\n`,
+    );
   });
 
 program
@@ -135,14 +121,16 @@ program
 program
   .command('flush')
   .description(
-    "remove portcullis's firewall objects (its nftables tables: sets, bans, chains); stop `run` first, or its check re-creates them within 30 s",
+    "remove portcullis's firewall objects (its nftables tables; its ipset sets and iptables chains: sets, bans, chains, jumps); stop `run` first, or its check re-creates them within 30 s",
   )
   .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
   .option('--table <name...>', 'nftables table(s) to remove instead of those the configuration names')
   .action(async (options: { config: string; table?: string[] }) => {
+    // With --table only those; else every firewall action of the configuration (ipset, iptables too).
+    const specs = options.table === undefined ? (loadConfigFile(options.config).actions ?? []) : [];
     const tables =
       options.table ??
-      (loadConfigFile(options.config).actions ?? [])
+      specs
         .filter((spec) => spec.kind === 'nftables')
         .map((spec) => (spec.options as unknown as NftablesConfig).table);
     for (const table of tables) {
@@ -152,27 +140,19 @@ program
           `--table: not a table name: ${JSON.stringify(table)}`,
         );
     }
+    for (const line of await flushXtablesActions(specs)) process.stdout.write(`${line}\n`);
     if (tables.length === 0) {
-      process.stdout.write(`${options.config}: no firewall action configured; nothing to remove\n`);
+      if (!specs.some((spec) => spec.kind === 'ipset' || spec.kind === 'iptables'))
+        process.stdout.write(`${options.config}: no firewall action configured; nothing to remove\n`);
       return;
     }
     await removeNftablesTables(tables);
     for (const table of new Set(tables)) process.stdout.write(`removed nftables table inet ${table}\n`);
   });
 
-/**
- * The guard queues a write the store refused (to retry once it is back); a command that exits
- * right after must say it failed rather than report a decision that was never stored.
- */
-function assertWritten(guard: Guard, config: string): void {
-  if (guard.stats.pendingWrites === 0) return;
-  throw new PortcullisError(
-    ErrorCodes.STORE_UNAVAILABLE,
-    `${config}: the store did not take the decision; nothing was changed`,
-  );
-}
-
 (await import('./test-command.js')).registerTestCommand(program);
+(await import('./actions-check.js')).registerActionsCommand(program, DEFAULT_CONFIG);
+(await import('./import-fail2ban.js')).registerImportCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (

@@ -28,7 +28,7 @@ describe('check-config', () => {
     const result = await runCli(['check-config', '-c', file]);
     expect(result.status).toBe(0);
     expect(result.stderr).toBe(`warning: ${file}: defaults.ignoreip.0: 10.1.2.3/8 means 10.0.0.0/8\n`);
-    expect(result.stdout).toBe(`${file}: OK (1 jail(s): sshd; store sqlite; 1 warning(s))\n`);
+    expect(result.stdout).toBe(`${file}: OK (1 jail: sshd; store sqlite; 1 warning)\n`);
   });
 
   it('refuses a billion-laughs file in one line, exit 2, for check-config and run alike', async () => {
