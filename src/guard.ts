@@ -475,7 +475,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
 
   async #ban(ipOrCidr: string, options: BanOptions): Promise<Decision> {
     this.#assertOpen();
-    const cidr = parseTarget(ipOrCidr);
+    const cidr = parseTarget(ipOrCidr, options.force === true);
     const jailName = options.jail ?? MANUAL_JAIL;
     const jail = jailName === MANUAL_JAIL ? undefined : this.#jails.get(jailName);
     if (jailName !== MANUAL_JAIL && jail === undefined) {
@@ -516,7 +516,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
 
   async #unban(ipOrCidr: string): Promise<boolean> {
     this.#assertOpen();
-    const target = this.#unbanTarget(parseTarget(ipOrCidr));
+    const target = this.#unbanTarget(parseTarget(ipOrCidr, true));
     const entry = this.#book.remove(target, 'unban');
     const stored = await this.#sync.delete(target);
     return entry !== undefined || stored !== undefined;
@@ -655,7 +655,10 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
 
 function noop(): void {}
 
-function parseTarget(ipOrCidr: string): Cidr {
+/** The widest ranges banned without `force`: a /0 or a /4 is a typo far more often than a plan. */
+const WIDEST_PREFIX = { 4: 8, 6: 32 } as const;
+
+function parseTarget(ipOrCidr: string, force = false): Cidr {
   const checked = checkCidr(ipOrCidr);
   if (!checked.ok) {
     const why = checked.reason === undefined ? '' : `: ${checked.reason}`;
@@ -664,7 +667,23 @@ function parseTarget(ipOrCidr: string): Cidr {
       `not an IP address or CIDR range: ${JSON.stringify(ipOrCidr)}${why}`,
     );
   }
-  return checked.cidr;
+  const { cidr } = checked;
+  if (force) return cidr;
+  if (checked.warning !== undefined) {
+    throw new PortcullisError(
+      ErrorCodes.INVALID_IP,
+      `${JSON.stringify(ipOrCidr)} has bits set past its prefix (${checked.warning}): ` +
+        `write ${cidr.text} (or the single address), or force the ban`,
+    );
+  }
+  const widest = WIDEST_PREFIX[cidr.family];
+  if (cidr.prefix < widest) {
+    throw new PortcullisError(
+      ErrorCodes.INVALID_IP,
+      `${cidr.text} is wider than /${widest}: that many addresses are banned only when forced`,
+    );
+  }
+  return cidr;
 }
 
 /** The Redis store's `outbox` file; the other stores are local and keep it in memory. */

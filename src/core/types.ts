@@ -88,6 +88,11 @@ export interface BanOptions {
   /** `1h`, ms as a number, or `-1` for permanent. Default the jail's bantime (manual: 1h). */
   duration?: string | number;
   reason?: string;
+  /**
+   * Bans a range wider than /8 (IPv4) or /32 (IPv6), or one written with bits set past its prefix
+   * (`192.0.2.7/0` is `0.0.0.0/0`: everyone). Refused without it, as the typo it usually is.
+   */
+  force?: boolean;
 }
 
 /** Where a ban or unban came from. */

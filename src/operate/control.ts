@@ -84,7 +84,11 @@ export interface Control {
   jail(name: string): Promise<JailReport>;
   decisions(filter?: DecisionFilter): Promise<Decision[]>;
   banned(ip: string): Promise<BannedAnswer>;
-  ban(target: string, options: { jail?: string; bantimeMs?: number; reason?: string }): Promise<Decision>;
+  /** `force`: a range wider than /8 (IPv4) or /32 (IPv6), or written with bits past its prefix. */
+  ban(
+    target: string,
+    options: { jail?: string; bantimeMs?: number; reason?: string; force?: boolean },
+  ): Promise<Decision>;
   /** `jail` given: only that jail's ban of the target. Resolves how many decisions were lifted. */
   unban(target: string, options?: { jail?: string }): Promise<number>;
   unbanAll(options?: { jail?: string }): Promise<number>;

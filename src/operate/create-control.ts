@@ -217,6 +217,7 @@ export function createControl(host: ControlHost): OperatedControl {
         ...(options.jail === undefined ? {} : { jail: options.jail }),
         ...(options.bantimeMs === undefined ? {} : { duration: options.bantimeMs }),
         reason: options.reason ?? 'banned by the operator',
+        ...(options.force === true ? { force: true } : {}),
       });
     },
 

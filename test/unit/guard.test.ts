@@ -299,6 +299,26 @@ describe('bantime_increment', () => {
   });
 });
 
+describe('manual bans of ranges', () => {
+  it('refuses a range wider than /8 or /32, and one with bits past its prefix, unless forced', async () => {
+    const guard = await guardWith(sshd());
+    await expect(guard.ban('192.0.2.7/0')).rejects.toThrow(/bits set past its prefix.*0\.0\.0\.0\/0/);
+    await expect(guard.ban('0.0.0.0/0')).rejects.toThrow(/wider than \/8/);
+    await expect(guard.ban('2001::/16')).rejects.toThrow(/wider than \/32/);
+    await expect(guard.ban('192.0.2.7/24')).rejects.toThrow(/write 192\.0\.2\.0\/24/);
+    expect(guard.isBanned('198.51.100.1')).toBe(false);
+    expect(await guard.decisions()).toEqual([]);
+    // Ranges of sensible width, and a forced wide one (which an unban lifts without force).
+    await guard.ban('10.0.0.0/8');
+    await guard.ban('2001:db8::/32');
+    expect(guard.isBanned('10.200.0.1')).toBe(true);
+    await guard.ban('192.0.2.7/0', { force: true });
+    expect(guard.isBanned('198.51.100.1')).toBe(true);
+    expect(await guard.unban('0.0.0.0/0')).toBe(true);
+    expect(guard.isBanned('198.51.100.1')).toBe(false);
+  });
+});
+
 describe('permanent bans and dry runs', () => {
   it('bantime -1 bans forever', async () => {
     const clock = createManualClock();

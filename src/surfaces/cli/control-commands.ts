@@ -77,12 +77,19 @@ export function registerControlCommands(program: Command, defaultConfig: string)
         "e.g. 1h, 2d, -1 for permanent (default: the jail's bantime, else 1h)",
       )
       .option('-d, --duration <duration>', 'same as --bantime')
-      .option('-r, --reason <text>', 'why', 'banned from the command line'),
+      .option('-r, --reason <text>', 'why', 'banned from the command line')
+      .option('--force', 'ban a range wider than /8 (IPv4) or /32 (IPv6), or one written with host bits'),
   ).action(
     run(
       async (
         targetText: string,
-        options: CommonOptions & { jail?: string; bantime?: string; duration?: string; reason: string },
+        options: CommonOptions & {
+          jail?: string;
+          bantime?: string;
+          duration?: string;
+          reason: string;
+          force?: boolean;
+        },
         command: Command,
       ) => {
         const duration = options.bantime ?? options.duration;
@@ -92,6 +99,7 @@ export function registerControlCommands(program: Command, defaultConfig: string)
           ...(options.jail === undefined ? {} : { jail: options.jail }),
           ...(bantimeMs === undefined ? {} : { bantimeMs }),
           reason: options.reason,
+          ...(options.force === true ? { force: true } : {}),
         };
         const decision = (await viaDaemonOrStore(socketOf(options, command), 'ban', args, (control) =>
           control.ban(targetText, args),

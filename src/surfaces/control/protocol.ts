@@ -34,6 +34,8 @@ export const CONTROL_OPS = {
     /** ms, or -1 for permanent. */
     bantimeMs: z.number().int().min(-1).optional(),
     reason: z.string().max(500).optional(),
+    /** A range wider than /8 or /32, or with bits past its prefix. */
+    force: z.boolean().optional(),
   }),
   unban: z.strictObject({ target, jail: jail.optional() }),
   unbanAll: z.strictObject({ jail: jail.optional() }),

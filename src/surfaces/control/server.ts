@@ -223,6 +223,7 @@ export class ControlServer {
       jail?: string;
       bantimeMs?: number;
       reason?: string;
+      force?: boolean;
       limit?: number;
     };
     switch (op) {
