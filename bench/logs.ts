@@ -1,22 +1,24 @@
-// npm run bench:logs — log filtering speed against fail2ban, side by side in one run.
-// Generates a realistic auth.log (bench/logs-generate.ts) into bench/out/, then runs
-//   fail2ban-regex FILE /etc/fail2ban/filter.d/sshd.conf
-//   portcullis test FILE sshd            (from dist/ when built, else from the sources via tsx)
-// ROUNDS times each, and prints wall time, processing time, lines/s, matched lines and the ratio.
-// Environment: LINES (default 1000000), ROUNDS (default 3), F2B_FILTER (default the sshd.conf above).
+// npm run bench:logs — log filtering speed against fail2ban, side by side in one run, on several
+// line mixes: the original auth.log (bench/logs-generate.ts) and the mixes of bench/logs-mixes.ts
+// (another generator: 40% failures, 80% near-misses, long lines, a web access log). For each:
+//   fail2ban-regex FILE /etc/fail2ban/filter.d/<filter>.conf
+//   portcullis test FILE <filter>        (from dist/ when built, else from the sources via tsx)
+// ROUNDS times each, alternating, and prints wall time (start-up included), processing time,
+// lines/s, matched lines and the ratios.
+// Environment: LINES (default 1000000), ROUNDS (default 3), MIXES (comma list, default all),
+// PORTCULLIS_CLI (a main.js to run instead of dist/ or the sources).
 // fail2ban is only needed here: `apt-get install -y fail2ban` (its service need not run).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateAuthLog } from './logs-generate.js';
+import { generateMix, MIXES } from './logs-mixes.js';
 import { fmt, machineLine, median } from './machine.js';
 
 const LINES = Number(process.env.LINES ?? 1_000_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
-const F2B_FILTER = process.env.F2B_FILTER ?? '/etc/fail2ban/filter.d/sshd.conf';
 const root = fileURLToPath(new URL('..', import.meta.url));
-const file = resolve(root, 'bench/out/auth.log');
 
 interface Run {
   wallMs: number;
@@ -26,9 +28,37 @@ interface Run {
   matched: number;
 }
 
-function fail2banRegex(): Run {
+interface Case {
+  name: string;
+  description: string;
+  file: string;
+  filter: string;
+  fail2ban: string;
+  generate(): Promise<number>;
+}
+
+const CASES: Case[] = [
+  {
+    name: 'original',
+    description: 'bench/logs-generate.ts auth.log (the mix the first figure was taken on)',
+    file: resolve(root, 'bench/out/auth.log'),
+    filter: 'sshd',
+    fail2ban: '/etc/fail2ban/filter.d/sshd.conf',
+    generate: () => generateAuthLog({ lines: LINES, file: resolve(root, 'bench/out/auth.log') }),
+  },
+  ...MIXES.map((mix) => ({
+    name: mix.name,
+    description: mix.description,
+    file: resolve(root, `bench/out/${mix.name}.log`),
+    filter: mix.filter,
+    fail2ban: mix.fail2ban,
+    generate: () => generateMix(mix, LINES, resolve(root, `bench/out/${mix.name}.log`)),
+  })),
+];
+
+function fail2banRegex(file: string, filter: string): Run {
   const started = performance.now();
-  const result = spawnSync('fail2ban-regex', [file, F2B_FILTER], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const result = spawnSync('fail2ban-regex', [file, filter], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const wallMs = performance.now() - started;
   if (result.status !== 0) throw new Error(`fail2ban-regex failed (${result.status}): ${result.stderr}`);
   const counts = /Lines: (\d+) lines, (\d+) ignored, (\d+) matched, (\d+) missed/.exec(result.stdout);
@@ -43,9 +73,9 @@ function fail2banRegex(): Run {
   };
 }
 
-function portcullisTest(command: readonly string[]): Run {
+function portcullisTest(command: readonly string[], file: string, filter: string): Run {
   const started = performance.now();
-  const result = spawnSync(process.execPath, [...command, 'test', file, 'sshd', '--json', '--no-progress'], {
+  const result = spawnSync(process.execPath, [...command, 'test', file, filter, '--json', '--no-progress'], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });
@@ -67,51 +97,61 @@ function summarise(name: string, runs: Run[]) {
 
 console.log(machineLine());
 const f2bVersion = spawnSync('fail2ban-regex', ['--version'], { encoding: 'utf8' });
-if (f2bVersion.error !== undefined || !existsSync(F2B_FILTER)) {
-  console.error(`fail2ban-regex or ${F2B_FILTER} is missing: apt-get install -y fail2ban`);
+if (f2bVersion.error !== undefined) {
+  console.error('fail2ban-regex is missing: apt-get install -y fail2ban');
   process.exit(1);
 }
-console.log(`fail2ban: ${f2bVersion.stdout.trim().split('\n')[0]}, filter ${F2B_FILTER}`);
-
-const dist = resolve(root, 'dist/surfaces/cli/main.js');
-const command = existsSync(dist) ? [dist] : ['--import', 'tsx', resolve(root, 'src/surfaces/cli/main.ts')];
-console.log(
-  `portcullis: ${existsSync(dist) ? 'dist/ (npm run build)' : 'sources through tsx (run npm run build for dist/)'}`,
-);
-
-const generated = await generateAuthLog({ lines: LINES, file });
-console.log(
-  `log: ${file}, ${fmt(generated)} lines, ${fmt(statSync(file).size / 2 ** 20, 1)} MiB, ${ROUNDS} rounds each`,
-);
+console.log(`fail2ban: ${f2bVersion.stdout.trim().split('\n')[0]}`);
 console.log(`python: ${execFileSync('python3', ['--version'], { encoding: 'utf8' }).trim()}`);
 
-const f2bRuns: Run[] = [];
-const pcRuns: Run[] = [];
-for (let round = 0; round < ROUNDS; round++) {
-  // Alternate, so machine noise hits both alike.
-  pcRuns.push(portcullisTest(command));
-  f2bRuns.push(fail2banRegex());
-}
-const rows = [summarise('fail2ban-regex', f2bRuns), summarise('portcullis test', pcRuns)];
-console.log('');
+const dist = resolve(root, 'dist/surfaces/cli/main.js');
+const cli = process.env.PORTCULLIS_CLI;
+const command =
+  cli !== undefined
+    ? [resolve(cli)]
+    : existsSync(dist)
+      ? [dist]
+      : ['--import', 'tsx', resolve(root, 'src/surfaces/cli/main.ts')];
 console.log(
-  '| tool | wall (median) | processing (median) | lines/s (processing) | lines/s (wall) | matched lines |',
+  `portcullis: ${cli !== undefined ? cli : existsSync(dist) ? 'dist/ (npm run build)' : 'sources through tsx (run npm run build for dist/)'}`,
 );
-console.log('| --- | --- | --- | --- | --- | --- |');
-for (const row of rows) {
+const wanted = process.env.MIXES?.split(',');
+const table: string[] = [];
+for (const c of CASES) {
+  if (wanted !== undefined && !wanted.includes(c.name)) continue;
+  if (!existsSync(c.fail2ban)) {
+    console.error(`${c.fail2ban} is missing: apt-get install -y fail2ban`);
+    process.exit(1);
+  }
+  const lines = await c.generate();
   console.log(
-    `| ${row.name} | ${fmt(row.wallMs / 1000, 2)} s | ${fmt(row.processMs / 1000, 2)} s | ${fmt((row.lines * 1000) / row.processMs)} | ${fmt(
-      (row.lines * 1000) / row.wallMs,
-    )} | ${fmt(row.matched)} |`,
+    `\n${c.name}: ${c.description}; ${fmt(lines)} lines, ${fmt(statSync(c.file).size / 2 ** 20, 1)} MiB; portcullis ${c.filter} vs ${c.fail2ban}, ${ROUNDS} rounds`,
+  );
+  const f2bRuns: Run[] = [];
+  const pcRuns: Run[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    // Alternate, so machine noise hits both alike.
+    pcRuns.push(portcullisTest(command, c.file, c.filter));
+    f2bRuns.push(fail2banRegex(c.file, c.fail2ban));
+  }
+  const f2b = summarise('fail2ban-regex', f2bRuns);
+  const pc = summarise('portcullis test', pcRuns);
+  for (const row of [f2b, pc]) {
+    console.log(
+      `  ${row.name.padEnd(16)} wall ${fmt(row.wallMs / 1000, 2)} s, processing ${fmt(row.processMs / 1000, 2)} s, ${fmt((row.lines * 1000) / row.processMs)} lines/s, ${fmt(row.matched)} matched`,
+    );
+  }
+  const wall = f2b.wallMs / pc.wallMs;
+  const processing = f2b.processMs / pc.processMs;
+  console.log(
+    `  portcullis is ${fmt(wall, 1)}x on wall time, ${fmt(processing, 1)}x on processing time (goal: 20x on wall)`,
+  );
+  table.push(
+    `| ${c.name} | ${fmt(lines)} | ${fmt(f2b.wallMs / 1000, 2)} s | ${fmt(pc.wallMs / 1000, 2)} s | **${fmt(wall, 1)}x** | ${fmt(processing, 1)}x | ${fmt(f2b.matched)} / ${fmt(pc.matched)} |`,
   );
 }
-const [f2b, pc] = rows as [ReturnType<typeof summarise>, ReturnType<typeof summarise>];
-console.log('');
 console.log(
-  `portcullis is ${fmt(f2b.processMs / pc.processMs, 1)}× fail2ban-regex on processing time, ${fmt(f2b.wallMs / pc.wallMs, 1)}× on wall time (goal: 20×).`,
+  '\n| mix | lines | fail2ban-regex wall | portcullis test wall | wall ratio | processing ratio | matched (f2b / pc) |',
 );
-if (f2b.matched !== pc.matched) {
-  console.log(
-    `note: matched lines differ (${fmt(f2b.matched)} vs ${fmt(pc.matched)}): the two sshd filters are different regex sets.`,
-  );
-}
+console.log('| --- | --- | --- | --- | --- | --- | --- |');
+for (const row of table) console.log(row);

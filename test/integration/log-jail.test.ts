@@ -289,6 +289,53 @@ describe('log jails: the bundled regex filter engine (default makeFilter)', () =
     expect(logJails.stats().journal).toMatchObject({ lines: 4, matches: 3, tooOld: 1, reports: 2 });
   });
 
+  it('usedns: warn resolves a DNS name in the background and reports each of its addresses once resolved', async () => {
+    // "localhost" is answered by /etc/hosts through getaddrinfo: no DNS server is involved.
+    const file = path.join(dir, 'auth.log');
+    const now = Date.now();
+    fs.writeFileSync(
+      file,
+      `${syslogTime(now - 2000)} web1 sshd[4243]: Failed password for root from localhost port 22 ssh2\n` +
+        `${syslogTime(now - 1000)} web1 sshd[4244]: Invalid user admin from localhost port 23\n`,
+    );
+    const { guard, logJails } = await start(
+      {
+        sshd: { source: { log: file, start: 'beginning' }, filter: 'sshd', findtime: '10m', usedns: 'warn' },
+      },
+      { makeFilter: undefined },
+    );
+    await waitFor(() => guard.reports.length >= 2);
+    await logJailSettled(logJails, 'sshd', 2);
+    const ips = new Set(guard.reports.map((report) => report.ip));
+    expect([...ips].some((ip) => ip === '127.0.0.1' || ip === '::1')).toBe(true);
+    expect(guard.reports.every((report) => report.options.fields?.dns === 'localhost')).toBe(true);
+    expect(guard.reports.map((report) => report.options.fields?.user)).toContain('admin');
+    // warn: one warning for the name, not one per line.
+    expect(
+      logged.filter((entry) => entry.level === 'warn' && entry.message.includes('localhost')),
+    ).toHaveLength(1);
+  });
+
+  it('usedns: no (the default) counts nothing for a DNS name, and a bad usedns is a config error', async () => {
+    const file = path.join(dir, 'auth.log');
+    fs.writeFileSync(
+      file,
+      `${syslogTime(Date.now())} web1 sshd[4245]: Failed password for root from localhost port 22 ssh2\n`,
+    );
+    const { guard, logJails } = await start(
+      { sshd: { source: { log: file, start: 'beginning' }, filter: 'sshd', findtime: '10m' } },
+      { makeFilter: undefined },
+    );
+    await logJailSettled(logJails, 'sshd', 1);
+    expect(guard.reports).toEqual([]);
+    expect(() =>
+      resolveConfig(
+        { jails: { sshd: { source: { log: file }, filter: 'sshd', usedns: 'raw' as never } } },
+        { env: {} },
+      ),
+    ).toThrow(/jails\.sshd\.usedns/);
+  });
+
   it('refuses to start a log jail without a filter, naming the jail', async () => {
     await expect(
       start(

@@ -23,10 +23,13 @@ export type { DateMatch, DateTemplate } from './date-template.js';
  * | ----------------- | ---------------------------------------------------- |
  * | RFC 5424          | `<34>1 2026-11-25T12:00:01.003Z host app ...`        |
  * | ctime             | `[Wed Nov 25 12:00:01.123456 2026]` (Apache, vsftpd) |
- * | ISO 8601          | `2026-11-25T12:00:01.123+01:00`, `2026-11-25 12:00:01` |
+ * | ISO 8601          | `2026-11-25T12:00:01.123+01:00`, `2026-11-25 12:00:01`, `2015-10-07  8:25:38` |
  * | Common Log Format | `[25/Nov/2026:12:00:01 +0000]`                       |
+ * | PHP               | `[25-Nov-2026 12:00:01 UTC]` (PHP, Roundcube)       |
  * | nginx error log   | `2026/11/25 12:00:01`                                |
  * | syslog            | `Nov 25 12:00:01` (the year is inferred)             |
+ * | MySQL (old)       | `130324  0:04:00` (YYMMDD, at the start of the line)  |
+ * | TAI64N            | `@4000000069258a210000000a` (daemontools, runit, s6) |
  * | epoch             | `1764072001`, `1764072001.123`, `1764072001123` at the start of the line |
  *
  * The date used is the first one in the line; to keep this cheap the format that matched the
@@ -167,7 +170,8 @@ const BUILT_IN_TEMPLATES: readonly (() => DateTemplate)[] = [
   () =>
     regexTemplate(
       'ISO 8601',
-      /(?<!\d)(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?: ?(Z|[+-]\d{2}(?::?\d{2})?))?(?![\d:])/g,
+      // `T` and two hour digits, or one or two blanks and one or two digits (`2015-10-07  8:25:38`).
+      /(?<!\d)(\d{4})-(\d{2})-(\d{2})(?:T(?=\d{2})| {1,2})(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?: ?(Z|[+-]\d{2}(?::?\d{2})?)(?!\d)|(?![\d:]))/g,
       (m, zone) =>
         wallToEpochMs(
           zone,
@@ -202,6 +206,29 @@ const BUILT_IN_TEMPLATES: readonly (() => DateTemplate)[] = [
         ),
     ),
   () =>
+    // PHP's error_log and applications built on it (Roundcube, Nextcloud's PHP log):
+    // `[25-Nov-2026 12:00:01 UTC]`, `[25-Nov-2026 12:00:01 +0100]`; a zone name other than UTC
+    // means the log's zone.
+    regexTemplate(
+      'PHP (dd-MMM-YYYY HH:MM:SS zone)',
+      new RegExp(
+        `(?<![\\d-])(\\d{2})-(${MONTHS})-(\\d{4}) (\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d{1,9}))?(?: ([+-]\\d{4}|UTC|GMT|[A-Z][a-z]{1,20}/[A-Za-z_]{1,30}(?:/[A-Za-z_]{1,30})?))?(?![\\d:])`,
+        'g',
+      ),
+      (m, zone) =>
+        wallToEpochMs(
+          zone,
+          n(m[3]),
+          monthNumber(m[2] as string),
+          n(m[1]),
+          n(m[4]),
+          n(m[5]),
+          n(m[6]),
+          fractionMs(m[7]),
+          m[8] === 'UTC' || m[8] === 'GMT' ? 0 : zoneOffsetMs(m[8]),
+        ),
+    ),
+  () =>
     regexTemplate(
       'nginx error log (YYYY/MM/DD HH:MM:SS)',
       /(?<!\d)(\d{4})\/(\d{2})\/(\d{2}) (\d{2}):(\d{2}):(\d{2})(?!\d)/g,
@@ -228,11 +255,52 @@ const BUILT_IN_TEMPLATES: readonly (() => DateTemplate)[] = [
         ),
     ),
   () =>
-    regexTemplate('epoch', /(?<=^\[?)(\d{10}|\d{13})(?:\.(\d{1,9}))?(?=\]|\s|$)/g, (m) => {
-      const digits = m[1] as string;
-      return digits.length === 13 ? Number(digits) : Number(digits) * 1000 + fractionMs(m[2]);
-    }),
+    // MySQL 5.x and older: `130324  0:04:00` (YYMMDD, one or two blanks, H:MM:SS) at the line start.
+    regexTemplate(
+      'MySQL (YYMMDD H:MM:SS)',
+      /^(\d{2})(\d{2})(\d{2}) {1,2}(\d{1,2}):(\d{2}):(\d{2})(?![\d:])/g,
+      (m, zone) =>
+        wallToEpochMs(zone, 2000 + n(m[1]), n(m[2]), n(m[3]), n(m[4]), n(m[5]), n(m[6]), 0, undefined),
+    ),
+  () =>
+    // daemontools / runit / s6: `@4000000052f1c2d41b4f3c9c`, TAI64N at the start of the line.
+    regexTemplate('TAI64N', /^@(4[0-9a-f]{15})([0-9a-f]{8})(?=\s|$)/g, (m) =>
+      tai64nMs(m[1] as string, m[2] as string),
+    ),
+  () =>
+    startsWithDigit(
+      regexTemplate('epoch', /(?<=^\[?)(\d{10}|\d{13})(?:\.(\d{1,9}))?(?=\]|\s|$)/g, (m) => {
+        const digits = m[1] as string;
+        return digits.length === 13 ? Number(digits) : Number(digits) * 1000 + fractionMs(m[2]);
+      }),
+    ),
 ];
+
+/**
+ * TAI64N label (16 hex digits: 2^62 + TAI seconds) and nanoseconds (8 hex digits) → Unix ms. The
+ * writers (daemontools' `tai64n`, runit's svlogd, s6-log) label Unix time + 10 s and keep no
+ * leap-second table, so taking 10 s off gives back the Unix time they read.
+ */
+export function tai64nMs(label: string, nanos: string): number {
+  // The label minus 2^62: the last 15 hex digits when the first is 4 (the regex makes sure).
+  const seconds = Number.parseInt(label.slice(1), 16) - 10;
+  return seconds * 1000 + Math.floor(Number.parseInt(nanos, 16) / 1e6);
+}
+
+/**
+ * A template whose dates start the line (after an optional `[`): lines that do not start with a
+ * digit are not scanned at all (a look-behind anchor still makes the JS engine try every place).
+ */
+function startsWithDigit(template: DateTemplate): DateTemplate {
+  return {
+    name: template.name,
+    find(line, zone, now) {
+      let code = line.charCodeAt(0);
+      if (code === 91 /* [ */) code = line.charCodeAt(1);
+      return code >= 48 && code <= 57 ? template.find(line, zone, now) : null;
+    },
+  };
+}
 
 /** Names of the built-in formats, in priority order. */
 export const BUILT_IN_DATE_FORMATS: readonly string[] = BUILT_IN_TEMPLATES.map((factory) => factory().name);

@@ -4,10 +4,12 @@ import { type Clock, systemClock } from '../../core/clock.js';
 import { formatDuration } from '../../core/duration.js';
 import { ConfigError, ErrorCodes, isPortcullisError } from '../../core/errors.js';
 import { type Logger, silentLogger } from '../../core/logger.js';
+import { plural } from '../../core/plural.js';
 import type { ReportOptions, ReportResult } from '../../core/types.js';
 import type { LineBatch } from './batch-queue.js';
 import { CommandFollower } from './command-follower.js';
 import { FileFollower, type PositionStore } from './file-follower.js';
+import { FileLedger } from './file-ledger.js';
 import { expandGlob, hasMagic, segmentMatcher } from './glob.js';
 import { isJournalJsonCommand, parseJournalLine } from './journald.js';
 import { DEFAULT_MAX_LINE_LENGTH } from './line-splitter.js';
@@ -24,6 +26,8 @@ export interface LineMatch {
 /** What a log jail needs from a filter; a `CompiledLogFilter` (regex filter engine) is one. */
 export interface LineFilter {
   processLine(line: string): { readonly matches: readonly LineMatch[] };
+  /** Settles when failures found later (`usedns` lookups) have been handed over. */
+  settled?(): Promise<void>;
 }
 
 /** What a filter factory is told about the source it will read. */
@@ -34,6 +38,10 @@ export interface FilterContext {
   readonly lineTimeMs: () => number;
   /** The longest line the source hands over, in bytes. */
   readonly maxLineLength: number;
+  /** Failures found after `processLine` returned (a `usedns` lookup that settled): reported too. */
+  readonly onResolved: (matches: readonly LineMatch[]) => void;
+  /** `usedns: warn`: a name seen for the first time resolved to these addresses. */
+  readonly onDnsWarning: (name: string, ips: readonly string[]) => void;
 }
 
 /** The part of the guard log jails use; a `Guard` is one. */
@@ -89,6 +97,8 @@ export interface LogJailStats {
   reports: number;
   /** Lines the filter threw on, and reports that failed. */
   errors: number;
+  /** Per followed file (absolute path): lines read and bytes not read yet (metrics). */
+  files?: Record<string, { lines: number; lagBytes?: number }>;
 }
 
 /** The running log jails; see {@link startLogJails}. */
@@ -121,7 +131,8 @@ export interface LogJails {
  * - a file whose inode or first line changed while stopped is read from 0; what the old file held
  *   after the saved position is not read. Lines older than findtime are never counted, so reading
  *   a file again cannot cause a ban storm.
- * Commands have no position.
+ * `journalctl -o json` commands save the cursor of the last handled entry the same way and
+ * restart with `--after-cursor`; other commands have no position.
  *
  * Rejects (having started nothing) when a jail's filter cannot be built or a path is invalid.
  */
@@ -147,7 +158,10 @@ export async function startLogJails(guard: LogJailGuard, options: LogJailsOption
   }
   let closing: Promise<void> | undefined;
   return {
-    stats: () => Object.fromEntries(runners.map((runner) => [runner.name, runner.stats])),
+    stats: () =>
+      Object.fromEntries(
+        runners.map((runner) => [runner.name, { ...runner.stats, files: runner.fileStats() }]),
+      ),
     close() {
       closing ??= Promise.all(runners.map((runner) => runner.close())).then(() => {});
       return closing;
@@ -169,6 +183,13 @@ async function defaultFilterFactory(
       ...(jail.mode == null ? {} : { mode: jail.mode }),
       ...(jail.datePattern == null ? {} : { datepattern: jail.datePattern }),
       ...(jail.logTimezone == null ? {} : { logtimezone: jail.logTimezone }),
+      ...(jail.useDns == null || jail.useDns === 'no'
+        ? {}
+        : {
+            usedns: jail.useDns,
+            onResolved: context.onResolved as (matches: LineMatch[]) => void,
+            onDnsWarning: context.onDnsWarning,
+          }),
       where: `${file}jails.${jail.name}.filter`,
       optionsWhere: `${file}jails.${jail.name}`,
       ...(config.file === null ? {} : { baseDir: dirname(config.file) }),
@@ -192,6 +213,18 @@ class LogJailRunner {
   readonly #filter: LineFilter;
   readonly #journald: boolean;
   readonly #files = new Map<string, { follower: FileFollower; fromGlob: boolean; misses: number }>();
+  readonly #ledger = new FileLedger();
+
+  /** Per followed file: lines read and follow lag (read at scrape time). */
+  fileStats(): Record<string, { lines: number; lagBytes?: number }> {
+    const out: Record<string, { lines: number; lagBytes?: number }> = {};
+    for (const [path, { follower }] of this.#files) {
+      const lag = follower.lagBytes;
+      const lines = follower.stats.lines;
+      out[path] = lag === undefined ? { lines } : { lines, lagBytes: lag };
+    }
+    return out;
+  }
   readonly #commands: CommandFollower[] = [];
   readonly #globs: string[] = [];
   readonly #quietGlobs = new Set<string>();
@@ -221,6 +254,12 @@ class LogJailRunner {
       journald: this.#journald,
       lineTimeMs: () => this.#lineTimeMs,
       maxLineLength: this.#maxLineLength,
+      onResolved: (matches) => this.#late(matches),
+      onDnsWarning: (name, ips) =>
+        this.#logger.warn(
+          { jail: this.name, name, ips },
+          `jail ${this.name}: ${name} is a DNS name, counted as ${ips.join(', ')} (usedns: warn; whoever controls its DNS chooses whom a ban hits)`,
+        ),
     });
     if (jail.source.kind === 'log') {
       for (const path of jail.source.paths) {
@@ -250,6 +289,15 @@ class LogJailRunner {
         ...(this.#options.commandMaxBackoffMs === undefined
           ? {}
           : { maxBackoffMs: this.#options.commandMaxBackoffMs }),
+        // journalctl -o json: resume after the last handled entry's cursor (no re-count on restart).
+        ...(this.#journald
+          ? {
+              cursor: { store: this.#guard.positions, id: `${this.name}:journal:${source.argv.join(' ')}` },
+              ...(this.#options.saveIntervalMs === undefined
+                ? {}
+                : { saveIntervalMs: this.#options.saveIntervalMs }),
+            }
+          : {}),
         logger: this.#logger,
       });
       this.#commands.push(command);
@@ -277,7 +325,7 @@ class LogJailRunner {
     }
     this.#logger.info(
       { jail: this.name, files: [...this.#files.keys()], globs: this.#globs },
-      `jail ${this.name}: following ${this.#files.size} file(s)${this.#globs.length > 0 ? ` and ${this.#globs.length} glob(s)` : ''}`,
+      `jail ${this.name}: following ${plural(this.#files.size, 'file')}${this.#globs.length > 0 ? ` and ${plural(this.#globs.length, 'glob')}` : ''}`,
     );
   }
 
@@ -289,6 +337,24 @@ class LogJailRunner {
       ...[...this.#files.values()].map((entry) => entry.follower.close()),
       ...this.#commands.map((command) => command.close()),
     ]);
+    // Lookups in flight (usedns) are bounded by their timeout; their failures are still reported.
+    await this.#filter.settled?.();
+    await Promise.all([...this.#chains.values()]);
+  }
+
+  /** Failures a filter found after its line was handled (a DNS name that resolved). */
+  #late(matches: readonly LineMatch[]): void {
+    const oldest = this.#clock.now() - this.#jail.findTimeMs;
+    for (const match of matches) {
+      this.stats.matches++;
+      if (!(match.timeMs >= oldest)) {
+        this.stats.tooOld++;
+        continue;
+      }
+      this.#report(match.ip, match.timeMs, match.fields).catch((error) =>
+        this.#error(error, `jail ${this.name}: report(${match.ip}) failed`),
+      );
+    }
   }
 
   async #follow(path: string, start: 'end' | 'beginning', fromGlob: boolean): Promise<void> {
@@ -296,6 +362,8 @@ class LogJailRunner {
       path,
       onLines: this.#handle,
       positions: { store: this.#guard.positions, id: `${this.name}:${path}` },
+      // One reader per file (device + inode): a glob matching rotated names counts no line twice.
+      ledger: this.#ledger,
       start,
       maxLineLength: this.#maxLineLength,
       logger: this.#logger,
@@ -373,17 +441,23 @@ class LogJailRunner {
           this.stats.tooOld++;
           continue;
         }
-        pending.push(this.#report(match.ip, timeMs, match.fields));
+        pending.push(this.#report(match.ip, timeMs, match.fields, line));
       }
     }
     if (pending.length === 0) return;
     return Promise.all(pending).then(noop);
   };
 
-  #report(ip: string, timeMs: number, fields: Readonly<Record<string, string>>): Promise<void> {
+  /** `line`: the text matched, for the ban's announcement (the guard keeps it only if shown). */
+  #report(
+    ip: string,
+    timeMs: number,
+    fields: Readonly<Record<string, string>>,
+    line?: string,
+  ): Promise<void> {
     const run = async (): Promise<void> => {
       try {
-        await this.#guard.report(ip, { jail: this.name, timeMs, fields });
+        await this.#guard.report(ip, { jail: this.name, timeMs, fields, match: line });
         this.stats.reports++;
       } catch (error) {
         // A closed guard means these lines were not counted: the batch fails, its position is not saved.

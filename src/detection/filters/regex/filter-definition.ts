@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import * as z from 'zod';
 import { ConfigError } from '../../../core/errors.js';
+import { isFail2banReference, resolveFail2banDefinition } from '../fail2ban/reference.js';
 
 /** The bundled log filters: `rules/filters/<name>.yaml` at the package root. */
 export const BUNDLED_LOG_FILTERS_DIR = fileURLToPath(new URL('../../../../rules/filters/', import.meta.url));
@@ -40,6 +41,12 @@ export const logFilterSchema = z
     failregex: regexList.optional().describe('A line matching one of these (in order) is a failure.'),
     ignoreregex: regexList.optional().describe('A failure whose content matches one of these is ignored.'),
     datepattern: z.string().optional().describe('strftime-style date pattern instead of detection.'),
+    ignorerdns: z
+      .string()
+      .optional()
+      .describe(
+        "A failure is ignored when the client's reverse DNS name matches this regex and resolves back to the client (a real Googlebot). The failure is counted when the lookups settle.",
+      ),
     maxlines: z
       .number()
       .int()
@@ -76,8 +83,12 @@ export interface ResolvedFilterDefinition {
   failregex: readonly RegexSource[];
   ignoreregex: readonly RegexSource[];
   datepattern: RegexSource | undefined;
+  /** Clients whose forward-confirmed reverse DNS name matches this are not failures. */
+  ignorerdns?: RegexSource | undefined;
   maxlines: number;
   vars: Readonly<Record<string, string>>;
+  /** `exact`: only the date's text is cut from a line, as fail2ban does (fail2ban filter files). Default: blanks around it too. */
+  dateCut?: 'exact';
 }
 
 const FILTER_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
@@ -117,6 +128,14 @@ export function resolveFilterDefinition(
   mode: string | undefined,
   options: { rulesDir?: string; baseDir?: string; where?: string; modeWhere?: string } = {},
 ): ResolvedFilterDefinition {
+  // `fail2ban:sshd` and `{ fail2ban: ... }`: fail2ban's own filter files, read in place.
+  if (isFail2banReference(spec)) {
+    return resolveFail2banDefinition(spec, {
+      mode,
+      where: options.where ?? 'filter',
+      ...(options.baseDir === undefined ? {} : { baseDir: options.baseDir }),
+    });
+  }
   const rulesDir = options.rulesDir ?? BUNDLED_LOG_FILTERS_DIR;
   const baseDir = options.baseDir ?? process.cwd();
   const where = options.where ?? 'filter';
@@ -206,6 +225,7 @@ function applyMode(
   let description = '';
   let prefregex: RegexSource | undefined;
   let datepattern: RegexSource | undefined;
+  let ignorerdns: RegexSource | undefined;
   let maxlines = DEFAULT_MAXLINES;
   let defaultMode: string | undefined;
   const failregex: RegexSource[] = [];
@@ -219,6 +239,7 @@ function applyMode(
     if (spec.prefregex !== undefined) prefregex = { source: spec.prefregex, where: `${at}prefregex` };
     if (spec.datepattern !== undefined) datepattern = { source: spec.datepattern, where: `${at}datepattern` };
     if (spec.maxlines !== undefined) maxlines = spec.maxlines;
+    if (spec.ignorerdns !== undefined) ignorerdns = { source: spec.ignorerdns, where: `${at}ignorerdns` };
     if (spec.mode !== undefined) defaultMode = spec.mode;
     failregex.push(...list(spec.failregex, `${at}failregex.`));
     ignoreregex.push(...list(spec.ignoreregex, `${at}ignoreregex.`));
@@ -256,6 +277,7 @@ function applyMode(
     failregex,
     ignoreregex,
     datepattern,
+    ignorerdns,
     maxlines,
     vars,
   };

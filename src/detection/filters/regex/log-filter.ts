@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type RE2 from 're2';
+import RE2 from 're2';
 import { ConfigError } from '../../../core/errors.js';
 import { normalizeIp, parseCidr } from '../../../core/ip.js';
 import { createDateDetector, type DateDetector, stripDate } from '../../../sources/log/dates.js';
 import { compileRe2, type GroupIndex, hasHostGroup, positionalGroups, Re2CompileError } from './compile.js';
+import { DnsCache, type DnsCacheOptions, isDnsName, type UseDns } from './dns.js';
 import {
   type RegexSource,
   type ResolvedFilterDefinition,
@@ -36,7 +37,11 @@ import { expandTags, GROUP, TagError } from './tags.js';
  * 5. A failure whose content matches an `ignoreregex` (searched, or anchored to the content) is
  *    ignored. Ignoreregexes are only tried on lines a failregex matched.
  * 6. The host is normalised (`::ffff:1.2.3.4` → `1.2.3.4`); a host that is not an IP literal (a DNS
- *    name: nothing is resolved) makes the line a missed one, counted as `badHost`.
+ *    name) makes the line a missed one, counted as `badHost`, unless `usedns` is `yes` or `warn`:
+ *    then the name is looked up in the background and the failure is handed to `onResolved` when
+ *    the lookup settles (one failure per address), or at once when the name is in the cache.
+ *
+ * Trailing blanks (spaces, tabs, a CR) are cut from the text before matching.
  *
  * Speed: each regex's required literal text (`sshd`, `Failed `) is checked with `includes()` before
  * RE2 runs, so lines that cannot match never cross into native code; and when prefregex and a
@@ -61,6 +66,14 @@ export interface LogFilterOptions {
   where?: string;
   /** What error messages call the place `mode`, `datepattern`, ... are set, e.g. `portcullis.yaml: jails.sshd`. */
   optionsWhere?: string;
+  /** DNS names in place of an address: `no` (default), `warn`, `yes`; see `dns.ts`. */
+  usedns?: UseDns;
+  /** The cache and resolver for `usedns` (a shared cache, or options for this filter's own). */
+  dns?: DnsCache | DnsCacheOptions;
+  /** Receives the failures of lines whose name resolved after `processLine` returned. */
+  onResolved?: (matches: LogMatch[]) => void;
+  /** `usedns: warn`: called once per name, when it first resolves. */
+  onDnsWarning?: (name: string, ips: readonly string[]) => void;
 }
 
 /** One failure found in a line. */
@@ -94,6 +107,8 @@ export interface LineResult {
   ignoreIndex?: number;
   /** The host text of a match that is not an IP address (a DNS name), for `missed`. */
   badHost?: string;
+  /** `usedns`: the name being looked up, for `info`; the failure goes to `onResolved`. */
+  resolving?: string;
 }
 
 export interface CompiledLogFilter {
@@ -111,6 +126,8 @@ export interface CompiledLogFilter {
   processLine(line: string): LineResult;
   /** Forgets multi-line sessions (a rotated or truncated file). */
   reset(): void;
+  /** Settles when every DNS lookup started by `usedns` has been handed to `onResolved`. */
+  settled(): Promise<void>;
 }
 
 /** Default line cut, in characters. */
@@ -158,6 +175,20 @@ interface FailRegex {
   literals: readonly string[];
   /** Prefregex and failregex as one program over the text (`null`: use `own` on the content). */
   full: RE2 | null;
+  /** Its pattern, for the set matcher. */
+  fullPattern: string | null;
+  /** Its index in the set matcher, -1 when not in it. */
+  setIndex: number;
+  /** Lines `full` was run on, and how many it matched: a regex that mostly fails is tested first. */
+  tries: number;
+  hits: number;
+  /**
+   * A failure that names its client and is neither `<F-NOFAIL>` nor `<F-MLFFORGET>` takes no part
+   * in sessions: its `<F-MLFID>` is not captured (a capture and a table update saved on most
+   * matching lines). Sessions learn a client from the lines written to name one ("Connection
+   * from", closing lines), and failures without a client wait for those.
+   */
+  noSession: boolean;
   fullSlots: Slots | null;
   own: RE2;
   ownSlots: Slots;
@@ -191,11 +222,27 @@ class RegexLogFilter implements CompiledLogFilter {
   readonly #maxLineLength: number;
   readonly #sessions: SessionTable;
   readonly #undatedIsMissed: boolean;
+  /** Cut only the date's own text (fail2ban filters), not the blanks around it. */
+  readonly #cutDateOnly: boolean;
   /** Named groups compiled as non-capturing (an unused <F-MLFID>). */
   readonly #drop: ReadonlySet<string>;
   readonly #missedResults = new Map<string | undefined, LineResult>();
   readonly #hosts = new Map<string, string>();
   readonly #gate: RegExp | null;
+  /**
+   * Every composed failregex in one RE2.Set: a line that passes the literal prefilter of two
+   * failregexes or more is matched against all of them in one capture-less call, and only the
+   * first that matches is run for its captures (a near-miss costs one call, not one per regex).
+   */
+  readonly #set: { set: InstanceType<typeof RE2.Set>; regexes: FailRegex[] } | null = null;
+  readonly #usedns: UseDns;
+  readonly #dnsCache: DnsCache | null;
+  readonly #onResolved: ((matches: LogMatch[]) => void) | undefined;
+  readonly #onDnsWarning: ((name: string, ips: readonly string[]) => void) | undefined;
+  readonly #warned = new Set<string>();
+  readonly #resolving = new Set<Promise<void>>();
+  /** `ignorerdns`: the regex a real crawler's reverse DNS name matches, and its cache key. */
+  readonly #rdns: { re: RE2; key: string } | null = null;
 
   constructor(definition: ResolvedFilterDefinition, options: LogFilterOptions, optionsWhere: string) {
     this.name = definition.name;
@@ -206,7 +253,26 @@ class RegexLogFilter implements CompiledLogFilter {
     this.#now = options.now ?? Date.now;
     this.#maxLineLength = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
     this.#sessions = new SessionTable(definition.maxlines);
+    this.#cutDateOnly = definition.dateCut === 'exact';
     const problems: string[] = [];
+    this.#usedns = options.usedns ?? 'no';
+    if (!['no', 'warn', 'yes'].includes(this.#usedns))
+      problems.push(`${optionsWhere}usedns: expected no, warn or yes, got ${JSON.stringify(options.usedns)}`);
+    if (definition.ignorerdns !== undefined) {
+      try {
+        this.#rdns = { re: compileRe2(definition.ignorerdns.source), key: definition.ignorerdns.source };
+      } catch (error) {
+        problems.push(re2Message(definition.ignorerdns, error));
+      }
+    }
+    this.#dnsCache =
+      this.#usedns === 'no' && this.#rdns === null
+        ? null
+        : options.dns instanceof DnsCache
+          ? options.dns
+          : new DnsCache(options.dns);
+    this.#onResolved = options.onResolved;
+    this.#onDnsWarning = options.onDnsWarning;
 
     const datepattern = options.datepattern ?? definition.datepattern?.source;
     this.#undatedIsMissed = datepattern === '{NONE}';
@@ -282,6 +348,17 @@ class RegexLogFilter implements CompiledLogFilter {
       keys.length > 0 && keys.every((key) => key !== undefined)
         ? new RegExp(keys.map((key) => escapeJs(key as string)).join('|'))
         : null;
+    const inSet = this.#regexes.filter((regex) => regex.fullPattern !== null);
+    if (inSet.length >= 2) {
+      try {
+        this.#set = { set: new RE2.Set(inSet.map((regex) => regex.fullPattern as string)), regexes: inSet };
+        inSet.forEach((regex, i) => {
+          regex.setIndex = i;
+        });
+      } catch {
+        this.#set = null; // each regex still runs on its own
+      }
+    }
     if (definition.failregex.length === 0)
       problems.push(`${options.where ?? 'filter'}: failregex: the filter has no failregex`);
     if (problems.length > 0) throw new ConfigError(problems);
@@ -300,6 +377,10 @@ class RegexLogFilter implements CompiledLogFilter {
     this.#sessions.clear();
   }
 
+  async settled(): Promise<void> {
+    while (this.#resolving.size > 0) await Promise.all(this.#resolving);
+  }
+
   #process(line: string): LineResult {
     if (line.length > this.#maxLineLength) line = line.slice(0, this.#maxLineLength);
     let text = line;
@@ -307,24 +388,58 @@ class RegexLogFilter implements CompiledLogFilter {
     let dateFormat: string | undefined;
     const date = this.#dates === null ? null : this.#dates.find(line);
     if (date !== null) {
-      text = stripDate(line, date);
+      // fail2ban's filters expect the text around the date as it was (` host sshd[1]: ...`),
+      // brackets around it included (`- - [] "GET ...`: its filters match `\[\]`).
+      text = this.#cutDateOnly ? cutDateExact(line, date) : stripDate(line, date);
       timeMs = date.timeMs;
       dateFormat = date.format;
     } else {
       timeMs = this.#now();
     }
+    let end = text.length;
+    while (end > 0) {
+      const code = text.charCodeAt(end - 1);
+      if (code !== 32 && code !== 9 && code !== 13) break;
+      end--;
+    }
+    if (end < text.length) text = text.slice(0, end);
     const missed = this.#missedResult(dateFormat);
     for (const literal of this.#prefixLiterals) if (!text.includes(literal)) return missed;
     if (this.#gate !== null && !this.#gate.test(text)) return missed;
 
     let prefixMatch: Captures | null | undefined;
-    for (const regex of this.#regexes) {
+    let regexes: readonly FailRegex[] = this.#regexes;
+    if (this.#set !== null) {
+      // Two candidates or more that the set can judge: one call says which (if any) match.
+      let candidates = 0;
+      let allInSet = true;
+      for (const regex of regexes) {
+        if (!containsAll(text, regex.literals)) continue;
+        candidates++;
+        if (regex.setIndex < 0) allInSet = false;
+      }
+      if (candidates === 0) return missed;
+      if (candidates >= 2 && allInSet) {
+        const hits = this.#set.set.match(text);
+        if (hits.length === 0) return missed;
+        let firstHit = hits[0] as number;
+        for (const hit of hits) if (hit < firstHit) firstHit = hit;
+        regexes = [this.#set.regexes[firstHit] as FailRegex];
+      }
+    }
+    for (const regex of regexes) {
       if (!containsAll(text, regex.literals)) continue;
       let m: Captures | null;
       let pm: Captures | null = null;
       let slots: Slots;
       if (regex.full !== null) {
+        // A regex that fails on most lines its literals let through (a closing line's regex on
+        // every other closing line) is first tried without captures: RE2's DFA alone, about half
+        // the cost of a match with captures.
+        regex.tries++;
+        if (regex.tries > 64 && regex.hits * 2 < regex.tries && !regex.full.test(text)) continue;
         m = wholeMatch(regex.full, text);
+        if (m !== null) regex.hits++;
         slots = regex.fullSlots as Slots;
       } else {
         if (this.#prefix !== null) {
@@ -338,7 +453,7 @@ class RegexLogFilter implements CompiledLogFilter {
         slots = regex.ownSlots;
       }
       if (m === null) continue;
-      return this.#matched(regex.index, m, slots, pm, text, timeMs, dateFormat);
+      return this.#matched(regex.index, m, slots, pm, text, timeMs, dateFormat, regex.noSession);
     }
     return missed;
   }
@@ -376,13 +491,14 @@ class RegexLogFilter implements CompiledLogFilter {
     text: string,
     timeMs: number,
     dateFormat: string | undefined,
+    noSession = false,
   ): LineResult {
     const prefixSlots = this.#prefix?.slots;
     const pick = (own: readonly number[], pre: readonly number[] | undefined): string | undefined =>
       first(m, own) ?? (pm === null || pre === undefined ? undefined : first(pm, pre));
     const nofail = pick(slots.nofail, prefixSlots?.nofail) !== undefined;
     const forget = pick(slots.forget, prefixSlots?.forget) !== undefined;
-    const mlfid = pick(slots.mlfid, prefixSlots?.mlfid);
+    const mlfid = noSession ? undefined : pick(slots.mlfid, prefixSlots?.mlfid);
 
     if (this.#ignores.length > 0 && !nofail) {
       const content =
@@ -421,12 +537,88 @@ class RegexLogFilter implements CompiledLogFilter {
       }
     }
 
+    // A name in place of the address (usedns): the failure is counted when it resolves; a
+    // session learns no address from a name.
+    if (!nofail && ip === undefined && badHost !== undefined && this.#usedns !== 'no' && isDnsName(badHost))
+      return this.#byName(badHost, timeMs, fields, regexIndex, dateFormat);
     if (mlfid === undefined) {
       if (nofail) return { kind: 'info', matches: NO_MATCHES, dateFormat, regexIndex };
+      if (ip !== undefined && this.#rdns !== null)
+        return this.#checkRdns(ip, timeMs, fields, regexIndex, dateFormat);
       if (ip === undefined) return { kind: 'missed', matches: NO_MATCHES, dateFormat, regexIndex, badHost };
       return { kind: 'match', matches: [{ ip, timeMs, fields, regexIndex }], dateFormat, regexIndex };
     }
     return this.#sessionLine(mlfid, { ip, fields, nofail, forget, timeMs, regexIndex, dateFormat, badHost });
+  }
+
+  /** `usedns`: a failure whose host is a name. Cached: matched now; else looked up in the background. */
+  #byName(
+    name: string,
+    timeMs: number,
+    fields: Record<string, string>,
+    regexIndex: number,
+    dateFormat: string | undefined,
+  ): LineResult {
+    const cache = this.#dnsCache as DnsCache;
+    const toMatches = (ips: readonly string[]): LogMatch[] =>
+      ips.map((ip) => ({ ip, timeMs, fields: { ...fields, dns: name }, regexIndex }));
+    const known = cache.cached(name);
+    if (known !== undefined) {
+      if (known.length === 0)
+        return { kind: 'missed', matches: NO_MATCHES, dateFormat, regexIndex, badHost: name };
+      this.#warn(name, known);
+      return { kind: 'match', matches: toMatches(known), dateFormat, regexIndex };
+    }
+    const done: Promise<void> = cache.resolve(name).then((ips) => {
+      this.#resolving.delete(done);
+      if (ips.length === 0) return;
+      this.#warn(name, ips);
+      try {
+        this.#onResolved?.(toMatches(ips));
+      } catch {
+        // The receiver's problem; a lookup never throws into the event loop.
+      }
+    });
+    this.#resolving.add(done);
+    return { kind: 'info', matches: NO_MATCHES, dateFormat, regexIndex, resolving: name };
+  }
+
+  /** `ignorerdns`: a failure counts unless the client is what its reverse DNS name says it is. */
+  #checkRdns(
+    ip: string,
+    timeMs: number,
+    fields: Record<string, string>,
+    regexIndex: number,
+    dateFormat: string | undefined,
+  ): LineResult {
+    const cache = this.#dnsCache as DnsCache;
+    const { re, key } = this.#rdns as { re: RE2; key: string };
+    const match: LogMatch = { ip, timeMs, fields, regexIndex };
+    const known = cache.verified(ip, key);
+    if (known === true) return { kind: 'ignored', matches: NO_MATCHES, dateFormat, regexIndex };
+    if (known === false) return { kind: 'match', matches: [match], dateFormat, regexIndex };
+    const done: Promise<void> = cache
+      .verify(ip, key, (name) => re.test(name))
+      .then((real) => {
+        this.#resolving.delete(done);
+        if (real) return;
+        try {
+          this.#onResolved?.([match]);
+        } catch {
+          // The receiver's problem.
+        }
+      });
+    this.#resolving.add(done);
+    return { kind: 'info', matches: NO_MATCHES, dateFormat, regexIndex, resolving: ip };
+  }
+
+  #warn(name: string, ips: readonly string[]): void {
+    if (this.#usedns !== 'warn') return;
+    const key = name.toLowerCase();
+    if (this.#warned.has(key)) return;
+    if (this.#warned.size >= 10_000) this.#warned.clear();
+    this.#warned.add(key);
+    this.#onDnsWarning?.(name, ips);
   }
 
   #sessionLine(
@@ -529,15 +721,18 @@ class RegexLogFilter implements CompiledLogFilter {
   ): FailRegex | null {
     const hasSession = hasGroup(tokens, GROUP.mlfid);
     const nofail = hasGroup(tokens, GROUP.nofail);
+    const noSession = hasHostGroup(tokens) && !nofail && !hasSession && !hasGroup(tokens, GROUP.forget);
+    const drop = noSession ? new Set([...this.#drop, GROUP.mlfid]) : this.#drop;
     if (!hasHostGroup(tokens) && !hostElsewhere && !hasSession && !nofail) {
       problems.push(
         `${regex.where}: has no <HOST> (or <ADDR>, <IP4>, <IP6>, <CIDR>, (?P<host>...)), and neither has the prefregex; only a filter with <F-MLFID> sessions may leave it out`,
       );
       return null;
     }
-    const own = positionalGroups(tokens, this.#drop);
+    const own = positionalGroups(tokens, drop);
     const body = composableBody(tokens);
     let full: RE2 | null = null;
+    let fullPattern: string | null = null;
     let fullSlots: Slots | null = null;
     if (body !== null && (prefix === null || prefix.compose !== null)) {
       // The content is captured only when ignoreregexes need it: fewer captures, cheaper matches.
@@ -546,9 +741,10 @@ class RegexLogFilter implements CompiledLogFilter {
         prefix === null
           ? `^${contentGroup}$`
           : `${(prefix.compose as { head: string }).head}${contentGroup}${(prefix.compose as { tail: string }).tail}`;
-      const rewritten = positionalGroups(tokenize(composed), this.#drop);
+      const rewritten = positionalGroups(tokenize(composed), drop);
       try {
         full = compileRe2(rewritten.pattern);
+        fullPattern = rewritten.pattern;
         fullSlots = slotsOf(rewritten.groups);
       } catch {
         full = null; // fall back to two steps; the parts compiled on their own
@@ -558,6 +754,11 @@ class RegexLogFilter implements CompiledLogFilter {
       index,
       literals: requiredLiterals(tokens),
       full,
+      fullPattern,
+      setIndex: -1,
+      tries: 0,
+      hits: 0,
+      noSession,
       fullSlots,
       own: compileRe2(own.pattern),
       ownSlots: slotsOf(own.groups),
@@ -601,6 +802,14 @@ function first(m: Captures, indexes: readonly number[]): string | undefined {
     if (value !== undefined) return value;
   }
   return undefined;
+}
+
+/** The line without its date text, as fail2ban cuts it: brackets around the date stay (`[]`). */
+function cutDateExact(line: string, date: { start: number; end: number }): string {
+  const bracketed = date.end - date.start >= 2 && line[date.start] === '[' && line[date.end - 1] === ']';
+  return bracketed
+    ? line.slice(0, date.start + 1) + line.slice(date.end - 1)
+    : line.slice(0, date.start) + line.slice(date.end);
 }
 
 function collectFields(m: Captures, slots: Slots, into: Record<string, string>): void {

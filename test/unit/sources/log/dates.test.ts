@@ -83,6 +83,91 @@ describe('date detection', () => {
     ['epoch milliseconds', '1764072001123 x', '2025-11-25T12:00:01.123Z', 'epoch', 'x'],
     ['epoch in brackets', '[1764072001] x', '2025-11-25T12:00:01.000Z', 'epoch', 'x'],
     [
+      'RFC 5424 with an offset (sshd through rsyslog)',
+      '<38>1 2019-07-08T17:40:16+02:00 gate sshd 57915 - - Failed password for root from 192.0.2.7 port 22 ssh2',
+      '2019-07-08T15:40:16.000Z',
+      'RFC 5424',
+      'gate sshd 57915 - - Failed password for root from 192.0.2.7 port 22 ssh2',
+    ],
+    [
+      'ISO date, two blanks, one-digit hour',
+      '2015-10-07  8:25:38 [Warning] x',
+      '2015-10-07T08:25:38.000Z',
+      'ISO 8601',
+      '[Warning] x',
+    ],
+    [
+      'ISO date, one blank, one-digit hour',
+      '2015-10-07 8:25:38 x',
+      '2015-10-07T08:25:38.000Z',
+      'ISO 8601',
+      'x',
+    ],
+    [
+      'old MySQL (YYMMDD, two blanks, one-digit hour)',
+      "130324  0:04:00 [Warning] Access denied for user 'root'@'192.0.2.7' (using password: YES)",
+      '2013-03-24T00:04:00.000Z',
+      'MySQL (YYMMDD H:MM:SS)',
+      "[Warning] Access denied for user 'root'@'192.0.2.7' (using password: YES)",
+    ],
+    [
+      'old MySQL, two-digit hour',
+      '130324 12:04:00 x',
+      '2013-03-24T12:04:00.000Z',
+      'MySQL (YYMMDD H:MM:SS)',
+      'x',
+    ],
+    [
+      'TAI64N (daemontools, runit, s6)',
+      '@400000006b06cdcb0000000a sshd[1]: x',
+      '2026-11-25T12:00:01.000Z',
+      'TAI64N',
+      'sshd[1]: x',
+    ],
+    ['TAI64N nanoseconds', '@400000006b06cdcb1dcd6500 x', '2026-11-25T12:00:01.500Z', 'TAI64N', 'x'],
+    [
+      'journalctl -o short-iso',
+      '2026-11-25T12:00:01+0000 gate sshd[1]: x',
+      '2026-11-25T12:00:01.000Z',
+      'ISO 8601',
+      'gate sshd[1]: x',
+    ],
+    [
+      'journalctl -o short-precise',
+      'Nov 25 12:00:01.123456 gate sshd[1]: x',
+      '2026-11-25T12:00:01.123Z',
+      'syslog (MMM dd HH:MM:SS)',
+      'gate sshd[1]: x',
+    ],
+    [
+      'journalctl -o short-unix',
+      '1764072001.123456 gate sshd[1]: x',
+      '2025-11-25T12:00:01.123Z',
+      'epoch',
+      'gate sshd[1]: x',
+    ],
+    [
+      'PHP error_log (Roundcube)',
+      '[25-Nov-2026 12:00:01 +0100]: <a1b2c3d4> Failed login',
+      '2026-11-25T11:00:01.000Z',
+      'PHP (dd-MMM-YYYY HH:MM:SS zone)',
+      ': <a1b2c3d4> Failed login',
+    ],
+    [
+      'PHP date then a word',
+      '25-Nov-2026 12:00:01 Failed x',
+      '2026-11-25T12:00:01.000Z',
+      'PHP (dd-MMM-YYYY HH:MM:SS zone)',
+      'Failed x',
+    ],
+    [
+      'PHP error_log, UTC',
+      '[25-Nov-2026 12:00:01 UTC] PHP x',
+      '2026-11-25T12:00:01.000Z',
+      'PHP (dd-MMM-YYYY HH:MM:SS zone)',
+      'PHP x',
+    ],
+    [
       'JSON value',
       '{"time":"2026-11-25T12:00:01.000Z","ip":"192.0.2.7"}',
       '2026-11-25T12:00:01.000Z',
@@ -91,6 +176,18 @@ describe('date detection', () => {
     ],
   ])('%s', (_name, line, time, format, rest) => {
     expect(detect(line)).toEqual({ time, format, rest });
+  });
+
+  it('does not take numbers that only resemble the newer formats for dates', () => {
+    // Not at the line start, not six digits, a 16-digit hex label that is not TAI64 (no leading 4).
+    expect(detect('x 130324  0:04:00')?.format).not.toBe('MySQL (YYMMDD H:MM:SS)');
+    expect(detect('1303245  0:04:00 x')).toBeNull();
+    expect(detect('@500000006b06cdcb0000000a x')).toBeNull();
+    expect(detect('@400000006b06cdcb0000 x')).toBeNull();
+    // A month 13 is not a date.
+    expect(detect('131324  0:04:00 x')).toBeNull();
+    // Three blanks are not the two-blank ISO form.
+    expect(detect('2015-10-07   8:25:38 x')).toBeNull();
   });
 
   it('returns null when a line has no date', () => {

@@ -1,9 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { DnsCacheOptions } from '../../../../../src/detection/filters/regex/dns.js';
 import { bundledLogFilters } from '../../../../../src/detection/filters/regex/filter-definition.js';
 import {
+  type LineResult,
   type LogFilterOptions,
+  type LogMatch,
   loadLogFilter,
 } from '../../../../../src/detection/filters/regex/log-filter.js';
 
@@ -21,6 +24,9 @@ import {
  * - A line without failJSON must not produce a failure (every match in a sample is annotated).
  * - `# filterOptions: [{"mode": "aggressive"}, ...]` runs the lines below it once per entry (keys
  *   of LogFilterOptions, plus `now` as ISO text). Default: logtimezone UTC, now 2026-12-31T12:00:00Z.
+ * - `# dns: {"forward": {"name": ["ip", ...]}, "reverse": {"ip": ["name", ...]}}` answers the
+ *   filter's DNS lookups (`usedns`, `ignorerdns`) from these tables, never from the network. A line
+ *   whose failure waits for a lookup is checked with the failures the lookup then produced.
  * - Other `#` lines are comments.
  */
 
@@ -44,15 +50,37 @@ interface Segment {
   entries: Entry[];
 }
 
+interface DnsTables {
+  forward?: Record<string, string[]>;
+  reverse?: Record<string, string[]>;
+}
+
+function fakeDns(tables: DnsTables): DnsCacheOptions {
+  const answer = (table: Record<string, string[]> | undefined, key: string) => {
+    const found = table?.[key];
+    return found === undefined ? Promise.reject(new Error(`ENOTFOUND ${key}`)) : Promise.resolve(found);
+  };
+  return {
+    resolver: (name) => answer(tables.forward, name.toLowerCase()),
+    reverser: (ip) => answer(tables.reverse, ip),
+  };
+}
+
+function parseDns(text: string): DnsTables {
+  const m = /^#\s*dns:\s*(.*)$/m.exec(text);
+  return m === null ? {} : (JSON.parse(m[1] as string) as DnsTables);
+}
+
 function parseFixture(text: string): Segment[] {
   const segments: Segment[] = [{ options: [{}], entries: [] }];
   let pending: Expectation[] = [];
   text.split('\n').forEach((raw, i) => {
     const lineNo = i + 1;
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    const annotation = /^#\s*(failJSON|filterOptions):\s*(.*)$/.exec(line);
+    const annotation = /^#\s*(failJSON|filterOptions|dns):\s*(.*)$/.exec(line);
     if (annotation !== null) {
       const value = JSON.parse(annotation[2] as string) as unknown;
+      if (annotation[1] === 'dns') return;
       if (annotation[1] === 'failJSON') pending.push({ lineNo, json: value as Record<string, unknown> });
       else
         segments.push({
@@ -72,13 +100,29 @@ function expectedTime(text: string): number {
   return Date.parse(/(?:Z|[+-]\d{2}:?\d{2})$/.test(text) ? text : `${text}Z`);
 }
 
-function runSegment(filterName: string, entries: readonly Entry[], raw: Record<string, unknown>): string[] {
+async function runSegment(
+  filterName: string,
+  entries: readonly Entry[],
+  raw: Record<string, unknown>,
+  dns: DnsTables,
+): Promise<string[]> {
   const { now, ...rest } = raw as { now?: string } & LogFilterOptions;
   const nowMs = Date.parse(now ?? DEFAULT_NOW);
-  const filter = loadLogFilter(filterName, { logtimezone: 'UTC', ...rest, now: () => nowMs });
+  const late: LogMatch[] = [];
+  const filter = loadLogFilter(filterName, {
+    logtimezone: 'UTC',
+    ...rest,
+    now: () => nowMs,
+    dns: fakeDns(dns),
+    onResolved: (matches) => late.push(...matches),
+  });
   const errors: string[] = [];
   for (const { lineNo, line, expected } of entries) {
-    const result = filter.processLine(line);
+    let result: LineResult = filter.processLine(line);
+    if (result.resolving !== undefined) {
+      await filter.settled();
+      result = { ...result, matches: late.splice(0) };
+    }
     const at = `line ${lineNo}`;
     const wanted = expected.filter((e) => e.json.match === true);
     if (expected.length === 0 && result.matches.length > 0) {
@@ -134,7 +178,9 @@ const fixtures = readdirSync(dir).filter((file) => file.endsWith('.log'));
 describe('log filter sample fixtures', () => {
   for (const file of fixtures) {
     const filterName = file.slice(0, -4);
-    const segments = parseFixture(readFileSync(join(dir, file), 'utf8'));
+    const text = readFileSync(join(dir, file), 'utf8');
+    const segments = parseFixture(text);
+    const dns = parseDns(text);
     const runs = new Map<string, { entries: Entry[]; options: Record<string, unknown> }>();
     for (const segment of segments) {
       for (const options of segment.options) {
@@ -145,8 +191,8 @@ describe('log filter sample fixtures', () => {
       }
     }
     for (const [key, run] of runs) {
-      it(`${filterName} ${key}`, () => {
-        expect(runSegment(filterName, run.entries, run.options)).toEqual([]);
+      it(`${filterName} ${key}`, async () => {
+        expect(await runSegment(filterName, run.entries, run.options, dns)).toEqual([]);
       });
     }
   }

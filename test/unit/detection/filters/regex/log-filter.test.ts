@@ -88,8 +88,10 @@ describe('hostile input is data', () => {
     const result = filter.processLine(`x 192.0.2.7 ${'y'.repeat(1_048_576)}`);
     expect(result.kind).toBe('match');
     expect(result.matches[0]?.fields.tail?.length).toBe(16_384 - 'x 192.0.2.7 '.length);
+    // Compiling the filter is not what is timed: the line is.
+    const compiled = sshd();
     const start = performance.now();
-    sshd().processLine(
+    compiled.processLine(
       `Nov 25 12:00:01 h sshd[1]: Failed password for ${'z'.repeat(1_048_576)} from 192.0.2.7 port 22 ssh2`,
     );
     expect(performance.now() - start).toBeLessThan(200);
@@ -116,7 +118,7 @@ describe('hostile input is data', () => {
         ip: '192.0.2.7',
         timeMs: Date.UTC(2026, 10, 25, 12, 0, 1),
         fields: { user: 'r\uFFFD(\uFFFD\uFFFDt' },
-        regexIndex: 1,
+        regexIndex: 2,
       },
     ]);
   });
