@@ -152,6 +152,11 @@ export class AdminToken {
     return timingSafeEqual(digest(candidate), this.#digest);
   }
 
+  /** Whether `other` holds the same token (a reload builds a new object for an unchanged one). */
+  sameAs(other: AdminToken): boolean {
+    return other === this || timingSafeEqual(other.#digest, this.#digest);
+  }
+
   toJSON(): string {
     return '[redacted]';
   }

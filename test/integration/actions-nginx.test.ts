@@ -175,4 +175,55 @@ describe('nginx action with a real nginx', () => {
     expect(runner.stats().nginx?.lastError).toMatch(/nginx -p .* -s reload exited 1/);
     expect(runner.stats().nginx?.pending).toBeGreaterThan(0);
   }, 30_000);
+
+  it('the reload command sees only PATH, LANG and LC_* of the daemon, never its secrets; a /0 ban is never written', async () => {
+    const file = join(dir, 'floor.conf');
+    const seen = join(dir, 'reload-env');
+    const config = resolveNginxOptions(
+      'nginx',
+      nginxOptionsSchema.parse({ file, reload: ['sh', '-c', 'env > "$0"', seen], debounce: 0 }),
+    );
+    const errors: string[] = [];
+    const logger = { ...silentLogger, error: (_f: object, m?: string) => errors.push(String(m)) };
+    const action = createNginxAction(
+      'nginx',
+      config,
+      { logger, clock: systemClock, baseDir: null },
+      {
+        env: {
+          PATH: process.env.PATH,
+          LANG: 'C.UTF-8',
+          LC_TIME: 'C',
+          PORTCULLIS_ADMIN_TOKEN: 'secret-admin-token-0123456789',
+          REDIS_PASSWORD: 'hunter2',
+          HOME: '/root',
+        },
+      },
+    );
+    await action.start();
+    const now = Date.now();
+    const decision = (target: string) => ({
+      target,
+      jail: 'sshd',
+      reason: 'test',
+      startedAt: now,
+      expiresAt: now + 60_000,
+      banCount: 1,
+      dryRun: false,
+      origin: 'test',
+    });
+    await action.apply(['0.0.0.0/0', '::/0', '128.0.0.0/1', '10.0.0.0/8', '192.0.2.7'].map(decision));
+    const written = readFileSync(file, 'utf8');
+    expect(written).toContain('\n10.0.0.0/8 1;\n');
+    expect(written).toContain('\n192.0.2.7 1;\n');
+    expect(written).not.toMatch(/^(0\.0\.0\.0\/0|::\/0|128\.0\.0\.0\/1) /m);
+    expect(action.refused).toBe(3);
+    expect(errors.join('\n')).toMatch(/3 network\(s\) refused: wider than \/8/);
+    const names = readFileSync(seen, 'utf8')
+      .split('\n')
+      .map((line) => line.split('=')[0])
+      .filter((name) => name !== '' && name !== 'PWD' && name !== 'SHLVL' && name !== '_');
+    expect(names.sort()).toEqual(['LANG', 'LC_TIME', 'PATH', 'PORTCULLIS_RUN_ID']);
+    await action.close();
+  }, 30_000);
 });

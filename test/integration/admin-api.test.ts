@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../src/config/load.js';
 import { type AdminFixture, startAdminFixture } from '../helpers/admin.js';
 import { send } from '../helpers/http-client.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -147,6 +148,55 @@ describe('admin API: authentication', () => {
   });
 });
 
+describe('admin API: authentication behind a trusted proxy', () => {
+  it('charges wrong tokens to the trusted peer too: invented X-Forwarded-For addresses do not buy more guesses', async () => {
+    // Trusting loopback lets any local process name its own client address.
+    const f = await start({ admin: { trusted_proxies: ['127.0.0.1'], auth_failures: { maxretry: 3 } } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const reply = await f.call('/v1/status', {
+        token: `guess-${i}-${'x'.repeat(20)}`,
+        from: '127.0.0.1',
+        headers: { 'x-forwarded-for': `203.0.113.${i}` },
+      });
+      statuses.push(reply.status);
+    }
+    // Every invented client is below its own limit (one guess each), but the peer's budget is 10 x 3.
+    expect(statuses.slice(0, 30)).toEqual(Array(30).fill(401));
+    expect(statuses.slice(30)).toEqual(Array(10).fill(429));
+    // Nothing more through that peer, whatever it claims, until the bantime ends.
+    const claimed = await f.call('/v1/status', {
+      from: '127.0.0.1',
+      headers: { 'x-forwarded-for': '198.51.100.9' },
+    });
+    expect(claimed.status).toBe(429);
+    expect(body(claimed).error.code).toBe('too_many_auth_failures');
+    // A forwarded client that was never named is fine through a peer that is not refused.
+    expect((await f.call('/v1/status', { from: '127.0.0.3' })).status).toBe(200);
+    expect(f.admin.server.stats.authFailures).toBe(30);
+  });
+
+  it('still counts a forwarded client on its own: its maxretry applies below the peer budget', async () => {
+    const f = await start({ admin: { trusted_proxies: ['127.0.0.1'], auth_failures: { maxretry: 3 } } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const reply = await f.call('/v1/status', {
+        token: `guess-${i}-${'x'.repeat(20)}`,
+        from: '127.0.0.1',
+        headers: { 'x-forwarded-for': '203.0.113.77' },
+      });
+      statuses.push(reply.status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    // Another client behind the same proxy is served.
+    const other = await f.call('/v1/status', {
+      from: '127.0.0.1',
+      headers: { 'x-forwarded-for': '203.0.113.78' },
+    });
+    expect(other.status).toBe(200);
+  });
+});
+
 describe('admin API: decisions', () => {
   it('bans with POST, lists and filters with GET, unbans with DELETE', async () => {
     const f = await start();
@@ -274,7 +324,7 @@ describe('admin API: decisions', () => {
       socket.on('error', reject);
       socket.on('close', () => resolve({ status: Number(text.split(' ')[1]), text }));
       socket.write(
-        `POST /v1/decisions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${f.token}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{"target":`,
+        `POST /v1/decisions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${f.token}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{"target":`,
       );
     });
     expect(reply.status).toBe(413);
@@ -321,7 +371,7 @@ describe('admin API: event stream', () => {
     const socket = connect(f.port, '127.0.0.1');
     await new Promise((resolve) => socket.once('connect', resolve));
     socket.pause();
-    socket.write(`GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${f.token}\r\n\r\n`);
+    socket.write(`GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${f.token}\r\n\r\n`);
     await waitFor(() => f.admin.server.stats.events.clients === 1);
     // A client that reads, connected at the same time, keeps its stream.
     const reader = await openStream(f.port, f.token);
@@ -403,5 +453,143 @@ describe('admin API: OpenAPI document', () => {
       .schemas;
     for (const match of text.matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g))
       expect(components[match[1] as string], match[1]).toBeDefined();
+  });
+});
+
+/** Reloads the fixture's guard with these `admin:` settings and token (what SIGHUP does). */
+function reloadAdmin(f: AdminFixture, token: string, admin: Record<string, unknown> = {}): void {
+  f.guard.reload(
+    resolveConfig(
+      {
+        ...JAILS,
+        store: { memory: true },
+        admin: { listen: '127.0.0.1:0', token_env: 'PC_ADMIN_NEXT', process_metrics: false, ...admin },
+      },
+      { env: { PC_ADMIN_NEXT: token } },
+    ),
+  );
+}
+
+const ended = (res: IncomingMessage) =>
+  new Promise<void>((resolve) => {
+    if (res.complete || res.destroyed) resolve();
+    res.once('end', () => resolve());
+    res.once('close', () => resolve());
+  });
+
+describe('admin API: token rotation', () => {
+  it('a reload that replaces the token ends the streams opened with the old one; an unchanged token keeps them', async () => {
+    const f = await start();
+    const stream = await openStream(f.port, f.token);
+    // Same token, new config object: the stream stays.
+    reloadAdmin(f, f.token);
+    expect((await f.call('/healthz', { token: null })).status).toBe(200);
+    expect(f.admin.server.stats.events.clients).toBe(1);
+    const next = 'b'.repeat(40);
+    reloadAdmin(f, next);
+    // The next request to the listener, of anyone, ends it.
+    expect((await f.call('/healthz', { token: null })).status).toBe(200);
+    await ended(stream.res);
+    expect(f.admin.server.stats.events).toMatchObject({ clients: 0, ended: 1 });
+    expect((await f.call('/v1/events')).status).toBe(401);
+    const fresh = await openStream(f.port, next);
+    expect(fresh.res.statusCode).toBe(200);
+    fresh.close();
+  });
+
+  it('without any request, the heartbeat ends a stream whose token was replaced', async () => {
+    const f = await start({ server: { heartbeatMs: 50 } });
+    const stream = await openStream(f.port, f.token);
+    reloadAdmin(f, 'c'.repeat(40));
+    await ended(stream.res);
+    expect(f.admin.server.stats.events.clients).toBe(0);
+  });
+});
+
+describe('admin API: Host header (DNS rebinding)', () => {
+  it('answers only to its own loopback names and port; refuses another Host with 421', async () => {
+    const f = await start();
+    for (const host of [
+      `127.0.0.1:${f.port}`,
+      `localhost:${f.port}`,
+      `[::1]:${f.port}`,
+      'localhost',
+      '127.0.0.1',
+    ])
+      expect((await f.call('/v1/status', { headers: { host } })).status, host).toBe(200);
+    for (const host of [
+      `evil.example:${f.port}`,
+      'evil.example',
+      `127.0.0.1:${f.port + 1}`,
+      `127.0.0.1.evil.example:${f.port}`,
+    ]) {
+      const reply = await f.call('/v1/status', { headers: { host } });
+      expect(reply.status, host).toBe(421);
+      expect(body(reply).error.code).toBe('misdirected_request');
+      // The dashboard page and the health checks too: a rebinding page learns nothing.
+      expect((await f.call('/', { token: null, headers: { host } })).status, host).toBe(421);
+    }
+  });
+
+  it('takes any Host with allow_remote (a TLS proxy in front names it)', async () => {
+    const f = await start({ admin: { allow_remote: true } });
+    expect((await f.call('/v1/status', { headers: { host: 'admin.example.org' } })).status).toBe(200);
+  });
+});
+
+describe('admin API: event stream bounds', () => {
+  it('refuses HEAD on /v1/events (405) without taking a stream slot; HEAD elsewhere is GET without body', async () => {
+    const f = await start({ server: { sseMaxClients: 1 } });
+    for (let i = 0; i < 3; i++) {
+      const head = await f.call('/v1/events', { method: 'HEAD' });
+      expect(head.status).toBe(405);
+      expect(head.headers.allow).toBe('GET');
+    }
+    expect(f.admin.server.stats.events.clients).toBe(0);
+    const stream = await openStream(f.port, f.token);
+    expect(stream.res.statusCode).toBe(200);
+    stream.close();
+    const head = await f.call('/v1/status', { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.body).toBe('');
+  });
+
+  it('ends a stream at its lifetime (the client reconnects)', async () => {
+    const f = await start({ server: { heartbeatMs: 50, sseMaxLifetimeMs: 300 } });
+    const stream = await openStream(f.port, f.token);
+    const opened = Date.now();
+    await ended(stream.res);
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(250);
+    expect(f.admin.server.stats.events).toMatchObject({ clients: 0, ended: 1 });
+  });
+
+  it('drops a client that stopped reading below the buffer bounds once its bytes sit undrained', async () => {
+    // Buffer bounds far away: only the stall bound can end it.
+    const f = await start({
+      server: { heartbeatMs: 50, sseStallMs: 400, sseMaxBufferBytes: 256 << 20, sseSlowClientMs: 60_000 },
+    });
+    const socket = connect(f.port, '127.0.0.1');
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.pause();
+    socket.write(`GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${f.token}\r\n\r\n`);
+    await waitFor(() => f.admin.server.stats.events.clients === 1);
+    // Enough ~16 KB frames to fill the kernel's socket buffers, so bytes wait in the server.
+    const reason = 'r'.repeat(16_000);
+    for (let i = 0; i < 1500 && f.admin.server.stats.events.dropped === 0; i++)
+      await f.guard.ban(`10.9.${i >> 8}.${i & 255}`, { reason });
+    await waitFor(() => f.admin.server.stats.events.dropped === 1, { timeoutMs: 5000 });
+    expect(f.admin.server.stats.events.clients).toBe(0);
+    socket.destroy();
+  });
+});
+
+describe('admin API: OpenAPI matches the routes served', () => {
+  it('lists the dashboard as fixed at start, whatever a reload says', async () => {
+    const f = await start({ admin: { dashboard: false } });
+    reloadAdmin(f, f.token, { dashboard: true });
+    const doc = JSON.parse((await f.call('/v1/openapi.json')).body) as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths)).not.toContain('/');
+    expect((await f.call('/', { token: null })).status).toBe(404);
   });
 });

@@ -171,6 +171,42 @@ describe('admin /metrics', () => {
     for (const name of queried) expect(types.has(name.replace(/_bucket$/, '')), name).toBe(true);
   });
 
+  it('labels unbans without walking every failing client, and follows jails added by a reload', async () => {
+    fixture = await startAdminFixture({
+      config: {
+        defaults: { ignoreip: [], ignoreself: false },
+        jails: { a: { source: 'http', filter: { status: [401] }, maxretry: 1000, bantime: '1h' } },
+      },
+    });
+    const f = fixture;
+    // Failing clients make status() expensive; an unban must not call it at all.
+    for (let i = 0; i < 500; i++) await f.guard.report(`10.9.${i >> 8}.${i & 255}`, { jail: 'a' });
+    const status = f.control.status.bind(f.control);
+    let statusCalls = 0;
+    f.control.status = () => {
+      statusCalls++;
+      return status();
+    };
+    for (let i = 0; i < 200; i++) await f.control.ban(`192.0.2.${i}`, { jail: 'a', bantimeMs: 3_600_000 });
+    expect(await f.control.unbanAll()).toBe(200);
+    expect(statusCalls).toBe(0);
+    let scraped = parsePrometheus((await f.call('/metrics')).body).samples;
+    expect(statusCalls).toBe(1);
+    expect(value(scraped, 'portcullis_unbans_total', { jail: 'a' })).toBe(200);
+
+    // A jail added by a reload (never scraped yet) gets its own label, not "other".
+    const [a] = f.guard.config.jails;
+    f.guard.reload({
+      ...f.guard.config,
+      jails: [...f.guard.config.jails, { ...(a as NonNullable<typeof a>), name: 'b' }],
+    });
+    await f.control.ban('192.0.2.250', { jail: 'b', bantimeMs: 3_600_000 });
+    await f.control.unban('192.0.2.250');
+    scraped = parsePrometheus((await f.call('/metrics')).body).samples;
+    expect(value(scraped, 'portcullis_unbans_total', { jail: 'b' })).toBe(1);
+    expect(value(scraped, 'portcullis_unbans_total', { jail: 'other' })).toBeUndefined();
+  });
+
   it('is absent with metrics: false', async () => {
     fixture = await startAdminFixture({ admin: { metrics: false } });
     expect((await fixture.call('/metrics')).status).toBe(404);

@@ -5,6 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createIpsetAction, removeIpsetObjects } from '../../src/actions/ipset/ipset-action.js';
+import { ipsetOptionsSchema, resolveIpsetOptions } from '../../src/actions/ipset/options.js';
+import { systemClock } from '../../src/core/clock.js';
+import type { Decision } from '../../src/core/types.js';
 import { CLI, runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { connects, createNetnsPair, type NetnsPair, startEchoServer } from './netns.js';
@@ -295,4 +299,87 @@ describe('ipset action in a network namespace', () => {
     expect(result.restored).toBe(10_000);
     expect(result.jump).toBe(true);
   }, 120_000);
+});
+
+describe('ipset action: a full set and sets it does not own', () => {
+  const nsExec = (binary: string, args: readonly string[], input?: string) =>
+    pair.exec(pair.server, [binary, ...args], input);
+  const decision = (target: string, ms = 3_600_000): Decision => ({
+    target,
+    jail: 'sshd',
+    reason: 'test',
+    startedAt: Date.now(),
+    expiresAt: Date.now() + ms,
+    banCount: 1,
+    dryRun: false,
+    origin: 'test',
+  });
+  const entries = async (set: string) =>
+    Number(/Number of entries: (\d+)/.exec(await pair.exec(pair.server, ['ipset', 'list', '-t', set]))?.[1]);
+
+  it('a set at maxelem takes what fits; the batch succeeds, reverts behind it run, and no temporary set is left', async () => {
+    const prefix = `pc-full-${randomBytes(3).toString('hex')}`;
+    const warnings: string[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      error() {},
+      warn: (_f: object, m?: string) => warnings.push(String(m)),
+    };
+    const action = createIpsetAction(
+      'full',
+      resolveIpsetOptions(
+        'full',
+        ipsetOptionsSchema.parse({ set_prefix: prefix, maxelem: 1024, ports: [GUARDED] }),
+      ),
+      { logger, clock: systemClock, baseDir: null },
+      { exec: nsExec },
+    );
+    const many = Array.from({ length: 1100 }, (_, i) => decision(`198.51.${100 + (i >> 8)}.${i & 255}`));
+    try {
+      await action.start();
+      await action.apply([...many, decision(pair.v4.first), decision(pair.v6.first)]);
+      expect(await entries(`${prefix}-v4`)).toBe(1024);
+      // The IPv6 ban after the overflow went in: its set has room.
+      expect(await entries(`${prefix}-v6`)).toBe(1);
+      expect(action.overflow).toBe(77);
+      expect(warnings).toHaveLength(1);
+      await blocked(pair.v6.first, pair.v6.server);
+      // A revert queued behind the full wave runs.
+      await action.revert([decision(many[0]?.target as string)]);
+      expect(await entries(`${prefix}-v4`)).toBe(1023);
+      // Restore with more than maxelem: capped, swapped in, nothing left aside.
+      await action.restore([...many, decision(pair.v6.first)]);
+      expect(await entries(`${prefix}-v4`)).toBe(1024);
+      const sets = (await pair.exec(pair.server, ['ipset', 'list', '-n'])).split('\n');
+      expect(sets.filter((name) => name.startsWith(prefix) && name.endsWith('t'))).toEqual([]);
+    } finally {
+      await removeIpsetObjects([prefix], nsExec);
+    }
+    expect(await pair.exec(pair.server, ['ipset', 'list', '-n'])).not.toContain(prefix);
+    await reachable(pair.v6.first, pair.v6.server);
+  }, 60_000);
+
+  it("never fills, swaps or destroys an admin's set that has its name", async () => {
+    const prefix = `pc-adm-${randomBytes(3).toString('hex')}`;
+    await pair.exec(pair.server, ['ipset', 'create', `${prefix}-v4`, 'hash:ip']);
+    await pair.exec(pair.server, ['ipset', 'add', `${prefix}-v4`, '192.0.2.99']);
+    const action = createIpsetAction(
+      'adm',
+      resolveIpsetOptions('adm', ipsetOptionsSchema.parse({ set_prefix: prefix })),
+      { logger: { debug() {}, info() {}, warn() {}, error() {} }, clock: systemClock, baseDir: null },
+      { exec: nsExec },
+    );
+    try {
+      await expect(action.start()).rejects.toThrow(/not made by portcullis/);
+      await expect(removeIpsetObjects([prefix], nsExec)).rejects.toThrow(/not made by portcullis/);
+      const sets = (await pair.exec(pair.server, ['ipset', 'list', '-n'])).split('\n');
+      expect(sets.filter((name) => name.startsWith(prefix))).toEqual([`${prefix}-v4`]);
+      expect(await pair.exec(pair.server, ['ipset', 'save', `${prefix}-v4`])).toContain('192.0.2.99');
+      for (const binary of ['iptables', 'ip6tables'])
+        expect(await pair.exec(pair.server, [binary, '-w', '-S'])).not.toContain(prefix);
+    } finally {
+      await pair.exec(pair.server, ['ipset', 'destroy', `${prefix}-v4`]);
+    }
+  }, 60_000);
 });

@@ -5,6 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createIptablesAction, removeIptablesChains } from '../../src/actions/iptables/iptables-action.js';
+import { iptablesOptionsSchema, resolveIptablesOptions } from '../../src/actions/iptables/options.js';
+import { systemClock } from '../../src/core/clock.js';
+import { silentLogger } from '../../src/core/logger.js';
+import type { Decision } from '../../src/core/types.js';
 import { runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { type NsDaemon, nsCli, nsDaemon } from './daemon.js';
@@ -212,4 +217,76 @@ describe('iptables action in a network namespace', () => {
     expect(result.restored).toBe(1000);
     expect(result.jump).toBe(true);
   }, 120_000);
+});
+
+describe('iptables action: what it owns', () => {
+  const nsExec = (binary: string, args: readonly string[], input?: string) =>
+    pair.exec(pair.server, [binary, ...args], input);
+  const actionFor = (chain: string) =>
+    createIptablesAction(
+      'own',
+      resolveIptablesOptions('own', iptablesOptionsSchema.parse({ chain_name: chain, ports: [GUARDED] })),
+      { logger: silentLogger, clock: systemClock, baseDir: null },
+      { exec: nsExec },
+    );
+  const decision = (target: string): Decision => ({
+    target,
+    jail: 'sshd',
+    reason: 'test',
+    startedAt: Date.now(),
+    expiresAt: Date.now() + 3_600_000,
+    banCount: 1,
+    dryRun: false,
+    origin: 'test',
+  });
+
+  it("never rewrites, jumps to or removes an admin's chain that has its name", async () => {
+    const chain = `pc-adm-${randomBytes(3).toString('hex')}`;
+    await pair.exec(pair.server, ['iptables', '-w', '-N', chain]);
+    await pair.exec(pair.server, [
+      'iptables',
+      '-w',
+      '-A',
+      chain,
+      '-p',
+      'tcp',
+      '--dport',
+      '8080',
+      '-j',
+      'ACCEPT',
+    ]);
+    const before = await pair.exec(pair.server, ['iptables', '-w', '-S', chain]);
+    try {
+      await expect(actionFor(chain).start()).rejects.toThrow(
+        /was not made by portcullis.*refusing to rewrite/,
+      );
+      await expect(removeIptablesChains([chain], nsExec)).rejects.toThrow(/refusing to remove/);
+      expect(await pair.exec(pair.server, ['iptables', '-w', '-S', chain])).toBe(before);
+      expect(await pair.exec(pair.server, ['iptables', '-w', '-S', 'INPUT'])).not.toContain(`-j ${chain}`);
+    } finally {
+      await pair.exec(pair.server, ['iptables', '-w', '-F', chain]);
+      await pair.exec(pair.server, ['iptables', '-w', '-X', chain]);
+    }
+  }, 60_000);
+
+  it('marks its chain, and a /0 ban never reaches the kernel: other clients still connect', async () => {
+    const chain = `pc-own-${randomBytes(3).toString('hex')}`;
+    const action = actionFor(chain);
+    try {
+      await action.start();
+      await action.apply([decision('0.0.0.0/0'), decision('::/0'), decision(`${pair.v4.first}`)]);
+      const rules = await pair.exec(pair.server, ['iptables', '-w', '-S', chain]);
+      expect(rules).toContain(`-A ${chain} -m comment --comment portcullis`);
+      expect(rules).not.toContain('0.0.0.0/0');
+      expect(await pair.exec(pair.server, ['ip6tables', '-w', '-S', chain])).not.toContain('::/0');
+      expect(action.refused).toBe(2);
+      await blocked(pair.v4.first, pair.v4.server);
+      expect(await connects(pair, pair.v4.second, pair.v4.server, GUARDED)).toBe(true);
+      expect(await connects(pair, pair.v6.first, pair.v6.server, GUARDED)).toBe(true);
+    } finally {
+      await removeIptablesChains([chain], nsExec);
+    }
+    for (const binary of ['iptables', 'ip6tables'])
+      expect(await pair.exec(pair.server, [binary, '-w', '-S'])).not.toContain(chain);
+  }, 60_000);
 });

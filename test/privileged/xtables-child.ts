@@ -49,7 +49,7 @@ const entries = () =>
         .filter((l) => l.startsWith('add '))
     : sh('iptables', '-w', '-S', 'pc-wave')
         .split('\n')
-        .filter((l) => l.startsWith('-A '));
+        .filter((l) => l.startsWith('-A pc-wave -s '));
 
 const guard = await createGuard({ store: { memory: true }, defaults: { ignoreip: [] }, jails: { w: {} } });
 const runner = new ActionRunner([action], { clock: systemClock, checkIntervalMs: 200 });

@@ -49,38 +49,61 @@ export const RUN_MARKER = 'PORTCULLIS_RUN_ID';
  * none where there is no `/proc`.
  */
 export function processesOfRun(root: number, marker: string): number[] {
-  const tag = Buffer.from(`${RUN_MARKER}=${marker}\0`);
-  const children = new Map<number, number[]>();
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
-  } catch {
-    return [];
-  }
-  const marked = new Set<number>();
-  for (const name of entries) {
-    try {
-      if (Number(name) !== process.pid && readFileSync(`/proc/${name}/environ`).includes(tag))
-        marked.add(Number(name));
-    } catch {}
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = children.get(ppid);
-      if (list === undefined) children.set(ppid, [Number(name)]);
-      else list.push(Number(name));
-    } catch {}
-  }
+  const scan = scanProcesses(marker, true);
   const out: number[] = [];
   const queue = [root];
   while (queue.length > 0 && out.length < 4096) {
-    for (const pid of children.get(queue.shift() as number) ?? []) {
+    for (const pid of scan.children.get(queue.shift() as number) ?? []) {
       out.push(pid);
       queue.push(pid);
     }
   }
-  for (const pid of marked) if (!out.includes(pid)) out.push(pid);
+  for (const { pid } of scan.marked) if (!out.includes(pid)) out.push(pid);
   return out;
+}
+
+/**
+ * The live processes carrying `marker` in their environment, with their process group, from a
+ * fresh `/proc` scan: once the program has exited its pid may belong to someone else, so only
+ * the marker says what is still the run's.
+ */
+export function markedProcesses(marker: string): { pid: number; pgrp: number }[] {
+  return scanProcesses(marker, false).marked;
+}
+
+function scanProcesses(
+  marker: string,
+  tree: boolean,
+): { marked: { pid: number; pgrp: number }[]; children: Map<number, number[]> } {
+  const tag = Buffer.from(`${RUN_MARKER}=${marker}\0`);
+  const children = new Map<number, number[]>();
+  const marked: { pid: number; pgrp: number }[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return { marked, children };
+  }
+  for (const name of entries) {
+    const pid = Number(name);
+    let isMarked = false;
+    try {
+      isMarked = pid !== process.pid && readFileSync(`/proc/${name}/environ`).includes(tag);
+    } catch {}
+    if (!isMarked && !tree) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // After the command name: state ppid pgrp ...
+      const [, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (isMarked) marked.push({ pid, pgrp: Number(pgrp) });
+      if (tree) {
+        const list = children.get(Number(ppid));
+        if (list === undefined) children.set(Number(ppid), [pid]);
+        else list.push(pid);
+      }
+    } catch {}
+  }
+  return { marked, children };
 }
 
 /**
@@ -119,39 +142,61 @@ export const spawnCommand: CommandRunner = (request) =>
     child.stdin?.end(request.input ?? '');
 
     let timedOut = false;
+    let exited = false;
     let killTimer: NodeJS.Timeout | undefined;
     let drainTimer: NodeJS.Timeout | undefined;
-    // Descendants seen at the deadline: a `setsid` grandchild is not in the group any more.
-    const escaped = new Set<number>();
-    const signalGroup = (signal: NodeJS.Signals) => {
-      if (child.pid !== undefined) for (const pid of processesOfRun(child.pid, marker)) escaped.add(pid);
+    const send = (pid: number, sig: NodeJS.Signals) => {
       try {
-        if (child.pid !== undefined) process.kill(-child.pid, signal);
-      } catch {
-        child.kill(signal);
-      }
-      for (const pid of escaped) {
-        try {
-          process.kill(pid, signal);
-        } catch {}
-      }
+        process.kill(pid, sig);
+      } catch {}
     };
+    // Every signal works from a fresh look: while the program runs, its process group and its
+    // descendants (a `setsid` grandchild left the group); once it has exited (its pid may be
+    // reused), only processes still carrying this run's marker, and the group when one of them
+    // proves it is still this run's.
+    const signalRun = (sig: NodeJS.Signals) => {
+      const root = child.pid;
+      if (root === undefined) return;
+      if (!exited) {
+        const pids = processesOfRun(root, marker);
+        try {
+          process.kill(-root, sig);
+        } catch {
+          child.kill(sig);
+        }
+        for (const pid of pids) send(pid, sig);
+        return;
+      }
+      const left = markedProcesses(marker);
+      if (left.some((p) => p.pgrp === root)) send(-root, sig);
+      for (const { pid } of left) send(pid, sig);
+    };
+    // The deadline stays armed after the program exits: what it left running (`sleep 31 &`) is
+    // ended then too.
     const timer = setTimeout(() => {
-      timedOut = true;
-      signalGroup('SIGTERM');
-      killTimer = setTimeout(
-        () => signalGroup('SIGKILL'),
-        Math.min(KILL_GRACE_MS, request.timeoutMs),
-      ).unref();
+      if (!exited) timedOut = true;
+      signalRun('SIGTERM');
+      killTimer = setTimeout(() => signalRun('SIGKILL'), Math.min(KILL_GRACE_MS, request.timeoutMs)).unref();
     }, request.timeoutMs).unref();
 
     let settled = false;
+    /** Whether the program left processes behind: its group still has members, or its pipes stayed open. */
+    let leftovers = false;
     const finish = (code: number | null, signal: NodeJS.Signals | null) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
-      clearTimeout(killTimer);
       clearTimeout(drainTimer);
+      if (child.pid !== undefined && !leftovers) {
+        try {
+          process.kill(-child.pid, 0);
+          leftovers = true;
+        } catch {}
+      }
+      // Nothing left (the usual case): no /proc scan at the deadline.
+      if (!leftovers && !timedOut) {
+        clearTimeout(timer);
+        clearTimeout(killTimer);
+      }
       child.stdout?.destroy();
       child.stderr?.destroy();
       resolve({
@@ -172,7 +217,11 @@ export const spawnCommand: CommandRunner = (request) =>
     });
     // The program is gone but something it started may keep the pipes open: a bounded wait.
     child.once('exit', (code, signal) => {
-      drainTimer = setTimeout(() => finish(code, signal), DRAIN_MS).unref();
+      exited = true;
+      drainTimer = setTimeout(() => {
+        leftovers = true;
+        finish(code, signal);
+      }, DRAIN_MS).unref();
     });
     child.once('close', (code, signal) => finish(code, signal));
   });

@@ -1,18 +1,25 @@
+import { ErrorCodes, PortcullisError } from '../../core/errors.js';
 import type { Decision } from '../../core/types.js';
 import type { Action, ActionContext } from '../action.js';
 import { chainIntact, ensureChain, removeChain, ruleTails } from '../iptables/chain.js';
 import { type ToolExec, toolExec } from '../iptables/exec.js';
-import { refuse } from '../iptables/iptables-action.js';
-import { elementsOf, type NftElement } from '../nftables/script.js';
+import { refuse, screenTargets } from '../iptables/iptables-action.js';
+import type { NftElement } from '../nftables/script.js';
 import type { IpsetConfig } from './options.js';
 import {
   addLines,
+  capToMaxelem,
   createLine,
   delLines,
   flushLines,
+  fullSetOf,
   ipsetSets,
+  ownedSets,
+  parseSetHeaders,
   restoreLines,
+  type SetHeader,
   script,
+  setIsOurs,
   storable,
   tempName,
 } from './script.js';
@@ -42,8 +49,14 @@ export class IpsetAction implements Action {
   calls = 0;
   /** `ipset` invocations made. */
   ipsetCalls = 0;
+  /** Bans not written since start because their set held `maxelem` entries. */
+  overflow = 0;
+  /** Targets refused since start: not canonical, or wider than /8 (IPv4) or /32 (IPv6). */
+  refused = 0;
   readonly #exec: ToolExec;
   readonly #context: ActionContext;
+  /** A full set is warned about once per wave: until a batch fits again. */
+  #overflowWarned = false;
 
   constructor(name: string, config: IpsetConfig, context: ActionContext, options: IpsetActionOptions = {}) {
     this.name = name;
@@ -59,21 +72,33 @@ export class IpsetAction implements Action {
 
   /** Creates the sets that are missing (those of an earlier run keep their entries), the chains and the jumps. */
   async start(): Promise<void> {
-    const existing = await this.#setNames();
+    const existing = await this.#sets();
+    assertSetsOurs(this.config.setPrefix, existing);
     const missing = ipsetSets(this.config).filter((set) => !existing.has(set.name));
     if (missing.length > 0) await this.#ipset(missing.map((set) => createLine(set, this.config.maxelem)));
     for (const family of FAMILIES) await ensureChain(this.#exec, family, this.config, this.#rules(family));
   }
 
+  /** A set at `maxelem` takes no more: what fits is applied, the rest counted in `overflow` (never a failure). */
   async apply(decisions: readonly Decision[]): Promise<void> {
     const { live, ended } = this.#elements(decisions);
     const lines = [...addLines(this.config, live), ...delLines(this.config, ended)];
-    if (lines.length > 0) await this.#ipset(lines);
+    if (lines.length > 0) this.#overflowed(await this.#fill(lines));
   }
 
-  /** The sets hold exactly these bans afterwards (built aside and swapped in). */
+  /**
+   * The sets hold exactly these bans afterwards (built aside and swapped in), at most `maxelem`
+   * per set (the rest counted in `overflow`). A failed restore leaves no temporary set behind.
+   */
   async restore(decisions: readonly Decision[]): Promise<void> {
-    await this.#ipset(restoreLines(this.config, this.#elements(decisions).live));
+    const { fits, overflow } = capToMaxelem(this.config, this.#elements(decisions).live);
+    try {
+      await this.#ipset(restoreLines(this.config, fits));
+    } catch (error) {
+      await this.#ipset(ipsetSets(this.config).map((set) => `destroy ${tempName(set.name)}`)).catch(() => {});
+      throw error;
+    }
+    this.#overflowed(overflow.length);
   }
 
   async revert(decisions: readonly Decision[]): Promise<void> {
@@ -88,7 +113,7 @@ export class IpsetAction implements Action {
 
   /** `false` (after re-creating them) when a set, a chain, its rules or its jump are gone. */
   async check(): Promise<boolean> {
-    const existing = await this.#setNames();
+    const existing = await this.#sets();
     let intact = ipsetSets(this.config).every((set) => existing.has(set.name));
     for (const family of FAMILIES)
       if (intact && !(await chainIntact(this.#exec, family, this.config, this.#rules(family).length)))
@@ -110,7 +135,7 @@ export class IpsetAction implements Action {
   }
 
   #elements(decisions: readonly Decision[]): { live: NftElement[]; ended: NftElement[] } {
-    const batch = elementsOf(decisions, this.#context.clock.now());
+    const batch = screenTargets(decisions, this.#context.clock.now());
     const invalid = [...batch.invalid];
     const keep = (e: NftElement) => {
       if (storable(e)) return true;
@@ -119,7 +144,7 @@ export class IpsetAction implements Action {
     };
     const live = batch.live.filter(keep);
     const ended = batch.ended.filter(keep);
-    refuse(this.#context, this.name, invalid);
+    this.refused += refuse(this.#context, this.name, invalid, batch.tooWide);
     return { live, ended };
   }
 
@@ -127,15 +152,64 @@ export class IpsetAction implements Action {
     await this.#exec('ipset', ['restore', '-exist'], script(lines));
   }
 
-  async #setNames(): Promise<Set<string>> {
-    const text = await this.#exec('ipset', ['list', '-n']);
-    return new Set(
-      text
-        .split('\n')
-        .map((line) => line.trim())
-        .filter(Boolean),
+  /**
+   * Runs the lines; when a set is full (`ipset restore` stops at that line, the ones before it are
+   * done), the rest runs again without the adds to full sets. Resolves how many adds did not fit.
+   * Bounded: each retry rules out one of the four sets.
+   */
+  async #fill(lines: readonly string[]): Promise<number> {
+    const full = new Set<string>();
+    const toFull = (line: string) => line.startsWith('add ') && full.has(line.split(' ')[1] as string);
+    let rest = lines;
+    let overflow = 0;
+    while (rest.length > 0) {
+      try {
+        await this.#ipset(rest);
+        return overflow;
+      } catch (error) {
+        const hit = fullSetOf(String((error as Error).message), rest);
+        if (hit === null || full.has(hit.set)) throw error;
+        full.add(hit.set);
+        const after = rest.slice(hit.line);
+        const dropped = after.filter(toFull).length;
+        overflow += 1 + dropped;
+        rest = after.filter((line) => !toFull(line));
+      }
+    }
+    return overflow;
+  }
+
+  #overflowed(count: number): void {
+    if (count === 0) {
+      this.#overflowWarned = false;
+      return;
+    }
+    this.overflow += count;
+    if (this.#overflowWarned) return;
+    this.#overflowWarned = true;
+    this.#context.logger.warn(
+      { event: 'action-set-full', action: this.name, overflow: count, maxelem: this.config.maxelem },
+      `action ${this.name}: ${count} ban(s) not added: a set of ${this.config.setPrefix} holds maxelem (${this.config.maxelem}) entries; the kernel does not enforce them; raise maxelem. Not logged again until the sets have room`,
     );
   }
+
+  async #sets(): Promise<Map<string, SetHeader>> {
+    return parseSetHeaders(await this.#exec('ipset', ['list', '-t']));
+  }
+}
+
+/** Rejects, naming them, when sets of portcullis's names exist that it did not make. */
+function assertSetsOurs(prefix: string, existing: ReadonlyMap<string, SetHeader>): void {
+  const foreign = ownedSets({ setPrefix: prefix }).filter((set) => {
+    const found = existing.get(set.name);
+    return found !== undefined && !setIsOurs(set, found);
+  });
+  if (foreign.length === 0) return;
+  throw new PortcullisError(
+    ErrorCodes.ACTION_FAILED,
+    `ipset: ${foreign.map((set) => `${set.name} (${existing.get(set.name)?.type})`).join(', ')} exist but were not made by portcullis (expected ${foreign.map((set) => `${set.type}, family ${set.family === 4 ? 'inet' : 'inet6'}, with timeouts`).join('; ')}); refusing to fill, swap or destroy them`,
+    { help: "set set_prefix to a name of portcullis's own" },
+  );
 }
 
 /** The action factory of the registry. */
@@ -158,10 +232,12 @@ export async function removeIpsetObjects(
   exec: ToolExec = toolExec(),
 ): Promise<void> {
   const lines: string[] = [];
+  const existing = parseSetHeaders(await exec('ipset', ['list', '-t']));
+  for (const prefix of new Set(prefixes)) assertSetsOurs(prefix, existing);
   for (const prefix of new Set(prefixes)) {
     for (const family of FAMILIES) await removeChain(exec, family, prefix);
-    for (const suffix of ['v4', 'v6', 'n4', 'n6'])
-      lines.push(`destroy ${prefix}-${suffix}`, `destroy ${tempName(`${prefix}-${suffix}`)}`);
+    for (const set of ownedSets({ setPrefix: prefix }))
+      if (existing.has(set.name)) lines.push(`destroy ${set.name}`);
   }
   if (lines.length > 0) await exec('ipset', ['restore', '-exist'], script(lines));
 }

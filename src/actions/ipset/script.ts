@@ -21,7 +21,7 @@ export interface IpsetSet {
 export const IPSET_MAX_TIMEOUT_S = 2_147_483;
 
 /** The four sets of an action: addresses and networks, per family. */
-export function ipsetSets(config: IpsetConfig): IpsetSet[] {
+export function ipsetSets(config: Pick<IpsetConfig, 'setPrefix'>): IpsetSet[] {
   const p = config.setPrefix;
   return [
     { name: `${p}-v4`, family: 4, type: 'hash:ip' },
@@ -92,6 +92,87 @@ export function restoreLines(config: IpsetConfig, elements: readonly NftElement[
   for (const set of sets)
     lines.push(`swap ${tempName(set.name)} ${set.name}`, `destroy ${tempName(set.name)}`);
   return lines;
+}
+
+/** What `ipset list -t` says of one set. */
+export interface SetHeader {
+  readonly type: string;
+  /** The `Header:` line: `family inet hashsize 1024 maxelem 65536 timeout 0 ...`. */
+  readonly header: string;
+}
+
+/** Parses `ipset list -t` (every set's header, no members) into name → header. */
+export function parseSetHeaders(text: string): Map<string, SetHeader> {
+  const sets = new Map<string, SetHeader>();
+  let name: string | undefined;
+  let type = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('Name: ')) {
+      name = line.slice(6).trim();
+      type = '';
+      sets.set(name, { type: '', header: '' });
+    } else if (name !== undefined && line.startsWith('Type: ')) {
+      type = line.slice(6).trim();
+      sets.set(name, { type, header: '' });
+    } else if (name !== undefined && line.startsWith('Header: '))
+      sets.set(name, { type, header: line.slice(8) });
+  }
+  return sets;
+}
+
+/**
+ * Whether an existing set is one portcullis made for `set` (its type and family, with timeout
+ * support): ipset has no owner mark, so a set of that name made by someone else — another type, no
+ * timeouts — is never filled, swapped or destroyed.
+ */
+export function setIsOurs(set: IpsetSet, found: SetHeader): boolean {
+  const words = found.header.split(/\s+/);
+  const family = words[words.indexOf('family') + 1];
+  return (
+    found.type === set.type &&
+    words.includes('family') &&
+    family === (set.family === 4 ? 'inet' : 'inet6') &&
+    words.includes('timeout')
+  );
+}
+
+/** The four sets and their temporary twins: every name an action may create, fill or destroy. */
+export function ownedSets(config: Pick<IpsetConfig, 'setPrefix'>): IpsetSet[] {
+  return ipsetSets(config).flatMap((set) => [set, { ...set, name: tempName(set.name) }]);
+}
+
+/**
+ * Keeps at most `maxelem` elements per set (a fresh, empty set: a restore's twins); the rest is
+ * returned as `overflow`, never written — a set past maxelem fails the whole `ipset restore`.
+ */
+export function capToMaxelem(
+  config: IpsetConfig,
+  elements: readonly NftElement[],
+): { fits: NftElement[]; overflow: NftElement[] } {
+  const counts = new Map<string, number>();
+  const fits: NftElement[] = [];
+  const overflow: NftElement[] = [];
+  for (const e of elements) {
+    const set = setOf(config, e);
+    const n = counts.get(set) ?? 0;
+    if (n >= config.maxelem) overflow.push(e);
+    else {
+      counts.set(set, n + 1);
+      fits.push(e);
+    }
+  }
+  return { fits, overflow };
+}
+
+/** The set `ipset restore` names in its `Error in line N: Hash is full` message, or `null`. */
+export function fullSetOf(message: string, lines: readonly string[]): { line: number; set: string } | null {
+  const match = /Error in line (\d+): Hash is full/.exec(message);
+  if (match === null) return null;
+  const line = Number(match[1]);
+  const words = (lines[line - 1] ?? '').split(' ');
+  if (words[0] !== 'add' || words[1] === undefined) return null;
+  return { line, set: words[1] };
 }
 
 /** Empties the four sets. */

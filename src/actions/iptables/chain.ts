@@ -1,4 +1,8 @@
+import { ErrorCodes, PortcullisError } from '../../core/errors.js';
 import type { ToolExec } from './exec.js';
+import { type ChainHook, foreignNameProblem } from './options.js';
+
+export type { ChainHook };
 
 /**
  * Pure builders and the few calls behind a chain of portcullis's own in the `filter` table, shared
@@ -8,9 +12,6 @@ import type { ToolExec } from './exec.js';
  * (`INPUT`, `FORWARD` or `DOCKER-USER`). Nothing else in the ruleset is read or touched. Every
  * token comes from validated config or a re-validated canonical address; none goes near a shell.
  */
-
-/** Where packets are filtered. */
-export type ChainHook = 'input' | 'forward' | 'docker-user';
 
 /** What the rules of the chain match and do. */
 export interface ChainSpec {
@@ -73,9 +74,20 @@ export function ruleTails(spec: ChainSpec): string[][] {
   return groups.map((g) => ['-p', protocol, '-m', 'multiport', '--dports', g.join(','), ...verdict]);
 }
 
-/** `iptables-restore --noflush` input that makes `chain` hold exactly `rules` (each an argv tail). */
+/**
+ * The first rule of every chain portcullis writes: no target, so it only marks the chain as
+ * portcullis's. A chain of that name without it is someone else's and is never flushed,
+ * rewritten or deleted.
+ */
+export const CHAIN_MARK = ['-m', 'comment', '--comment', 'portcullis'] as const;
+const MARK_LINE = (chain: string) => `-A ${chain} ${CHAIN_MARK.join(' ')}`;
+
+/**
+ * `iptables-restore --noflush` input that makes `chain` hold exactly `rules` (each an argv tail),
+ * after {@link CHAIN_MARK}.
+ */
 export function chainScript(chain: string, rules: readonly (readonly string[])[]): string {
-  const lines = ['*filter', `:${chain} - [0:0]`];
+  const lines = ['*filter', `:${chain} - [0:0]`, MARK_LINE(chain)];
   for (const rule of rules) lines.push(['-A', chain, ...rule].join(' '));
   lines.push('COMMIT', '');
   return lines.join('\n');
@@ -107,6 +119,56 @@ export function chainExists(exec: ToolExec, family: 4 | 6, chain: string): Promi
   return probe(exec, family, ['-S', chain]);
 }
 
+/** `-S chain` output, or `null` when the chain does not exist. */
+async function listChain(exec: ToolExec, family: 4 | 6, chain: string): Promise<string | null> {
+  try {
+    return await exec(iptablesBinary(family), ['-w', '-S', chain]);
+  } catch (error) {
+    if (/not found$/.test(String((error as Error).message))) throw error;
+    return null;
+  }
+}
+
+/**
+ * A rule portcullis wrote before chains carried {@link CHAIN_MARK}: a source address or one of its
+ * sets, the optional port match, DROP or REJECT. Such a chain is adopted (and marked) at its next write.
+ */
+function legacyRule(line: string, chain: string): boolean {
+  const source = `(?:-s [0-9a-fA-F.:/]+|-m set --match-set ${reEscape(chain)}-[vn][46] src)`;
+  const ports =
+    '(?: -p (?:tcp|udp)(?: -m (?:multiport --dports [0-9,:]+|conntrack --ctorigdstport [0-9:]+))?)?';
+  const verdict = '-j (?:DROP|REJECT(?: --reject-with [a-z0-9-]+)?)';
+  return new RegExp(`^-A ${reEscape(chain)} ${source}${ports} ${verdict}$`).test(line);
+}
+
+const reEscape = (text: string) => text.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
+
+/** Whose the chain is: absent, portcullis's (marked, empty, or only rules it writes), or someone else's. */
+export function chainOwner(listing: string | null, chain: string): 'absent' | 'ours' | 'foreign' {
+  if (listing === null) return 'absent';
+  const rules = listing.split('\n').filter((line) => line.startsWith(`-A ${chain} `));
+  if (rules.includes(MARK_LINE(chain))) return 'ours';
+  return rules.every((line) => legacyRule(line, chain)) ? 'ours' : 'foreign';
+}
+
+/** Rejects (touching nothing) when the chain exists and is not portcullis's; resolves whether it exists. */
+async function assertOwned(exec: ToolExec, family: 4 | 6, chain: string, doing: string): Promise<boolean> {
+  const reserved = foreignNameProblem(chain);
+  if (reserved !== null)
+    throw new PortcullisError(
+      ErrorCodes.ACTION_FAILED,
+      `${iptablesBinary(family)}: refusing to ${doing} chain ${reserved}`,
+    );
+  const owner = chainOwner(await listChain(exec, family, chain), chain);
+  if (owner === 'foreign')
+    throw new PortcullisError(
+      ErrorCodes.ACTION_FAILED,
+      `${iptablesBinary(family)}: chain ${chain} exists and was not made by portcullis (it has no "-m comment --comment portcullis" rule); refusing to ${doing} it`,
+      { help: "set chain_name (iptables) or set_prefix (ipset) to a name of portcullis's own" },
+    );
+  return owner === 'ours';
+}
+
 /**
  * Creates (or rewrites) the chain with exactly these rules and makes sure one jump to it sits at
  * the top of its parent; a jump from another parent (an earlier `chain:` setting) is removed.
@@ -125,8 +187,8 @@ export async function ensureChain(
     throw new Error(
       `${iptablesBinary(family)}: chain DOCKER-USER does not exist (Docker makes it when it starts); start Docker first, or use chain: forward`,
     );
-  if (!keep || !(await chainExists(exec, family, spec.chain)))
-    await writeChain(exec, family, spec.chain, rules);
+  const exists = await assertOwned(exec, family, spec.chain, 'rewrite');
+  if (!keep || !exists) await writeChain(exec, family, spec.chain, rules);
   if (!(await probe(exec, family, ['-C', parent, '-j', spec.chain])))
     await exec(iptablesBinary(family), ['-w', '-I', parent, '1', '-j', spec.chain]);
   for (const hook of HOOKS) {
@@ -143,29 +205,28 @@ async function removeJumps(exec: ToolExec, family: 4 | 6, parent: string, chain:
   }
 }
 
-/** Whether the chain exists with `ruleCount` rules and the jump to it is in its parent. */
+/** Whether the chain exists, marked, with `ruleCount` rules (the mark aside) and the jump to it is in its parent. */
 export async function chainIntact(
   exec: ToolExec,
   family: 4 | 6,
   spec: ChainSpec,
   ruleCount: number,
 ): Promise<boolean> {
-  let listing: string;
-  try {
-    listing = await exec(iptablesBinary(family), ['-w', '-S', spec.chain]);
-  } catch (error) {
-    if (/not found$/.test(String((error as Error).message))) throw error;
-    return false;
-  }
-  const rules = listing.split('\n').filter((line) => line.startsWith(`-A ${spec.chain} `)).length;
-  if (rules !== ruleCount) return false;
+  const listing = await listChain(exec, family, spec.chain);
+  if (listing === null) return false;
+  const rules = listing.split('\n').filter((line) => line.startsWith(`-A ${spec.chain} `));
+  if (!rules.includes(MARK_LINE(spec.chain)) || rules.length !== ruleCount + 1) return false;
   return probe(exec, family, ['-C', parentChain(spec.hook), '-j', spec.chain]);
 }
 
-/** Removes the jumps to the chain (from every parent) and the chain itself; absent ones are fine. */
+/**
+ * Removes the jumps to the chain (from every parent) and the chain itself; absent ones are fine.
+ * Rejects, touching nothing, when the chain is not portcullis's.
+ */
 export async function removeChain(exec: ToolExec, family: 4 | 6, chain: string): Promise<void> {
+  const exists = await assertOwned(exec, family, chain, 'remove');
   for (const hook of HOOKS) await removeJumps(exec, family, parentChain(hook), chain);
-  if (!(await chainExists(exec, family, chain))) return;
+  if (!exists) return;
   await exec(iptablesBinary(family), ['-w', '-F', chain]);
   await exec(iptablesBinary(family), ['-w', '-X', chain]);
 }

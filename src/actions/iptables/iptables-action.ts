@@ -1,6 +1,6 @@
 import type { Decision } from '../../core/types.js';
 import type { Action, ActionContext } from '../action.js';
-import { elementsOf } from '../nftables/script.js';
+import { elementsOf, type NftElement } from '../nftables/script.js';
 import { chainIntact, ensureChain, removeChain, ruleTails, writeChain } from './chain.js';
 import { type ToolExec, toolExec } from './exec.js';
 import type { IptablesConfig } from './options.js';
@@ -29,6 +29,8 @@ export class IptablesAction implements Action {
   readonly config: IptablesConfig;
   /** Tool invocations made (for tests and the bench). */
   calls = 0;
+  /** Targets refused since start: not canonical, or wider than {@link WIDEST_PREFIX}. */
+  refused = 0;
   readonly #exec: ToolExec;
   readonly #context: ActionContext;
   /** What the chain of each family holds: canonical targets. */
@@ -93,8 +95,8 @@ export class IptablesAction implements Action {
   async close(): Promise<void> {}
 
   async #change(decisions: readonly Decision[], how: 'apply' | 'revert' | 'restore'): Promise<void> {
-    const batch = elementsOf(decisions, this.#context.clock.now());
-    refuse(this.#context, this.name, batch.invalid);
+    const batch = screenTargets(decisions, this.#context.clock.now());
+    this.refused += refuse(this.#context, this.name, batch.invalid, batch.tooWide);
     const next = {
       4: how === 'restore' ? new Set<string>() : new Set(this.#bans[4]),
       6: how === 'restore' ? new Set<string>() : new Set(this.#bans[6]),
@@ -128,17 +130,65 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return true;
 }
 
-/** Logs targets that are not canonical addresses or networks: they never reach a command. */
-export function refuse(context: ActionContext, action: string, invalid: readonly string[]): void {
-  if (invalid.length === 0) return;
-  context.logger.error(
-    {
-      event: 'action-invalid-target',
-      action,
-      targets: invalid.slice(0, 10).map((t) => JSON.stringify(t)),
-    },
-    `action ${action}: ${invalid.length} target(s) refused: not a canonical address or network; never passed to a command`,
-  );
+/**
+ * The widest network a firewall action writes, per family: `/8` and `/32`. A wider ban (a typo'd
+ * `/0`, `/1`) would shut out a continent or everyone, this host's own admin included; it is
+ * refused like an invalid target and never reaches a command or a file.
+ */
+export const WIDEST_PREFIX: Readonly<Record<4 | 6, number>> = { 4: 8, 6: 32 };
+
+/** Elements of a batch a firewall action may write, and the targets it refuses. */
+export interface ScreenedBatch {
+  live: NftElement[];
+  ended: NftElement[];
+  /** Not a canonical address or network. */
+  invalid: string[];
+  /** Networks wider than {@link WIDEST_PREFIX}. */
+  tooWide: string[];
+}
+
+/** `elementsOf`, with networks wider than {@link WIDEST_PREFIX} moved to `tooWide`. */
+export function screenTargets(decisions: readonly Decision[], nowMs: number): ScreenedBatch {
+  const batch = elementsOf(decisions, nowMs);
+  const tooWide: string[] = [];
+  const narrow = (e: NftElement) => {
+    if (e.prefix >= WIDEST_PREFIX[e.family]) return true;
+    tooWide.push(e.text);
+    return false;
+  };
+  return {
+    live: batch.live.filter(narrow),
+    ended: batch.ended.filter(narrow),
+    invalid: batch.invalid,
+    tooWide,
+  };
+}
+
+/**
+ * Logs targets that are not canonical addresses or networks, and networks too wide to enforce:
+ * they never reach a command. Resolves how many were refused (for the action's `refused` count).
+ */
+export function refuse(
+  context: ActionContext,
+  action: string,
+  invalid: readonly string[],
+  tooWide: readonly string[] = [],
+): number {
+  if (invalid.length > 0)
+    context.logger.error(
+      {
+        event: 'action-invalid-target',
+        action,
+        targets: invalid.slice(0, 10).map((t) => JSON.stringify(t)),
+      },
+      `action ${action}: ${invalid.length} target(s) refused: not a canonical address or network; never passed to a command`,
+    );
+  if (tooWide.length > 0)
+    context.logger.error(
+      { event: 'action-target-too-wide', action, targets: tooWide.slice(0, 10) },
+      `action ${action}: ${tooWide.length} network(s) refused: wider than /${WIDEST_PREFIX[4]} (IPv4) or /${WIDEST_PREFIX[6]} (IPv6); never written`,
+    );
+  return invalid.length + tooWide.length;
 }
 
 /** The action factory of the registry. */

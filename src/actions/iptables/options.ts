@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import type { ChainHook } from './chain.js';
+
+/** Where the chain is jumped to from: INPUT, FORWARD, or Docker's DOCKER-USER. */
+export type ChainHook = 'input' | 'forward' | 'docker-user';
 
 const show = (value: unknown) => JSON.stringify(value) ?? String(value);
 
@@ -61,7 +63,78 @@ export const matchShape = {
     .describe('drop (default) or reject (TCP reset / ICMP port unreachable).'),
 };
 
-/** A name option (`set_prefix`, `chain_name`) of at most `max` characters. */
+/**
+ * Names portcullis must never take for a chain (it flushes, rewrites and deletes its chain): the
+ * built-in chains, Docker's, and the targets iptables knows by name. Compared case-insensitively.
+ */
+export const RESERVED_CHAIN_NAMES: ReadonlySet<string> = new Set([
+  'INPUT',
+  'OUTPUT',
+  'FORWARD',
+  'PREROUTING',
+  'POSTROUTING',
+  'DOCKER',
+  'DOCKER-USER',
+  'ACCEPT',
+  'DROP',
+  'REJECT',
+  'RETURN',
+  'LOG',
+  'NFLOG',
+  'ULOG',
+  'QUEUE',
+  'NFQUEUE',
+  'MARK',
+  'CONNMARK',
+  'CT',
+  'DNAT',
+  'SNAT',
+  'MASQUERADE',
+  'REDIRECT',
+  'TRACE',
+  'AUDIT',
+  'TCPMSS',
+  'CLASSIFY',
+  'TPROXY',
+  'SET',
+]);
+
+/**
+ * Prefixes of chains and sets other firewall managers own (Docker, fail2ban, ufw, Kubernetes,
+ * Calico, CNI, libvirt, firewalld's zones): a name starting with one is refused, so portcullis
+ * never flushes or destroys what another tool keeps. Compared case-insensitively.
+ */
+export const FOREIGN_NAME_PREFIXES: readonly string[] = [
+  'DOCKER',
+  'f2b-',
+  'fail2ban',
+  'ufw-',
+  'ufw6-',
+  'KUBE-',
+  'cali-',
+  'CNI-',
+  'LIBVIRT_',
+  'FLANNEL',
+  'WEAVE',
+  'cilium',
+  'IN_',
+  'FWD_',
+  'OUT_',
+  'crowdsec',
+];
+
+/** Why `name` cannot be a chain or set name of portcullis's own, or `null` when it can. */
+export function foreignNameProblem(name: string): string | null {
+  const upper = name.toUpperCase();
+  if (RESERVED_CHAIN_NAMES.has(upper))
+    return `${JSON.stringify(name)} is a built-in chain or target of iptables (or Docker's); portcullis flushes and deletes its own chain, so pick a name of its own like "pc-sshd"`;
+  const prefix = FOREIGN_NAME_PREFIXES.find((p) => upper.startsWith(p.toUpperCase()));
+  if (prefix !== undefined)
+    return `${JSON.stringify(name)} starts with ${JSON.stringify(prefix)}, which another firewall manager (Docker, fail2ban, ufw, Kubernetes, ...) uses; pick a name of its own like "pc-sshd"`;
+  return null;
+}
+
+/** A name option (`set_prefix`, `chain_name`) of at most `max` characters, never one another tool owns. */
 export function nameSchema(what: string, max: number) {
   return z
     .string()
@@ -69,6 +142,11 @@ export function nameSchema(what: string, max: number) {
     .regex(XT_NAME, {
       error: (issue) =>
         `expected ${what} (a letter, then letters, digits, "_", "-"; up to ${max}), got ${show(issue.input)}`,
+    })
+    .superRefine((name, ctx) => {
+      const problem = foreignNameProblem(name);
+      if (problem !== null)
+        ctx.addIssue({ code: 'custom', message: `expected ${what} of portcullis's own: ${problem}` });
     });
 }
 

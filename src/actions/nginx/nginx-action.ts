@@ -5,20 +5,36 @@ import type { Decision } from '../../core/types.js';
 import type { Action, ActionContext } from '../action.js';
 import { type CommandRunner, spawnCommand } from '../command/run-command.js';
 import { rewriteLockedFile } from '../hostsdeny/locked-file.js';
-import { refuse } from '../iptables/iptables-action.js';
-import { elementsOf } from '../nftables/script.js';
+import { refuse, screenTargets } from '../iptables/iptables-action.js';
 import type { NginxConfig } from './options.js';
 
 /** Test hooks. */
 export interface NginxActionOptions {
   /** Runs the reload command. Default: spawn, no shell, own process group. */
   run?: CommandRunner;
+  /** The environment the few inherited variables come from. Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The reload command's environment: `PATH`, `LANG` and `LC_*` of the daemon's, nothing else — the
+ * daemon's environment may hold secrets (the admin token, a store password) that `nginx -s reload`
+ * or a wrapper script has no business seeing.
+ */
+export function reloadEnv(from: NodeJS.ProcessEnv): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(from)) {
+    if (value === undefined) continue;
+    if (key === 'PATH' || key === 'LANG' || key.startsWith('LC_')) env[key] = value;
+  }
+  return env;
 }
 
 /**
  * The include file's text: a header, then `ADDRESS 1;` per ban (`192.0.2.7 1;`, `10.0.0.0/8 1;`,
  * `2001:db8::/64 1;`), the syntax of an nginx `geo` block. Targets are re-validated canonical
- * addresses and networks only (see `elementsOf`), so no line can hold anything else.
+ * addresses and networks only, no wider than /8 or /32 (see `screenTargets`), so no line can hold
+ * anything else.
  */
 export function renderGeoInclude(targets: Iterable<string>): string {
   const list = [...targets];
@@ -49,8 +65,11 @@ export class NginxAction implements Action {
   readonly file: string;
   /** Reloads run (for tests). */
   reloads = 0;
+  /** Targets refused since start: not canonical, or wider than /8 (IPv4) or /32 (IPv6). */
+  refused = 0;
   readonly #context: ActionContext;
   readonly #run: CommandRunner;
+  readonly #env: NodeJS.ProcessEnv;
   #targets = new Set<string>();
   #lastReloadAt = Number.NEGATIVE_INFINITY;
   /** The file changed and nginx has not been reloaded since (a failed reload is retried with the batch). */
@@ -63,6 +82,7 @@ export class NginxAction implements Action {
     this.#context = context;
     this.file = resolve(context.baseDir ?? process.cwd(), config.file);
     this.#run = options.run ?? spawnCommand;
+    this.#env = options.env ?? process.env;
   }
 
   /** Makes sure the include exists (nginx refuses a config whose include is missing); no reload. */
@@ -100,8 +120,8 @@ export class NginxAction implements Action {
   }
 
   async #change(decisions: readonly Decision[], how: 'apply' | 'revert' | 'restore'): Promise<void> {
-    const batch = elementsOf(decisions, this.#context.clock.now());
-    refuse(this.#context, this.name, batch.invalid);
+    const batch = screenTargets(decisions, this.#context.clock.now());
+    this.refused += refuse(this.#context, this.name, batch.invalid, batch.tooWide);
     const next = how === 'restore' ? new Set<string>() : new Set(this.#targets);
     for (const e of batch.live) {
       if (how === 'revert') next.delete(e.text);
@@ -129,8 +149,7 @@ export class NginxAction implements Action {
     if (wait > 0 && !this.#closed) await new Promise((r) => setTimeout(r, wait));
     this.#lastReloadAt = this.#context.clock.now();
     this.reloads++;
-    const env: Record<string, string> = {};
-    for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
+    const env = reloadEnv(this.#env);
     const argv = this.config.reload;
     let result: Awaited<ReturnType<CommandRunner>>;
     try {

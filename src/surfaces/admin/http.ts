@@ -18,6 +18,7 @@ export type AdminErrorCode =
   | 'not_banned'
   | 'too_many_streams'
   | 'not_ready'
+  | 'misdirected_request'
   | 'internal';
 
 /** An error answer: thrown by handlers, written by the server. */

@@ -16,10 +16,14 @@ export { AdminServer, type AdminServerOptions, type AdminServerStats, startAdmin
 
 export interface StartAdminOptions {
   control: Control;
-  /** The admin settings in force (re-read on every request: a reload rotates the token). */
+  /**
+   * The admin settings in force: the token, `auth_failures` and `trusted_proxies` are re-read on
+   * every request (a reload rotates the token and ends streams opened with the old one); `listen`,
+   * `metrics` and `dashboard` are fixed at start.
+   */
   config: () => AdminConfig;
-  /** The guard: its unbans and store state feed the metrics. */
-  guard?: UnbanFeed & StoreEvents;
+  /** The guard: its unbans, store state and configured jails feed the metrics. */
+  guard?: UnbanFeed & StoreEvents & { readonly jails?: ReadonlyMap<string, unknown> };
   /** The running proxy, whose added latency the metrics measure. */
   proxy?: { latency: { record(ms: number): void } | undefined };
   ready?: () => boolean;
@@ -28,7 +32,13 @@ export interface StartAdminOptions {
   /** Passed to the server (SSE heartbeat, buffers, body limit): tests make them small. */
   server?: Pick<
     AdminServerOptions,
-    'heartbeatMs' | 'sseMaxBufferBytes' | 'sseSlowClientMs' | 'sseMaxClients' | 'maxBodyBytes'
+    | 'heartbeatMs'
+    | 'sseMaxBufferBytes'
+    | 'sseSlowClientMs'
+    | 'sseMaxClients'
+    | 'sseStallMs'
+    | 'sseMaxLifetimeMs'
+    | 'maxBodyBytes'
   >;
 }
 
@@ -48,11 +58,13 @@ export interface RunningAdmin {
  */
 export async function startAdmin(options: StartAdminOptions): Promise<RunningAdmin> {
   const config = options.config();
+  const guard = options.guard;
   let server: AdminServer | undefined;
   const metrics = config.metrics
     ? createMetrics({
         control: options.control,
         ...(options.guard === undefined ? {} : { decisions: options.guard, store: options.guard }),
+        ...(guard?.jails === undefined ? {} : { jailNames: () => guard.jails ?? new Map() }),
         admin: () =>
           server?.stats ?? {
             authFailures: 0,
@@ -100,15 +112,20 @@ export async function startAdmin(options: StartAdminOptions): Promise<RunningAdm
 /** What `portcullis run` hands over (structural: the guard, its proxy, its logger). */
 export interface ConfiguredAdminHost {
   control: Control;
-  guard: UnbanFeed & StoreEvents & { readonly config: { readonly admin?: AdminConfig | undefined } };
+  guard: UnbanFeed &
+    StoreEvents & {
+      readonly config: { readonly admin?: AdminConfig | undefined };
+      readonly jails?: ReadonlyMap<string, unknown>;
+    };
   proxy: { latency: { record(ms: number): void } | undefined } | undefined;
   logger: Logger;
 }
 
 /**
  * `portcullis run`: starts the admin listener when the configuration has `admin:` (else
- * resolves `null`) and logs where it listens (never the token). The settings in force are
- * re-read from the guard on every request, so a reload rotates the token.
+ * resolves `null`) and logs where it listens (never the token). The token, `auth_failures` and
+ * `trusted_proxies` are re-read from the guard on every request, so a reload rotates the token;
+ * `listen`, `metrics` and `dashboard` take effect at a restart.
  */
 export async function startConfiguredAdmin(host: ConfiguredAdminHost): Promise<RunningAdmin | null> {
   const first = host.guard.config.admin;

@@ -16,7 +16,10 @@ const jsonResponse = (description: string, schema: object) => ({
 const AUTH_ERRORS = {
   '401': errorResponse('No token (`unauthorized`) or a wrong one (`bad_token`, counted against the client).'),
   '429': errorResponse(
-    'Too many wrong tokens from this client (`too_many_auth_failures`): refused, the right token included, for `admin.auth_failures.bantime`. `Retry-After` says how long.',
+    'Too many wrong tokens from this client, or sent through the trusted proxy it came through (`too_many_auth_failures`): refused, the right token included, for `admin.auth_failures.bantime`. `Retry-After` says how long.',
+  ),
+  '421': errorResponse(
+    'The Host header names something other than this listener (`misdirected_request`): localhost, 127.0.0.1 or [::1] (or the listen address) with its port, unless `admin.allow_remote`.',
   ),
 };
 
@@ -180,7 +183,7 @@ export function openApiDocument(features: OpenApiFeatures = { metrics: true, das
     '/v1/events': {
       get: {
         summary:
-          'Server-Sent Events: `failure`, `ban` and `unban`, each `data:` one JSON object; a comment line as heartbeat. A client that does not read (1 MiB unread) is disconnected.',
+          'Server-Sent Events: `failure`, `ban` and `unban`, each `data:` one JSON object; a comment line as heartbeat. A client that does not read (1 MiB unread, or bytes left undrained for 60 s) is disconnected; a stream is ended after 1 hour, and when a reload replaces the token it was opened with (reconnect and reload `/v1/decisions`). HEAD is not allowed here (405): it would hold a stream slot.',
         tags: ['events'],
         parameters: [
           {
@@ -239,7 +242,7 @@ export function openApiDocument(features: OpenApiFeatures = { metrics: true, das
       title: 'portcullis admin API',
       version: '1',
       description:
-        'Status, decisions (ban, unban), the live event feed and metrics of a running portcullis. Every endpoint but /healthz, /readyz and the dashboard page needs `Authorization: Bearer <token>`; errors are `{"error": {"code", "message"}}`.',
+        'Status, decisions (ban, unban), the live event feed and metrics of a running portcullis. Every endpoint but /healthz, /readyz and the dashboard page needs `Authorization: Bearer <token>`; errors are `{"error": {"code", "message"}}`. The paths listed are the ones this listener serves: `/metrics` and the dashboard are chosen at start (`admin.metrics`, `admin.dashboard`) and a reload does not change them.',
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: 'http://127.0.0.1:9191', description: 'the default admin.listen' }],

@@ -1,15 +1,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { AdminConfig } from '../../config/admin.js';
+import { type AdminConfig, AdminToken } from '../../config/admin.js';
 import { type Clock, systemClock } from '../../core/clock.js';
 import { parseDuration } from '../../core/duration.js';
 import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
-import { parseIp } from '../../core/ip.js';
+import { normalizeIp, parseIp } from '../../core/ip.js';
 import { type Logger, silentLogger } from '../../core/logger.js';
 import type { Control, DecisionFilter } from '../../operate/control.js';
 import { type ClientIpResolver, createClientIpResolver } from '../../sources/http/client-ip.js';
 import { LogThrottle } from '../../sources/log/log-throttle.js';
-import { AuthFailures } from './auth.js';
+import { AuthFailures, PEER_BUDGET_FACTOR } from './auth.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { AdminHttpError, COMMON_HEADERS, readJson, sendError, sendJson } from './http.js';
 import { openApiDocument } from './openapi.js';
@@ -26,7 +26,9 @@ export interface AdminServerOptions {
   control: Control;
   /**
    * The admin settings in force: read on every request, so a reload (SIGHUP) that changes the
-   * token, `auth_failures` or `trusted_proxies` applies at once. `listen` is read at start only.
+   * token, `auth_failures` or `trusted_proxies` applies at once (a changed token also ends the
+   * event streams opened with the old one). `listen`, `dashboard` and `metrics` (which routes are
+   * served, and so what the OpenAPI document lists) are read at start only.
    */
   config: () => AdminConfig;
   /** Served at `/metrics` when `metrics` is on; absent: 404. */
@@ -43,6 +45,10 @@ export interface AdminServerOptions {
   sseSlowClientMs?: number;
   /** Concurrent SSE clients. Default 32. */
   sseMaxClients?: number;
+  /** An SSE client whose socket has left bytes undrained this long is dropped. Default 60 000 ms. */
+  sseStallMs?: number;
+  /** Longest life of one SSE stream (then ended; the client reconnects). Default 3 600 000 ms. */
+  sseMaxLifetimeMs?: number;
   /** Largest request body, bytes. Default 16 384. */
   maxBodyBytes?: number;
 }
@@ -82,6 +88,8 @@ interface Route {
   prefix?: boolean;
   /** Needs the bearer token. */
   auth: boolean;
+  /** HEAD is not answered like GET (405). */
+  noHead?: boolean;
   methods: Readonly<Record<string, Handler>>;
 }
 
@@ -104,6 +112,10 @@ export class AdminServer {
   readonly #authLog = new LogThrottle(60_000, 10);
   readonly #sockets = new Set<Socket>();
   #resolver: { proxies: readonly string[]; resolver: ClientIpResolver } | undefined;
+  /** What the OpenAPI document lists: the routes built at start. */
+  readonly #features: { metrics: boolean; dashboard: boolean };
+  /** The token the open streams were last checked against. */
+  #streamToken: AdminToken | undefined;
   #address: AddressInfo | undefined;
   #closing: Promise<void> | undefined;
   readonly #stats = { requests: 0, unauthorized: 0 };
@@ -116,11 +128,16 @@ export class AdminServer {
     this.#maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
     this.#events = new EventStream({
       subscribe: (listener) => this.#control.subscribe(listener),
+      valid: (tag) => !(tag instanceof AdminToken) || tag.sameAs(this.#options.config().token),
+      ...(options.clock === undefined ? {} : { now: () => (options.clock as Clock).now() }),
+      ...(options.sseStallMs === undefined ? {} : { stallMs: options.sseStallMs }),
+      ...(options.sseMaxLifetimeMs === undefined ? {} : { maxLifetimeMs: options.sseMaxLifetimeMs }),
       ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
       ...(options.sseMaxBufferBytes === undefined ? {} : { maxBufferBytes: options.sseMaxBufferBytes }),
       ...(options.sseMaxClients === undefined ? {} : { maxClients: options.sseMaxClients }),
       ...(options.sseSlowClientMs === undefined ? {} : { slowClientMs: options.sseSlowClientMs }),
     });
+    this.#features = { metrics: options.metrics !== undefined, dashboard: options.config().dashboard };
     this.#routes = this.#buildRoutes();
     this.#server = createServer(
       { maxHeaderSize: 16_384, requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 },
@@ -182,6 +199,17 @@ export class AdminServer {
     };
   }
 
+  /**
+   * Ends the event streams opened with a token that is no longer the configured one; resolves how
+   * many. Runs before every request and at each heartbeat; a host may call it right after a reload.
+   */
+  revalidateStreams(): number {
+    const token = this.#options.config().token;
+    if (token === this.#streamToken) return 0;
+    this.#streamToken = token;
+    return this.#events.endWhere((tag) => tag instanceof AdminToken && !tag.sameAs(token));
+  }
+
   /** Ends the event streams, stops listening and closes every connection. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
@@ -197,6 +225,8 @@ export class AdminServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.#stats.requests++;
     try {
+      this.revalidateStreams();
+      this.#checkHost(req);
       let url: URL;
       try {
         url = new URL(req.url ?? '/', 'http://admin.invalid');
@@ -206,7 +236,11 @@ export class AdminServer {
       const path = url.pathname;
       const route = this.#routes.find((r) => (r.prefix ? path.startsWith(r.path) : path === r.path));
       if (route === undefined) throw new AdminHttpError(404, 'not_found', `no such endpoint: ${path}`);
-      const method = req.method === 'HEAD' && route.methods.GET !== undefined ? 'GET' : (req.method ?? '');
+      // HEAD is GET without the body, except for the event stream (it would hold a stream slot).
+      const method =
+        req.method === 'HEAD' && route.methods.GET !== undefined && !route.noHead
+          ? 'GET'
+          : (req.method ?? '');
       const handler = route.methods[method];
       if (handler === undefined) {
         const allow = Object.keys(route.methods).join(', ');
@@ -220,7 +254,7 @@ export class AdminServer {
         );
       }
       const client = this.#clientOf(req);
-      if (route.auth) this.#authenticate(req, client);
+      if (route.auth) this.#authenticate(req, client, viaOf(req, client));
       let rest = '';
       if (route.prefix) {
         try {
@@ -263,10 +297,13 @@ export class AdminServer {
     return this.#resolver.resolver.resolve(req);
   }
 
-  /** Throws 401 / 429 unless the request carries the token and its client is not refused. */
-  #authenticate(req: IncomingMessage, client: string | null): void {
+  /**
+   * Throws 401 / 429 unless the request carries the token and its client is not refused. `via`:
+   * the trusted peer that named `client` (X-Forwarded-For); it is charged too, with a larger budget.
+   */
+  #authenticate(req: IncomingMessage, client: string | null, via: string | null): void {
     const config = this.#options.config();
-    const blockedMs = this.#auth.blockedFor(client);
+    const blockedMs = this.#auth.blockedFor(client, via);
     if (blockedMs > 0) {
       this.#stats.unauthorized++;
       throw new AdminHttpError(
@@ -286,15 +323,25 @@ export class AdminServer {
     const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     if (match !== null && config.token.matches(match[1] as string)) return;
     this.#stats.unauthorized++;
-    const result = this.#auth.fail(client, config.authFailures);
+    const result = this.#auth.fail(client, config.authFailures, via);
     const gate = this.#authLog.take();
-    if (gate.allowed || result.blocked) {
+    if (gate.allowed || result.blocked || result.peerBlocked) {
       const more = gate.suppressed > 0 ? ` (${gate.suppressed} more not logged)` : '';
+      const banS = Math.round(config.authFailures.banTimeMs / 1000);
       this.#logger.warn(
-        { event: 'admin-auth-failed', client, failures: result.failures, blocked: result.blocked },
-        result.blocked
-          ? `admin: ${client ?? 'unknown client'} refused for ${Math.round(config.authFailures.banTimeMs / 1000)}s after ${result.failures} wrong tokens`
-          : `admin: wrong token from ${client ?? 'unknown client'} (${result.failures}/${config.authFailures.maxRetry})${more}`,
+        {
+          event: 'admin-auth-failed',
+          client,
+          ...(via === null ? {} : { via }),
+          failures: result.failures,
+          blocked: result.blocked,
+          ...(result.peerBlocked ? { peerBlocked: true } : {}),
+        },
+        result.peerBlocked
+          ? `admin: everything through trusted proxy ${via} refused for ${banS}s after ${config.authFailures.maxRetry * PEER_BUDGET_FACTOR} wrong tokens sent through it`
+          : result.blocked
+            ? `admin: ${client ?? 'unknown client'} refused for ${banS}s after ${result.failures} wrong tokens`
+            : `admin: wrong token from ${client ?? 'unknown client'} (${result.failures}/${config.authFailures.maxRetry})${more}`,
       );
     }
     throw new AdminHttpError(401, 'bad_token', 'the token is wrong', {
@@ -345,11 +392,11 @@ export class AdminServer {
         auth: true,
         methods: { DELETE: (ctx) => this.#unban(ctx, ctx.rest) },
       },
-      { path: '/v1/events', auth: true, methods: { GET: (ctx) => this.#stream(ctx) } },
+      { path: '/v1/events', auth: true, noHead: true, methods: { GET: (ctx) => this.#stream(ctx) } },
       {
         path: '/v1/openapi.json',
         auth: true,
-        methods: { GET: ({ res }) => sendJson(res, 200, openApiDocument(this.#features())) },
+        methods: { GET: ({ res }) => sendJson(res, 200, openApiDocument(this.#features)) },
       },
     ];
     if (this.#options.metrics !== undefined) {
@@ -370,7 +417,7 @@ export class AdminServer {
         },
       });
     }
-    if (this.#options.config().dashboard) {
+    if (this.#features.dashboard) {
       // The page holds no data (it asks for the token and then calls the API), so it is served to anyone.
       routes.push({
         path: '/',
@@ -391,8 +438,29 @@ export class AdminServer {
     return routes;
   }
 
-  #features(): { metrics: boolean; dashboard: boolean } {
-    return { metrics: this.#options.metrics !== undefined, dashboard: this.#options.config().dashboard };
+  /**
+   * Refuses (421) a request whose Host is not this listener's own loopback name: a web page the
+   * operator visits can point its own domain at 127.0.0.1 (DNS rebinding) and would then be
+   * same-origin with the API. With `allow_remote` (a TLS proxy in front, any name) every Host is
+   * taken. A request without Host (HTTP/1.0) is no browser's.
+   */
+  #checkHost(req: IncomingMessage): void {
+    const header = req.headers.host;
+    if (header === undefined) return;
+    const config = this.#options.config();
+    if (config.allowRemote) return;
+    const match = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i.exec(header.trim());
+    const name = match?.[1]?.toLowerCase();
+    const port = match?.[2];
+    const listenName = config.host.includes(':') ? `[${config.host}]` : config.host.toLowerCase();
+    const names = new Set(['localhost', '127.0.0.1', '[::1]', listenName]);
+    if (name !== undefined && names.has(name) && (port === undefined || Number(port) === this.#address?.port))
+      return;
+    throw new AdminHttpError(
+      421,
+      'misdirected_request',
+      `Host ${JSON.stringify(header.slice(0, 100))} is not this admin listener (use localhost, 127.0.0.1 or [::1] with its port; set admin.allow_remote for other names)`,
+    );
   }
 
   #ready(res: ServerResponse): void {
@@ -482,6 +550,8 @@ export class AdminServer {
   }
 
   #stream({ res, url }: Context): void {
+    // The token it was opened with: a reload that replaces it ends the stream.
+    const token = this.#options.config().token;
     const asked = url.searchParams.get('types');
     let types: Set<EventType> = new Set(EVENT_TYPES);
     if (asked !== null) {
@@ -501,8 +571,16 @@ export class AdminServer {
         'Retry-After': '5',
       });
     }
-    this.#events.add(res, types);
+    this.#events.add(res, types, token);
   }
+}
+
+/** The socket peer when it is not the client itself (a trusted proxy named the client), else `null`. */
+function viaOf(req: IncomingMessage, client: string | null): string | null {
+  const raw = req.socket.remoteAddress;
+  if (raw === undefined) return null;
+  const peer = normalizeIp(raw);
+  return peer === null || peer === client ? null : peer;
 }
 
 function decisionFilter(url: URL): DecisionFilter {

@@ -3,6 +3,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import * as z from 'zod';
+import { closest } from '../../../core/closest.js';
 import { ConfigError } from '../../../core/errors.js';
 import { isFail2banReference, resolveFail2banDefinition } from '../fail2ban/reference.js';
 
@@ -195,8 +196,10 @@ function readFilterFile(
   } catch {
     if (bundled) {
       const known = bundledLogFilters(rulesDir);
+      const near = closest(reference, known);
+      const hint = near === undefined ? '' : `did you mean "${near}"? `;
       throw new ConfigError([
-        `${origin.whole}: no bundled log filter named ${JSON.stringify(reference)} (known: ${known.join(', ') || 'none'})`,
+        `${origin.whole}: no bundled log filter named ${JSON.stringify(reference)} (${hint}the ${known.length === 0 ? 'bundled filters are missing from' : 'bundled ones are listed in the README and in'} rules/filters/)`,
       ]);
     }
     throw new ConfigError([`${origin.whole}: cannot read the filter file ${file}`]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createIpsetAction } from '../../../../src/actions/ipset/ipset-action.js';
+import { createIpsetAction, removeIpsetObjects } from '../../../../src/actions/ipset/ipset-action.js';
 import { ipsetOptionsSchema, resolveIpsetOptions } from '../../../../src/actions/ipset/options.js';
 import { IPSET_MAX_TIMEOUT_S, timeoutSeconds } from '../../../../src/actions/ipset/script.js';
 import { createManualClock } from '../../../../src/core/clock.js';
@@ -17,13 +17,26 @@ const ban = (target: string, ms: number | null = 60_000): Decision => ({
   origin: 'test',
 });
 
-function fake(existing: string[] = []) {
+/** `ipset list -t` of these sets: ours by their suffix (`-v4` hash:ip inet ...), others a plain hash:ip. */
+function headers(names: string[]): string {
+  return names
+    .map((name) => {
+      const m = /-([vn])([46])t?$/.exec(name);
+      const type = m === null || m[1] === 'v' ? 'hash:ip' : 'hash:net';
+      const family = m?.[2] === '6' ? 'inet6' : 'inet';
+      const timeout = m === null ? '' : ' timeout 0';
+      return `Name: ${name}\nType: ${type}\nRevision: 6\nHeader: family ${family} hashsize 1024 maxelem 1048576${timeout} bucketsize 12\nSize in memory: 216\nReferences: 0\nNumber of entries: 0\n`;
+    })
+    .join('\n');
+}
+
+function fake(existing: string[] = [], listing = headers(existing)) {
   const calls: { binary: string; args: readonly string[]; input: string }[] = [];
   return {
     calls,
     exec: async (binary: string, args: readonly string[], input = '') => {
       calls.push({ binary, args, input });
-      if (binary === 'ipset' && args[0] === 'list') return existing.join('\n');
+      if (binary === 'ipset' && args[0] === 'list') return listing;
       if (args.includes('-C')) throw new Error('iptables: Bad rule');
       if (args.includes('-D')) throw new Error('iptables: Bad rule');
       return '';
@@ -133,7 +146,9 @@ describe('ipset action (tools faked)', () => {
       ban('198.51.100.7'),
     ]);
     expect(tools.calls[0]?.input).toBe('add pc-ipset-v4 198.51.100.7 timeout 60\n');
-    expect(errors[0]).toMatch(/4 target\(s\) refused/);
+    expect(errors[0]).toMatch(/3 target\(s\) refused/);
+    expect(errors[1]).toMatch(/1 network\(s\) refused: wider than \/8/);
+    expect(a.refused).toBe(4);
   });
 
   it('check re-creates what an admin removed and says so', async () => {
@@ -141,5 +156,123 @@ describe('ipset action (tools faked)', () => {
     const { a } = action(tools);
     expect(await a.check()).toBe(false);
     expect(tools.calls.some((c) => c.input.includes('create pc-ipset-v6'))).toBe(true);
+  });
+
+  it('refuses sets of its names that it did not make: nothing is created, filled or destroyed', async () => {
+    // An admin's plain hash:ip set (no timeouts) named like portcullis's.
+    const listing =
+      'Name: pc-ipset-v4\nType: hash:ip\nRevision: 6\nHeader: family inet hashsize 1024 maxelem 65536 bucketsize 12\n\n' +
+      'Name: pc-ipset-n4\nType: hash:ip\nRevision: 6\nHeader: family inet hashsize 1024 maxelem 65536 timeout 0\n';
+    const tools = fake([], listing);
+    const { a } = action(tools);
+    await expect(a.start()).rejects.toThrow(
+      /pc-ipset-v4 \(hash:ip\), pc-ipset-n4 \(hash:ip\) exist but were not made by portcullis/,
+    );
+    expect(tools.calls.map((c) => `${c.binary} ${c.args[0]}`)).toEqual(['ipset list']);
+    await expect(removeIpsetObjects(['pc-ipset'], tools.exec)).rejects.toThrow(/not made by portcullis/);
+    expect(tools.calls.filter((c) => c.input.includes('destroy') || c.args.includes('-X'))).toEqual([]);
+    // Its own sets (and a stray twin) are destroyed; an admin's other set is not named.
+    const own = fake(['pc-ipset-v4', 'pc-ipset-v6', 'pc-ipset-n4', 'pc-ipset-n6', 'pc-ipset-v4t', 'admin']);
+    await removeIpsetObjects(['pc-ipset'], own.exec);
+    expect(own.calls.find((c) => c.args[0] === 'restore')?.input).toBe(
+      'destroy pc-ipset-v4\ndestroy pc-ipset-v4t\ndestroy pc-ipset-v6\ndestroy pc-ipset-n4\ndestroy pc-ipset-n6\n',
+    );
+  });
+
+  /** A fake `ipset restore -exist` that keeps members and stops at the first add to a full set, as ipset does. */
+  function kernel(maxelem: number) {
+    const sets = new Map<string, Set<string>>();
+    const calls: string[] = [];
+    const exec = async (binary: string, args: readonly string[], input = '') => {
+      if (binary !== 'ipset' || args[0] !== 'restore') return '';
+      calls.push(input);
+      const lines = input.trim().split('\n');
+      for (const [i, line] of lines.entries()) {
+        const [op, set = '', target = ''] = line.split(' ');
+        if (op === 'create') sets.set(set, sets.get(set) ?? new Set());
+        else if (op === 'destroy') sets.delete(set);
+        else if (op === 'del') sets.get(set)?.delete(target);
+        else if (op === 'swap') {
+          const other = line.split(' ')[2] as string;
+          const x = sets.get(set) ?? new Set<string>();
+          sets.set(set, sets.get(other) ?? new Set());
+          sets.set(other, x);
+        } else if (op === 'add') {
+          const members = sets.get(set) ?? new Set<string>();
+          sets.set(set, members);
+          if (!members.has(target) && members.size >= maxelem)
+            throw new Error(
+              `ipset restore -exist: ipset v7.17: Error in line ${i + 1}: Hash is full, cannot add more elements`,
+            );
+          members.add(target);
+        }
+      }
+      return '';
+    };
+    return { sets, calls, exec };
+  }
+
+  it('a full set takes what fits: the rest is counted as overflow and warned about once, the batch never fails', async () => {
+    const k = kernel(1024);
+    const warnings: string[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      error() {},
+      warn: (_f: object, m?: string) => warnings.push(String(m)),
+    };
+    const config = resolveIpsetOptions('ipset', ipsetOptionsSchema.parse({ maxelem: 1024 }));
+    const a = createIpsetAction('ipset', config, { logger, clock, baseDir: null }, { exec: k.exec });
+    const v4 = Array.from({ length: 1100 }, (_, i) => ban(`198.51.${i >> 8}.${i & 255}`));
+    // v4 addresses overflow; the IPv6 address and the network after them are still added.
+    await a.apply([...v4, ban('2001:db8::1'), ban('10.0.0.0/8')]);
+    expect(k.sets.get('pc-ipset-v4')?.size).toBe(1024);
+    expect(k.sets.get('pc-ipset-v6')?.has('2001:db8::1')).toBe(true);
+    expect(k.sets.get('pc-ipset-n4')?.has('10.0.0.0/8')).toBe(true);
+    expect(a.overflow).toBe(76);
+    expect(warnings).toEqual([
+      expect.stringMatching(/76 ban\(s\) not added: a set of pc-ipset holds maxelem \(1024\)/),
+    ]);
+    // The same wave goes on: counted, not logged again; a revert behind it runs.
+    await a.apply([ban('203.0.113.1')]);
+    expect(a.overflow).toBe(77);
+    expect(warnings).toHaveLength(1);
+    await a.revert([ban('198.51.0.0'), ban('198.51.0.1')]);
+    expect(k.sets.get('pc-ipset-v4')?.size).toBe(1022);
+    await a.apply([ban('203.0.113.2')]);
+    expect(k.sets.get('pc-ipset-v4')?.has('203.0.113.2')).toBe(true);
+    // Room again: the next overflow is a new wave, warned about again.
+    await a.apply([ban('203.0.113.3'), ban('203.0.113.4')]);
+    expect(warnings).toHaveLength(2);
+  });
+
+  it('restore keeps at most maxelem per set and leaves no temporary set behind when it fails', async () => {
+    const k = kernel(1024);
+    const config = resolveIpsetOptions('ipset', ipsetOptionsSchema.parse({ maxelem: 1024 }));
+    const logger = { debug() {}, info() {}, error() {}, warn() {} };
+    const a = createIpsetAction('ipset', config, { logger, clock, baseDir: null }, { exec: k.exec });
+    await a.restore(Array.from({ length: 1100 }, (_, i) => ban(`198.51.${i >> 8}.${i & 255}`)));
+    expect(k.sets.get('pc-ipset-v4')?.size).toBe(1024);
+    expect(a.overflow).toBe(76);
+    expect([...k.sets.keys()].filter((name) => name.endsWith('t'))).toEqual([]);
+
+    const calls: string[] = [];
+    const failing = createIpsetAction(
+      'ipset',
+      config,
+      { logger, clock, baseDir: null },
+      {
+        exec: async (_binary, _args, input = '') => {
+          calls.push(input);
+          if (calls.length === 1)
+            throw new Error('ipset restore -exist: ipset v7.17: Error in line 9: Kernel error');
+          return '';
+        },
+      },
+    );
+    await expect(failing.restore([ban('192.0.2.1')])).rejects.toThrow(/Kernel error/);
+    expect(calls[1]).toBe(
+      'destroy pc-ipset-v4t\ndestroy pc-ipset-v6t\ndestroy pc-ipset-n4t\ndestroy pc-ipset-n6t\n',
+    );
   });
 });

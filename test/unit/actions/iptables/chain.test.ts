@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { chainScript, ensureChain, parentChain, ruleTails } from '../../../../src/actions/iptables/chain.js';
+import {
+  chainOwner,
+  chainScript,
+  ensureChain,
+  parentChain,
+  removeChain,
+  ruleTails,
+} from '../../../../src/actions/iptables/chain.js';
 import { iptablesOptionsSchema, resolveIptablesOptions } from '../../../../src/actions/iptables/options.js';
 import { resolveConfig } from '../../../../src/config/load.js';
 
@@ -45,9 +52,9 @@ describe('iptables rule builders', () => {
     ]);
   });
 
-  it('writes the chain in one transaction that declares (so flushes) it', () => {
+  it("writes the chain in one transaction that declares (so flushes) it, marked as portcullis's", () => {
     expect(chainScript('pc-x', [['-s', '192.0.2.1', '-j', 'DROP']])).toBe(
-      '*filter\n:pc-x - [0:0]\n-A pc-x -s 192.0.2.1 -j DROP\nCOMMIT\n',
+      '*filter\n:pc-x - [0:0]\n-A pc-x -m comment --comment portcullis\n-A pc-x -s 192.0.2.1 -j DROP\nCOMMIT\n',
     );
   });
 
@@ -80,5 +87,87 @@ describe('iptables rule builders', () => {
       /defaults\.actions\.0\.ipset\.maxelem: expected at least 1024/,
     );
     expect(load({ ipset: { bogus: 1 } })).toThrow(/unknown setting of the ipset action/);
+  });
+
+  it("refuses built-in chains, targets and other tools' names as chain_name or set_prefix, naming the key", () => {
+    const load = (action: unknown) => () =>
+      resolveConfig({ defaults: { actions: [action] }, jails: { sshd: {} } }, { name: 'p.yaml' });
+    for (const name of [
+      'INPUT',
+      'input',
+      'OUTPUT',
+      'FORWARD',
+      'PREROUTING',
+      'POSTROUTING',
+      'DOCKER-USER',
+      'DOCKER',
+      'ACCEPT',
+      'DROP',
+      'REJECT',
+      'RETURN',
+      'LOG',
+    ]) {
+      expect(load({ iptables: { chain_name: name } }), name).toThrow(
+        /p\.yaml: defaults\.actions\.0\.iptables\.chain_name: expected a chain name of portcullis's own: .* built-in chain or target/,
+      );
+      expect(load({ ipset: { set_prefix: name } }), name).toThrow(
+        /defaults\.actions\.0\.ipset\.set_prefix: expected a name prefix of portcullis's own/,
+      );
+    }
+    for (const name of [
+      'DOCKER-ISOLATION-STAGE-1',
+      'f2b-sshd',
+      'ufw-user-input',
+      'KUBE-SERVICES',
+      'cali-INPUT',
+      'docker-mine',
+    ]) {
+      expect(load({ iptables: { chain_name: name } }), name).toThrow(
+        /chain_name: .* starts with .* another firewall manager/,
+      );
+      expect(load({ ipset: { set_prefix: name } }), name).toThrow(/set_prefix: .* another firewall manager/);
+    }
+    expect(config({ chain_name: 'pc-sshd' }).chain).toBe('pc-sshd');
+    expect(config({ chain_name: 'MYBANS' }).chain).toBe('MYBANS');
+  });
+
+  it("tells its own chain (marked, or only rules it writes) from someone else's", () => {
+    expect(chainOwner(null, 'pc-x')).toBe('absent');
+    expect(chainOwner('-N pc-x\n', 'pc-x')).toBe('ours');
+    expect(
+      chainOwner(
+        '-N pc-x\n-A pc-x -m comment --comment portcullis\n-A pc-x -s 192.0.2.1/32 -j DROP\n',
+        'pc-x',
+      ),
+    ).toBe('ours');
+    // Written by a version before the mark: only source matches with DROP/REJECT.
+    expect(
+      chainOwner(
+        '-N pc-x\n-A pc-x -s 192.0.2.1/32 -p tcp -m multiport --dports 22 -j REJECT --reject-with tcp-reset\n-A pc-x -m set --match-set pc-x-v4 src -j DROP\n',
+        'pc-x',
+      ),
+    ).toBe('ours');
+    expect(chainOwner('-N pc-x\n-A pc-x -p tcp -m tcp --dport 8080 -j ACCEPT\n', 'pc-x')).toBe('foreign');
+    expect(chainOwner('-N pc-x\n-A pc-x -s 192.0.2.1/32 -j DROP\n-A pc-x -j LOG\n', 'pc-x')).toBe('foreign');
+    // A comment is not enough when it is someone else's.
+    expect(chainOwner('-N pc-x\n-A pc-x -m comment --comment other -j ACCEPT\n', 'pc-x')).toBe('foreign');
+  });
+
+  it('never rewrites, flushes or deletes a chain of its name that it did not make', async () => {
+    const calls: string[] = [];
+    const exec = async (binary: string, args: readonly string[]) => {
+      calls.push(`${binary} ${args.join(' ')}`);
+      if (args[1] === '-S' && args[2] === 'pc-x')
+        return '-N pc-x\n-A pc-x -p tcp -m tcp --dport 8080 -j ACCEPT\n';
+      return '';
+    };
+    const spec = config({ chain_name: 'pc-x' });
+    await expect(ensureChain(exec, 4, spec, [])).rejects.toThrow(
+      /chain pc-x exists and was not made by portcullis .*refusing to rewrite/,
+    );
+    await expect(removeChain(exec, 4, 'pc-x')).rejects.toThrow(/refusing to remove/);
+    // A built-in chain is refused before anything is asked of iptables.
+    await expect(removeChain(exec, 4, 'INPUT')).rejects.toThrow(/refusing to remove chain "INPUT"/);
+    expect(calls.every((c) => c.startsWith('iptables -w -S '))).toBe(true);
   });
 });
