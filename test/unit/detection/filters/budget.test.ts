@@ -11,7 +11,7 @@ import { HTTP_FIELDS } from '../../../../src/detection/filters/http/http-fields.
 import { re2BudgetProblem, re2Cost } from '../../../../src/detection/filters/re2-cache.js';
 import { event } from '../../../helpers/http-events.js';
 
-const PATHOLOGICAL = '[ab]*a[ab]{20}K';
+const PATHOLOGICAL = '[ab]*a[ab]{60}K';
 
 /** Every regex of the bundled HTTP rules. */
 function bundledPatterns(): string[] {
@@ -42,13 +42,11 @@ describe('regex budget', () => {
     expect(problems.map((p) => p.path)).toEqual([['user_agent']]);
   });
 
-  it('probes a pattern in a few milliseconds at most, once', () => {
-    const started = performance.now();
-    re2Cost('.*x.{20}Y');
-    expect(performance.now() - started).toBeLessThan(50); // budget 4 ms; margin for a busy CI
-    const again = performance.now();
-    re2Cost('.*x.{20}Y');
-    expect(performance.now() - again).toBeLessThan(1);
+  it('probes a pattern once: later calls answer the figure measured first', () => {
+    // A fresh probe is a new timing and never lands on the same nanosecond figure twice in a row.
+    const first = re2Cost('.*x.{20}Y');
+    for (let i = 0; i < 5; i++) expect(re2Cost('.*x.{20}Y')).toEqual(first);
+    expect(first.nsPerKiB).toBeGreaterThan(0);
   });
 });
 
