@@ -2,7 +2,8 @@
 //  1. decoding and tracking on synthetic packet mixes (SYN scan, established TCP, UDP with DNS
 //     replies, IPv6 on Linux cooked headers): packets/s of decode alone and of decode + tracker,
 //     median of ROUNDS rounds of PACKETS packets each; and the whole watcher (fake capture, real
-//     guard and jails) on the SYN-scan mix, where every packet is a probe and reports are made;
+//     guard and jails) on the SYN-scan mix, where every SYN the host refuses is a probe and
+//     reports are made;
 //  2. live capture (root only): a watcher on a veth in a network namespace, hping3 sending SYNs
 //     from the other end at increasing rates: packets/s captured and the kernel's drop counter
 //     (pcap_stats) per rate, so the sustained rate before drops shows. Skipped without root.
@@ -24,6 +25,7 @@ import {
   ipv4,
   ipv6,
   PSH,
+  RST,
   SYN,
   sll,
   tcp,
@@ -46,12 +48,13 @@ interface Mix {
 
 function mixes(): Mix[] {
   const scan: Buffer[] = [];
-  // 2 000 scanners x 64 ports: every packet is a new port for its source (a probe event).
+  // 2 000 scanners x 64 closed ports: each SYN and the host's RST|ACK refusing it (a probe event).
   for (let s = 0; s < 2_000; s++)
-    for (let port = 1; port <= 64; port++)
-      scan.push(
-        Buffer.from(ethernet(ETH_IPV4, ipv4(`10.1.${s >> 8}.${s & 255}`, HOST, 6, tcp(40_000, port, SYN)))),
-      );
+    for (let port = 1; port <= 64; port++) {
+      const scanner = `10.1.${s >> 8}.${s & 255}`;
+      scan.push(Buffer.from(ethernet(ETH_IPV4, ipv4(scanner, HOST, 6, tcp(40_000, port, SYN)))));
+      scan.push(Buffer.from(ethernet(ETH_IPV4, ipv4(HOST, scanner, 6, tcp(port, 40_000, RST | ACK)))));
+    }
   const established: Buffer[] = [];
   // 200 flows both ways: ACK/PSH data, no events (the common case on a busy host).
   for (let f = 0; f < 200; f++) {

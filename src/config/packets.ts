@@ -30,6 +30,8 @@ export const PACKET_DEFAULTS = {
   pollInterval: '10ms',
   maxSources: 16_384,
   maxPortsPerSource: 1_024,
+  /** Port entries over all clients (about 28 bytes each in V8: about 30 MB). */
+  maxPortEntries: 1_048_576,
   maxHalfOpen: 65_536,
   packetBatch: 100,
 } as const;
@@ -89,13 +91,13 @@ export const packetWatcherSchema = z.strictObject({
     .max(4096)
     .optional()
     .describe(`A BPF filter (tcpdump syntax), applied in the kernel. Default "${PACKET_DEFAULTS.filter}".`),
-  /** Addresses that are this host's: only packets to them are inbound and counted. Default the host's own (os.networkInterfaces()). */
+  /** Addresses that are this host's: only packets to them are inbound and counted. Default the host's own (os.networkInterfaces(), read again every 30 s). */
   local: z
     .array(z.string())
     .min(1)
     .optional()
     .describe(
-      "Addresses that are this host's: only packets sent to them are counted. Default every address of the host's interfaces, read at start.",
+      "Addresses that are this host's: only packets sent to them are counted. Default every address of the host's interfaces, read again every 30s.",
     ),
   /** Ports whose SYNs are `syn` events and whose handshakes are followed (`half-open`); ports or "a-b" ranges. Default every port. */
   ports: z
@@ -133,11 +135,14 @@ export const packetWatcherSchema = z.strictObject({
     .describe(
       `How often the kernel ring is read (adds to detection latency); 1ms to 1s. Default ${PACKET_DEFAULTS.pollInterval}.`,
     ),
-  /** Clients remembered at once (ports touched, packet counts); the least recently active are forgotten. 16 to 1048576. Default 16384. */
-  max_sources: count(16, 1_048_576)
+  /**
+   * Clients remembered at once (ports touched, packet counts); the least recently active are
+   * forgotten. About 350 bytes each, so the cap (131072) costs about 46 MB. 16 to 131072. Default 16384.
+   */
+  max_sources: count(16, 131_072)
     .optional()
     .describe(
-      `Clients remembered at once (ports, packet counts); the least recently active are forgotten first; 16 to 1048576. Default ${PACKET_DEFAULTS.maxSources}.`,
+      `Clients remembered at once (ports, packet counts; about 350 bytes each); the least recently active are forgotten first; 16 to 131072. Default ${PACKET_DEFAULTS.maxSources}.`,
     ),
   /** A packet event stands for this many packets of one client and protocol (within 10 s); 1 to 100000. Default 100. */
   packet_batch: count(1, 100_000)
@@ -170,7 +175,7 @@ export interface PacketWatcherConfig {
   readonly name: string;
   readonly interface: string;
   readonly filter: string;
-  /** Canonical addresses; `null`: the host's own, read when the watcher starts. */
+  /** Canonical addresses; `null`: the host's own, read at start and every 30 s after. */
   readonly local: readonly string[] | null;
   /** `[from, to]` ranges; `null`: every port. */
   readonly ports: readonly (readonly [number, number])[] | null;
@@ -181,6 +186,7 @@ export interface PacketWatcherConfig {
   readonly pollIntervalMs: number;
   readonly maxSources: number;
   readonly maxPortsPerSource: number;
+  readonly maxPortEntries: number;
   readonly maxHalfOpen: number;
   readonly packetBatch: number;
 }
@@ -226,6 +232,7 @@ export function resolvePacketWatchers(
       pollIntervalMs: parseDuration(o.poll_interval ?? PACKET_DEFAULTS.pollInterval),
       maxSources: o.max_sources ?? PACKET_DEFAULTS.maxSources,
       maxPortsPerSource: PACKET_DEFAULTS.maxPortsPerSource,
+      maxPortEntries: PACKET_DEFAULTS.maxPortEntries,
       maxHalfOpen: PACKET_DEFAULTS.maxHalfOpen,
       packetBatch: o.packet_batch ?? PACKET_DEFAULTS.packetBatch,
     });

@@ -161,6 +161,51 @@ const CASES: Case[] = [
       'Jul  1 03:00:03 box sshd[3303]: pam_unix(sshd:session): session closed for user bob',
     ],
   },
+  // <HOST> stops where fail2ban's does: `<HOST>:\d+` / `<HOST>(?::\d+)?` leave the port out.
+  {
+    filter: 'dropbear',
+    f2b: 'dropbear',
+    spec: 'fail2ban:dropbear',
+    lines: [
+      "Aug  2 10:00:01 router dropbear[5101]: Bad password attempt for 'root' from 198.51.100.91:40201",
+      "Aug  2 10:00:02 router dropbear[5102]: Login attempt for nonexistent user 'oracle' from 198.51.100.92:40202",
+      "Aug  2 10:00:03 router dropbear[5103]: Exit before auth (user 'admin', 3 fails): Max auth tries reached - user 'admin' from 198.51.100.93:40203",
+      "Aug  2 10:00:04 router dropbear[5104]: Password auth succeeded for 'root' from 198.51.100.94:40204",
+      'Aug  2 10:00:05 router dropbear[5105]: Child connection from 198.51.100.95:40205',
+    ],
+  },
+  {
+    filter: 'haproxy-http-auth',
+    f2b: 'haproxy-http-auth',
+    spec: 'fail2ban:haproxy-http-auth',
+    lines: [
+      'Aug  3 11:00:01 lb haproxy[6101]: 198.51.100.101:51001 [03/Aug/2024:11:00:01.120] www www/<NOSRV> -1/-1/-1/-1/0 401 248 - - PR-- 0/0/0/0/0 0/0 "GET /admin HTTP/1.1"',
+      'Aug  3 11:00:02 lb haproxy[6102]: 2001:db8::65:51002 [03/Aug/2024:11:00:02.120] www www/<NOSRV> -1/-1/-1/-1/0 401 248 - - PR-- 0/0/0/0/0 0/0 "GET /admin HTTP/1.1"',
+      'Aug  3 11:00:03 lb haproxy[6103]: 198.51.100.103:51003 [03/Aug/2024:11:00:03.120] www app/web1 0/0/0/3/3 200 1024 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1"',
+    ],
+  },
+  // The date is cut as fail2ban cuts it: `[date]` becomes `[]`, which these filters expect.
+  {
+    filter: 'nginx-botsearch',
+    f2b: 'nginx-botsearch',
+    spec: 'fail2ban:nginx-botsearch',
+    lines: [
+      '198.51.100.111 - - [04/Aug/2024:12:00:01 +0000] "GET /phpmyadmin/index.php HTTP/1.1" 404 153 "-" "Mozilla/5.0"',
+      '198.51.100.112 - - [04/Aug/2024:12:00:02 +0000] "POST /wp-login.php HTTP/1.1" 404 153 "-" "curl/8.0"',
+      '198.51.100.113 - - [04/Aug/2024:12:00:03 +0000] "GET /index.html HTTP/1.1" 200 612 "-" "Mozilla/5.0"',
+      '198.51.100.114 - - [04/Aug/2024:12:00:04 +0000] "GET /phpmyadmin/index.php HTTP/1.1" 200 612 "-" "Mozilla/5.0"',
+    ],
+  },
+  {
+    filter: 'nginx-bad-request',
+    f2b: 'nginx-bad-request',
+    spec: 'fail2ban:nginx-bad-request',
+    lines: [
+      '198.51.100.121 - - [04/Aug/2024:12:10:01 +0000] "" 400 0 "-" "-"',
+      '198.51.100.122 - root [04/Aug/2024:12:10:02 +0000] "\x16\x03\x01" 400 157 "-" "-"',
+      '198.51.100.123 - - [04/Aug/2024:12:10:03 +0000] "GET / HTTP/1.1" 200 612 "-" "Mozilla/5.0"',
+    ],
+  },
 ];
 
 /** Lines fail2ban-regex reports as failures, with the address it found: `ip|line`. */

@@ -200,3 +200,68 @@ describe('portcullis import fail2ban', () => {
     expect(readFileSync(out, 'utf8')).toBe(result.yaml);
   });
 });
+
+describe('portcullis import fail2ban: a bundled twin keeps what the jail asked for', () => {
+  const tree = mkdtempSync(join(tmpdir(), 'pc-f2b-twin-'));
+  afterAll(() => rmSync(tree, { recursive: true, force: true }));
+  mkdirSync(join(tree, 'filter.d'));
+  for (const name of ['common', 'sshd', 'apache-auth', 'apache-common'])
+    cpSync(`/etc/fail2ban/filter.d/${name}.conf`, join(tree, 'filter.d', `${name}.conf`));
+  writeFileSync(
+    join(tree, 'jail.conf'),
+    [
+      '[DEFAULT]',
+      'enabled = false',
+      '',
+      '[sshd]',
+      'enabled = true',
+      'backend = systemd',
+      'filter = sshd[mode=aggressive]',
+      '',
+      '[ssh-keys]',
+      'enabled = true',
+      'backend = systemd',
+      'filter = sshd[mode=nosuchmode, publickey=invalid]',
+      '',
+      '[apache-auth]',
+      'enabled = true',
+      'logpath = /var/log/apache2/error.log',
+      'filter = apache-auth[mode=aggressive]',
+      '',
+    ].join('\n'),
+  );
+  const result = importFail2ban(tree);
+  /** One jail's lines of the output. */
+  const jailText = (name: string) => {
+    const rest = result.yaml.slice(result.yaml.indexOf(`\n  ${name}:\n`) + 1);
+    const end = rest.slice(1).search(/\n {2}\S/);
+    return end === -1 ? rest : rest.slice(0, end + 1);
+  };
+
+  it("backend = systemd: the fail2ban filter's journalmatch, not the whole journal", () => {
+    // Debian's sshd.conf cannot run on RE2: the bundled sshd is used, and only sshd's entries are
+    // read (without the match, `logger -t sshd "Failed password for root from 198.51.100.9"`
+    // from any local user would ban an address of their choosing).
+    const sshd = jailText('sshd');
+    expect(sshd).toMatch(/ {4}filter: "sshd"/);
+    expect(sshd).toContain(
+      'source: {"command":["journalctl","-f","-o","json","_SYSTEMD_UNIT=sshd.service","+","_COMM=sshd"]}',
+    );
+    expect(result.notCarried.join('\n')).not.toContain('the whole journal is read');
+  });
+
+  it('carries the mode to the bundled filter, and warns about what it cannot carry', () => {
+    expect(jailText('sshd')).toMatch(/ {4}mode: "aggressive"/);
+    expect(jailText('apache-auth')).toMatch(/ {4}filter: "apache-auth"/);
+    const keys = jailText('ssh-keys');
+    expect(keys).not.toMatch(/ {4}mode:/);
+    const notes = result.notCarried.join('\n');
+    expect(notes).toMatch(/ssh-keys: WARNING filter sshd\[mode=nosuchmode\]: .* has no mode "nosuchmode"/);
+    expect(notes).toMatch(
+      /ssh-keys: WARNING filter sshd: the parameters publickey=invalid are not carried over/,
+    );
+    // The output loads, with the mode in force on the jail.
+    const config = parseConfigText(result.yaml, 'imported.yaml');
+    expect(config.jails.find((j) => j.name === 'sshd')?.mode).toBe('aggressive');
+  });
+});

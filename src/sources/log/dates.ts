@@ -43,7 +43,11 @@ export type { DateMatch, DateTemplate } from './date-template.js';
  */
 
 export interface DateDetectorOptions {
-  /** strftime-style pattern used instead of detection, e.g. `%Y-%m-%d %H:%M:%S`. */
+  /**
+   * strftime-style pattern used instead of detection, e.g. `%Y-%m-%d %H:%M:%S`. Several patterns,
+   * one a line, are alternatives (the earliest date in the line wins); a `{DEFAULT}` line is the
+   * built-in detection (what a fail2ban filter's datepattern list becomes).
+   */
   datepattern?: string | undefined;
   /** Zone of times written without one: `UTC`, `+0100`, `Europe/Berlin`. Default the host's zone. */
   logtimezone?: string | undefined;
@@ -62,6 +66,22 @@ export interface DateDetector {
 export function createDateDetector(options: DateDetectorOptions = {}): DateDetector {
   const zone = parseTimeZone(options.logtimezone);
   const now = options.now ?? Date.now;
+  if (options.datepattern?.includes('\n')) {
+    const finders = [...new Set(options.datepattern.split('\n').filter((line) => line !== ''))].map((line) =>
+      createDateDetector({ ...options, datepattern: line === '{DEFAULT}' ? undefined : line }),
+    );
+    return {
+      zone,
+      find(line) {
+        let best: DateMatch | null = null;
+        for (const finder of finders) {
+          const found = finder.find(line);
+          if (found !== null && (best === null || found.start < best.start)) best = found;
+        }
+        return best;
+      },
+    };
+  }
   if (options.datepattern !== undefined && options.datepattern !== '') {
     const template = compileDatePattern(options.datepattern);
     return { zone, find: (line) => template.find(line, zone, now) };
@@ -81,6 +101,7 @@ export function createDateDetector(options: DateDetectorOptions = {}): DateDetec
           // one could win, and dates are short: the text up to a little past this one's start.
           if (best.start === 0) return best;
           bestTemplate = last;
+          if (!earlierDateMayStart(line, best.start)) return best;
           if (line.length > best.start + LONGEST_DATE) text = line.slice(0, best.start + LONGEST_DATE);
         }
       }
@@ -121,6 +142,56 @@ export function stripDate(line: string, match: DateMatch): string {
 
 function isSpace(code: number): boolean {
   return code === 32 || code === 9;
+}
+
+/**
+ * What every built-in format's date starts with (a superset: `<1`, `@4`, `2026-11-25`, `25/Nov/2026`,
+ * `130324 `, ten digits, a day or month name and a blank). A date found at `start` can only lose to
+ * one starting earlier, whose first characters then occur before `start` (or at it, when the earlier
+ * date is that one in brackets): one scan instead of one regex per format (access logs put the
+ * date after the client's address, so every line would pay for all of them).
+ */
+const NAMES = new Set(['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun', ...MONTHS.split('|')]);
+const MONTH_NAMES = new Set(MONTHS.split('|'));
+
+function earlierDateMayStart(line: string, start: number): boolean {
+  // An earlier date in brackets has its first characters at `start` itself.
+  const last = start > 0 && line.charCodeAt(start - 1) === 91 /* [ */ ? start : start - 1;
+  for (let i = 0; i <= last; i++) if (dateMayStartAt(line, i)) return true;
+  return false;
+}
+
+function dateMayStartAt(line: string, i: number): boolean {
+  const c = line.charCodeAt(i);
+  if (c === 60 /* < */) return isDigit(line.charCodeAt(i + 1));
+  if (c === 64 /* @ */) return line.charCodeAt(i + 1) === 52; /* 4 */
+  if (c >= 65 && c <= 90) return line.charCodeAt(i + 3) === 32 && NAMES.has(line.slice(i, i + 3));
+  if (!isDigit(c)) return false;
+  let digits = 1;
+  while (digits < 10 && isDigit(line.charCodeAt(i + digits))) digits++;
+  if (digits >= 10) return true;
+  const after = line.charCodeAt(i + digits);
+  if (digits === 6 && after === 32) return true;
+  if (digits === 4 && isDash(after))
+    return (
+      isDigit(line.charCodeAt(i + 5)) &&
+      isDigit(line.charCodeAt(i + 6)) &&
+      isDash(line.charCodeAt(i + 7)) &&
+      isDigit(line.charCodeAt(i + 8)) &&
+      isDigit(line.charCodeAt(i + 9))
+    );
+  // dd/Mon/yyyy, dd-Mon-yyyy
+  if (digits === 2 && isDash(after))
+    return isDash(line.charCodeAt(i + 6)) && MONTH_NAMES.has(line.slice(i + 3, i + 6));
+  return false;
+}
+
+function isDigit(code: number): boolean {
+  return code >= 48 && code <= 57;
+}
+
+function isDash(code: number): boolean {
+  return code === 45 || code === 47; // - /
 }
 
 /** Longer than any built-in date with its brackets and the character after it. */

@@ -28,9 +28,18 @@ export interface NativeSession {
     onWarning: (message: string) => void,
     promiscuous: boolean,
   ): string;
-  /** Reads every packet ready (non-blocking): a count, 0, -1 on error, -2 once closed (released). */
+  /**
+   * Reads packets (non-blocking) one `pcap_dispatch(1)` at a time until the ring is empty, and
+   * returns the last call's result: 0 once the ring is empty (whether it read packets or not),
+   * -1 on error, -2 once closed (released). It does not return while packets arrive faster than
+   * they are handled.
+   */
   dispatch(buffer: Buffer, header: Buffer): number;
-  /** `pcap_breakloop`: the next `dispatch` that sees a packet releases the handle. */
+  /**
+   * `pcap_breakloop`, and nothing else: the binding has no way to call `pcap_close` directly (its
+   * destructor is empty). The next `dispatch` that sees a packet returns -2 having closed the
+   * handle; in non-blocking mode libpcap only checks the break flag with a packet in hand.
+   */
   close(): void;
   stats(): { ps_recv: number; ps_drop: number; ps_ifdrop: number };
 }
@@ -163,11 +172,16 @@ export interface CaptureOptions {
   where: string;
   /**
    * Called for every packet, synchronously: the frame is `buffer[0, caplen)` (overwritten by the
-   * next packet), `wireLength` its length on the wire.
+   * next packet), `wireLength` its length on the wire, `timeMs` the kernel's capture time (ms
+   * since the epoch, from the pcap header).
    */
-  onPacket: (buffer: Buffer, caplen: number, wireLength: number) => void;
-  /** Called after each poll with the packets it read (-1 on a read error). */
-  onPoll: (count: number) => void;
+  onPacket: (buffer: Buffer, caplen: number, wireLength: number, timeMs: number) => void;
+  /**
+   * Called after each poll with what the read returned: 0 once the ring is empty (not a count of
+   * packets: the binding returns its last `pcap_dispatch` result; count them in `onPacket`), -1
+   * on a read error.
+   */
+  onPoll: (result: number) => void;
   /** libpcap's warnings (`pcap_lookupnet` on an interface without IPv4, ...). */
   onWarning?: (message: string) => void;
 }
@@ -182,14 +196,14 @@ export interface CaptureStats {
   interfaceDropped: number;
 }
 
-/** Tries to release a closed handle this many times (one second apart) before leaving it to exit. */
-const RELEASE_ATTEMPTS = 120;
+/** A closed handle not yet released is read again after 1 s, then twice as long each time up to this. */
+const RELEASE_MAX_DELAY_MS = 60_000;
 
 /**
  * A running capture on one interface, read on a timer. `close()` is synchronous, idempotent and
  * leaves nothing that holds the event loop: libpcap releases a handle only inside a read that
- * sees a packet after the break, so a quiet interface gets an unref'd retry timer instead of a
- * hang at exit.
+ * sees a packet after the break, so a quiet interface gets an unref'd retry timer (1 s, doubling
+ * to 60 s, until it is released, however long that takes) instead of a hang at exit.
  */
 export class Capture {
   readonly linkType: number;
@@ -218,9 +232,15 @@ export class Capture {
         options.bufferSize,
         options.snapLength,
         '',
-        // caplen and len follow the two 32-bit halves of the timestamp (host byte order).
+        // The header: the timestamp's seconds and microseconds (low 32 bits each), caplen, len.
         () => {
-          if (!this.#closed) onPacket(buffer, header.readUInt32LE(8), header.readUInt32LE(12));
+          if (!this.#closed)
+            onPacket(
+              buffer,
+              header.readUInt32LE(8),
+              header.readUInt32LE(12),
+              header.readUInt32LE(0) * 1_000 + Math.floor(header.readUInt32LE(4) / 1_000),
+            );
         },
         false,
         options.pollIntervalMs,
@@ -235,7 +255,7 @@ export class Capture {
     this.#timer = setInterval(() => this.poll(), options.pollIntervalMs);
   }
 
-  /** Reads what the ring holds now; the count of packets (-1 on a read error). */
+  /** Reads what the ring holds now; what the read returned (0: ring emptied, -1: read error). */
   poll(): number {
     if (this.#closed) return 0;
     const count = this.#session.dispatch(this.#buffer, this.#header);
@@ -274,19 +294,21 @@ export class Capture {
     if (this.#released) return;
     this.#session.close();
     if (this.#tryRelease()) return;
-    let attempts = 0;
-    const retry = setInterval(() => {
-      if (this.#tryRelease() || ++attempts >= RELEASE_ATTEMPTS) clearInterval(retry);
-    }, 1_000);
-    retry.unref();
+    const retry = (delayMs: number) => {
+      const timer = setTimeout(() => {
+        if (!this.#tryRelease()) retry(Math.min(delayMs * 2, RELEASE_MAX_DELAY_MS));
+      }, delayMs);
+      timer.unref();
+    };
+    retry(1_000);
   }
 
   #tryRelease(): boolean {
     // After the break, a read that finds a packet returns -2 having closed the handle; packets
-    // it reads on the way go to a callback that ignores them (`#closed`).
-    const result = this.#session.dispatch(this.#buffer, this.#header);
-    if (result === -2 || result === -1) this.#released = result === -2;
-    return result === -2 || result === -1;
+    // it reads on the way go to a callback that ignores them (`#closed`). A read error (-1: the
+    // interface went away) releases nothing: keep trying, a packet may still come.
+    if (this.#session.dispatch(this.#buffer, this.#header) === -2) this.#released = true;
+    return this.#released;
   }
 }
 

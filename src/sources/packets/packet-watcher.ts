@@ -30,6 +30,8 @@ export interface PacketWatcherOptions {
   maxPendingReports?: number;
   /** After reads keep failing (the interface went away), how often it is opened again, ms. Default 5000. */
   reopenIntervalMs?: number;
+  /** Without `local:`, how often the host's addresses are read again, ms. Default 30000. */
+  localRefreshMs?: number;
 }
 
 /** Consecutive failed reads after which the capture is closed and opened again. */
@@ -99,6 +101,11 @@ export class PacketWatcher implements Source {
   #statsTimer: NodeJS.Timeout | undefined;
   #linkType = -1;
   #now = 0;
+  /** The capture time of the first packet of the current read (-1: none yet), and the clock then. */
+  #readStartTs = -1;
+  #readStartMs = 0;
+  #lastSweepMs = 0;
+  #localTimer: NodeJS.Timeout | undefined;
   #pending = 0;
   #drained: (() => void) | undefined;
   #lastDropped = 0;
@@ -115,7 +122,7 @@ export class PacketWatcher implements Source {
     this.#config = config;
     this.#options = options;
     this.name = `packets:${config.name}`;
-    const local = localAddresses(config.local ?? (options.hostAddresses ?? hostAddresses)());
+    const local = localAddresses(config.local ?? this.#hostAddresses());
     this.#tracker = new PacketTracker({
       local,
       watchedPorts: portTable(config.ports),
@@ -123,6 +130,7 @@ export class PacketWatcher implements Source {
       scanWindowMs: config.scanWindowMs,
       maxSources: config.maxSources,
       maxPortsPerSource: config.maxPortsPerSource,
+      maxPortEntries: config.maxPortEntries,
       maxHalfOpen: config.maxHalfOpen,
       packetBatch: config.packetBatch,
       emit: (event) => this.#judge(event),
@@ -136,6 +144,10 @@ export class PacketWatcher implements Source {
       tracker: this.#tracker.stats(),
       reports: { sent: 0, dropped: 0, alreadyBanned: 0, bans: 0, errors: 0 },
     };
+  }
+
+  #hostAddresses(): readonly string[] {
+    return (this.#options.hostAddresses ?? hostAddresses)();
   }
 
   /** The configuration this watcher runs. */
@@ -186,6 +198,17 @@ export class PacketWatcher implements Source {
     }
     this.#statsTimer = setInterval(() => this.#readKernelStats(), this.#options.statsIntervalMs ?? 5_000);
     this.#statsTimer.unref();
+    // Without `local:`, addresses added later (DHCP, a new IPv6 prefix) must count as the host's.
+    if (this.#config.local === null) {
+      this.#localTimer = setInterval(() => {
+        try {
+          this.#tracker.setLocal(localAddresses(this.#hostAddresses()));
+        } catch (error) {
+          this.#context.reportError(error as Error);
+        }
+      }, this.#options.localRefreshMs ?? 30_000);
+      this.#localTimer.unref();
+    }
     this.#context.logger.info(
       {
         event: 'packets-started',
@@ -208,8 +231,8 @@ export class PacketWatcher implements Source {
       snapLength: this.#config.snaplen,
       pollIntervalMs: this.#config.pollIntervalMs,
       where: `packets.${this.#config.name}`,
-      onPacket: (buffer, caplen) => this.#onPacket(buffer, caplen),
-      onPoll: (count) => this.#onPoll(count),
+      onPacket: (buffer, caplen, _wire, timeMs) => this.#onPacket(buffer, caplen, timeMs),
+      onPoll: (result) => this.#onPoll(result),
       onWarning: (message) =>
         this.#context.logger.debug(
           { event: 'packets-warning', watcher: this.#config.name, message },
@@ -255,6 +278,8 @@ export class PacketWatcher implements Source {
     this.#stats.state = 'closed';
     clearInterval(this.#statsTimer);
     this.#statsTimer = undefined;
+    clearInterval(this.#localTimer);
+    this.#localTimer = undefined;
     clearInterval(this.#reopenTimer);
     this.#reopenTimer = undefined;
     if (this.#capture !== undefined) {
@@ -316,9 +341,23 @@ export class PacketWatcher implements Source {
     return out;
   }
 
-  #onPacket(buffer: Buffer, caplen: number): void {
+  #onPacket(buffer: Buffer, caplen: number, timeMs: number): void {
     // This runs inside libpcap's callback: a throw here would be fatal to the process.
     try {
+      // One read can last long (the binding reads until the ring is empty, so a flood keeps it
+      // going): the time moves with the packets' capture times, from the clock at the read's
+      // first packet, and handshakes time out on the way.
+      if (this.#readStartTs < 0) {
+        this.#readStartTs = timeMs;
+        this.#readStartMs = this.#context.clock.now();
+        this.#now = this.#readStartMs;
+      } else if (timeMs > this.#readStartTs) {
+        this.#now = this.#readStartMs + (timeMs - this.#readStartTs);
+        if (this.#now - this.#lastSweepMs >= this.#config.pollIntervalMs) {
+          this.#lastSweepMs = this.#now;
+          this.#tracker.sweep(this.#now);
+        }
+      }
       const stats = this.#stats.packets;
       stats.seen++;
       const status: DecodeStatus = decodePacket(buffer, caplen, this.#linkType, this.#decoded);
@@ -345,9 +384,10 @@ export class PacketWatcher implements Source {
     }
   }
 
-  #onPoll(count: number): void {
+  #onPoll(result: number): void {
     this.#now = this.#context.clock.now();
-    if (count < 0) {
+    this.#readStartTs = -1;
+    if (result < 0) {
       if (!this.#readError) {
         this.#readError = true;
         this.#stats.state = 'degraded';
@@ -361,6 +401,7 @@ export class PacketWatcher implements Source {
       return;
     }
     if (this.#readError) this.#recovered();
+    this.#lastSweepMs = this.#now;
     this.#tracker.sweep(this.#now);
   }
 

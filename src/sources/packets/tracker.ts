@@ -25,6 +25,11 @@ export interface PacketTrackerOptions {
   maxSources?: number;
   /** Ports remembered per client; the oldest forgotten first. Default 1024. */
   maxPortsPerSource?: number;
+  /**
+   * Port entries remembered over all clients (about 80 bytes each, see README); past it the least
+   * recently active clients are forgotten first. Default 1048576 (about 80 MB).
+   */
+  maxPortEntries?: number;
   /** Handshakes followed at once; the oldest dropped first (counted, not reported). Default 65536. */
   maxHalfOpen?: number;
   /** Outbound UDP flows remembered (so their replies are not probes). Default 65536. */
@@ -58,6 +63,8 @@ interface HalfOpen {
   dst: Key;
   dport: number;
   flags: number;
+  /** A watched port: its end is a `half-open` event; on any port it may be a probe. */
+  watched: boolean;
 }
 
 export interface PacketTrackerStats {
@@ -68,6 +75,8 @@ export interface PacketTrackerStats {
   tracked: { halfOpen: number; sources: number; flows: number };
   /** Entries dropped to stay within the caps (a flood of spoofed sources shows here). */
   evicted: { halfOpen: number; sources: number; flows: number; ports: number };
+  /** Port entries remembered over all clients (bounded by `maxPortEntries`). */
+  portEntries: number;
 }
 
 const PROTOS: readonly PacketProto[] = ['tcp', 'udp', 'icmp'];
@@ -82,21 +91,29 @@ const { FIN, SYN, RST, PSH, ACK, URG } = TcpFlag;
  * - `half-open`: such a SYN whose handshake the client did not complete with an ACK within
  *   `handshakeTimeoutMs` (`ended: timeout`), or that the client reset instead (`ended: reset`,
  *   as a SYN scan does after the SYN-ACK). A handshake the host refused (its RST) is not one.
- * - `probe`: a port the client had not touched within `scanWindowMs`, by a SYN (nmap `-sS`,
- *   `-sT`), a TCP packet without SYN, ACK or RST (`-sN`, `-sF`, `-sX`) or a UDP datagram that is
- *   not a reply to one the host sent (`-sU`); `ports` is the distinct ports touched in the window.
- * - `packet`: every `packetBatch` inbound packets of one client and protocol within 10 s.
+ * - `probe`: a port the client had not touched within `scanWindowMs`, by a SYN whose handshake
+ *   did not complete (the host refused it with a RST: a closed port, counted at once; the client
+ *   reset it after the SYN-ACK, as `-sS` does: at once; or no ACK within `handshakeTimeoutMs`: a
+ *   filtered port), a TCP packet without SYN, ACK or RST (`-sN`, `-sF`, `-sX`) or a UDP datagram
+ *   that is not a reply to one the host sent (`-sU`); `ports` is the distinct ports touched in
+ *   the window. A completed connection (passive FTP data connections, a browser) is no probe.
+ * - `packet`: every `packetBatch` inbound packets of one client and protocol within 10 s; UDP
+ *   datagrams of a flow the host started (replies to its DNS queries, a QUIC download) are not
+ *   counted.
  *
  * Inbound means "to a local address from another one" (loopback traffic, local to local, counts as
  * inbound); outbound packets only feed the handshake and UDP-reply tables.
  */
 export class PacketTracker {
-  readonly #local: LocalAddresses;
+  #local: LocalAddresses;
   readonly #watched: Uint8Array | null;
   readonly #handshakeMs: number;
   readonly #windowMs: number;
   readonly #maxSources: number;
   readonly #maxPorts: number;
+  readonly #maxPortEntries: number;
+  /** Port entries over every client's `ports`. */
+  #portEntries = 0;
   readonly #maxHalfOpen: number;
   readonly #maxFlows: number;
   readonly #batch: number;
@@ -112,6 +129,7 @@ export class PacketTracker {
     events: { syn: 0, 'half-open': 0, probe: 0, packet: 0 },
     tracked: { halfOpen: 0, sources: 0, flows: 0 },
     evicted: { halfOpen: 0, sources: 0, flows: 0, ports: 0 },
+    portEntries: 0,
   };
 
   constructor(options: PacketTrackerOptions) {
@@ -121,6 +139,7 @@ export class PacketTracker {
     this.#windowMs = options.scanWindowMs ?? 60_000;
     this.#maxSources = options.maxSources ?? 16_384;
     this.#maxPorts = options.maxPortsPerSource ?? 1_024;
+    this.#maxPortEntries = options.maxPortEntries ?? 1_048_576;
     this.#maxHalfOpen = options.maxHalfOpen ?? 65_536;
     this.#maxFlows = options.maxFlows ?? 65_536;
     this.#batch = options.packetBatch ?? 100;
@@ -150,12 +169,17 @@ export class PacketTracker {
     return 'in';
   }
 
+  /** The addresses that are this host's, replaced (the host's interfaces changed). */
+  setLocal(local: LocalAddresses): void {
+    this.#local = local;
+  }
+
   /** Reports the handshakes that timed out and forgets expired UDP flows. Call it now and then. */
   sweep(nowMs: number): void {
     for (const [key, entry] of this.#halfOpen) {
       if (nowMs - entry.timeMs < this.#handshakeMs) break;
       this.#halfOpen.delete(key);
-      this.#emitHalfOpen(entry, 'timeout');
+      this.#unanswered(entry, 'timeout', nowMs);
     }
     for (const [key, time] of this.#flows) {
       if (nowMs - time < this.#windowMs) break;
@@ -168,6 +192,7 @@ export class PacketTracker {
     s.tracked.halfOpen = this.#halfOpen.size;
     s.tracked.sources = this.#sources.size;
     s.tracked.flows = this.#flows.size;
+    s.portEntries = this.#portEntries;
     return s;
   }
 
@@ -176,6 +201,7 @@ export class PacketTracker {
     this.#sources.clear();
     this.#halfOpen.clear();
     this.#flows.clear();
+    this.#portEntries = 0;
   }
 
   #outbound(p: DecodedPacket, dst: Key, nowMs: number): void {
@@ -189,15 +215,22 @@ export class PacketTracker {
       return;
     }
     if (p.proto !== IpProto.TCP || p.dport < 0 || this.#halfOpen.size === 0) return;
-    // The host refusing a handshake (RST to the client's SYN) ends it: a closed port, not half-open.
+    // The host refusing a handshake (RST to the client's SYN) ends it: a closed port, not
+    // half-open, but a probe at once (nmap -sS and -sT against a closed port).
     if ((p.flags & RST) !== 0) {
       const key = halfOpenKey(dst, p.dport);
       const entry = this.#halfOpen.get(key);
-      if (entry !== undefined && entry.dport === p.sport && entry.src === dst) this.#halfOpen.delete(key);
+      if (entry !== undefined && entry.dport === p.sport && entry.src === dst) {
+        this.#halfOpen.delete(key);
+        this.#handshakeProbe(entry, nowMs);
+      }
     }
   }
 
   #inbound(p: DecodedPacket, src: Key, dst: Key, nowMs: number): void {
+    // A datagram of a flow the host started (a reply to its DNS query, a QUIC download) is
+    // neither a probe nor counted towards a flood: the host asked for it.
+    if (p.proto === IpProto.UDP && p.dport >= 0 && this.#flows.has(`${src}|${p.sport}|${p.dport}`)) return;
     const state = this.#source(src, nowMs);
     const slot =
       p.proto === IpProto.TCP
@@ -213,7 +246,8 @@ export class PacketTracker {
       const flags = p.flags;
       if ((flags & SYN) !== 0) {
         if ((flags & ACK) !== 0) return; // a SYN-ACK: the answer to a connection the host opened
-        if (this.#watched === null || this.#watched[p.dport] === 1) {
+        const watched = this.#watched === null || this.#watched[p.dport] === 1;
+        if (watched) {
           this.#event({
             event: 'syn',
             ip: text(src),
@@ -223,17 +257,17 @@ export class PacketTracker {
             dport: p.dport,
             flags,
           });
-          this.#followHandshake(p, src, dst, nowMs);
         }
-        this.#probe(state, 0, p, src, dst, 'syn', nowMs);
+        // Whether it is a probe is known when the handshake ends: refused, reset or unanswered.
+        this.#followHandshake(p, src, dst, nowMs, watched);
         return;
       }
       if ((flags & ACK) !== 0) {
-        if (this.#halfOpen.size > 0) this.#completed(src, p, false);
+        if (this.#halfOpen.size > 0) this.#completed(src, p, false, nowMs);
         return;
       }
       if ((flags & RST) !== 0) {
-        if (this.#halfOpen.size > 0) this.#completed(src, p, true);
+        if (this.#halfOpen.size > 0) this.#completed(src, p, true, nowMs);
         return;
       }
       // No SYN, ACK or RST: no connection sends this. nmap's NULL, FIN and Xmas scans do.
@@ -245,23 +279,17 @@ export class PacketTracker {
             : (flags & (FIN | PSH | URG)) === (FIN | PSH | URG)
               ? 'xmas'
               : 'other';
-      this.#probe(state, 0, p, src, dst, kind, nowMs);
+      this.#probe(state, 0, src, dst, p.sport, p.dport, flags, kind, nowMs);
       return;
     }
-    if (slot === 1) {
-      if (this.#flows.has(`${src}|${p.sport}|${p.dport}`)) return; // a reply to the host's own datagram
-      this.#probe(state, 1, p, src, dst, 'udp', nowMs);
-    }
+    if (slot === 1) this.#probe(state, 1, src, dst, p.sport, p.dport, undefined, 'udp', nowMs);
   }
 
   /** The client's state, created (the least recently active client forgotten at the cap) or refreshed. */
   #source(src: Key, nowMs: number): SourceState {
     let state = this.#sources.get(src);
     if (state === undefined) {
-      if (this.#sources.size >= this.#maxSources) {
-        this.#sources.delete(this.#sources.keys().next().value as Key);
-        this.#stats.evicted.sources++;
-      }
+      if (this.#sources.size >= this.#maxSources) this.#evictOldestSource();
       state = { ports: null, counts: [0, 0, 0], countStart: nowMs, touched: nowMs };
       this.#sources.set(src, state);
     } else if (nowMs - state.touched >= REFRESH_MS) {
@@ -295,12 +323,22 @@ export class PacketTracker {
     });
   }
 
+  /** Forgets the least recently active client (and its port entries). */
+  #evictOldestSource(): void {
+    const oldest = this.#sources.entries().next().value as [Key, SourceState];
+    this.#sources.delete(oldest[0]);
+    this.#portEntries -= oldest[1].ports?.size ?? 0;
+    this.#stats.evicted.sources++;
+  }
+
   #probe(
     state: SourceState,
     slot: number,
-    p: DecodedPacket,
     src: Key,
     dst: Key,
+    sport: number,
+    dport: number,
+    flags: number | undefined,
     scan: ScanKind,
     nowMs: number,
   ): void {
@@ -312,45 +350,78 @@ export class PacketTracker {
     for (const [port, time] of ports) {
       if (nowMs - time < this.#windowMs) break;
       ports.delete(port);
+      this.#portEntries--;
     }
-    const key = (slot << 16) | p.dport;
+    const key = (slot << 16) | dport;
     const seen = ports.delete(key);
     ports.set(key, nowMs);
     if (seen) return;
+    this.#portEntries++;
     if (ports.size > this.#maxPorts) {
       ports.delete(ports.keys().next().value as number);
+      this.#portEntries--;
       this.#stats.evicted.ports++;
+    }
+    const distinct = ports.size;
+    // The global budget: the least recently active clients go first, this one's oldest ports last.
+    while (this.#portEntries > this.#maxPortEntries) {
+      const oldest = this.#sources.values().next().value as SourceState;
+      if (oldest === state) {
+        ports.delete(ports.keys().next().value as number);
+        this.#portEntries--;
+        this.#stats.evicted.ports++;
+      } else this.#evictOldestSource();
     }
     this.#event({
       event: 'probe',
       ip: text(src),
       local: text(dst),
       proto: PROTOS[slot] as PacketProto,
-      sport: p.sport,
-      dport: p.dport,
-      flags: slot === 0 ? p.flags : undefined,
+      sport,
+      dport,
+      flags,
       scan,
-      ports: ports.size,
+      ports: distinct,
     });
   }
 
-  #followHandshake(p: DecodedPacket, src: Key, dst: Key, nowMs: number): void {
+  #followHandshake(p: DecodedPacket, src: Key, dst: Key, nowMs: number, watched: boolean): void {
     const key = halfOpenKey(src, p.sport);
     if (this.#halfOpen.has(key)) return; // a retransmission: the first SYN's clock keeps running
     if (this.#halfOpen.size >= this.#maxHalfOpen) {
       this.#halfOpen.delete(this.#halfOpen.keys().next().value as Key);
       this.#stats.evicted.halfOpen++;
     }
-    this.#halfOpen.set(key, { timeMs: nowMs, src, sport: p.sport, dst, dport: p.dport, flags: p.flags });
+    this.#halfOpen.set(key, {
+      timeMs: nowMs,
+      src,
+      sport: p.sport,
+      dst,
+      dport: p.dport,
+      flags: p.flags,
+      watched,
+    });
   }
 
   /** The client's ACK (completed) or RST (abandoned) for a handshake being followed. */
-  #completed(src: Key, p: DecodedPacket, reset: boolean): void {
+  #completed(src: Key, p: DecodedPacket, reset: boolean, nowMs: number): void {
     const key = halfOpenKey(src, p.sport);
     const entry = this.#halfOpen.get(key);
     if (entry === undefined || entry.dport !== p.dport) return;
     this.#halfOpen.delete(key);
-    if (reset) this.#emitHalfOpen(entry, 'reset');
+    if (reset) this.#unanswered(entry, 'reset', nowMs);
+  }
+
+  /** A handshake the client did not complete: a probe of its port, and `half-open` on a watched one. */
+  #unanswered(entry: HalfOpen, ended: 'timeout' | 'reset', nowMs: number): void {
+    if (entry.watched) this.#emitHalfOpen(entry, ended);
+    this.#handshakeProbe(entry, nowMs);
+  }
+
+  /** The port of a SYN whose handshake did not complete, as a probe. */
+  #handshakeProbe(entry: HalfOpen, nowMs: number): void {
+    const state = this.#source(entry.src, nowMs);
+    this.#probe(state, 0, entry.src, entry.dst, entry.sport, entry.dport, entry.flags, 'syn', nowMs);
   }
 
   #emitHalfOpen(entry: HalfOpen, ended: 'timeout' | 'reset'): void {

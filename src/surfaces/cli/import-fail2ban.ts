@@ -11,8 +11,15 @@ import {
 } from '../../detection/filters/fail2ban/config-set.js';
 import { translateDatePattern } from '../../detection/filters/fail2ban/date-pattern.js';
 import { fail2banDir } from '../../detection/filters/fail2ban/filter-file.js';
-import { loadFail2banReference, parseFilterOption } from '../../detection/filters/fail2ban/reference.js';
-import { bundledLogFilters } from '../../detection/filters/regex/filter-definition.js';
+import {
+  loadFail2banJournalmatch,
+  loadFail2banReference,
+  parseFilterOption,
+} from '../../detection/filters/fail2ban/reference.js';
+import {
+  bundledLogFilters,
+  resolveFilterDefinition,
+} from '../../detection/filters/regex/filter-definition.js';
 import { loadLogFilter } from '../../detection/filters/regex/log-filter.js';
 
 /**
@@ -126,7 +133,10 @@ function importJail(name: string, get: (key: string) => string | undefined, ctx:
     const matches = own !== undefined && own.trim() !== '' ? journalWords(own) : filter.journalmatch;
     const argv = ['journalctl', '-f', '-o', 'json', ...matches];
     put('source', { command: argv }, "backend = systemd: the journal, with the filter's journalmatch");
-    if (matches.length === 0) notes.push('backend = systemd but no journalmatch: the whole journal is read');
+    if (matches.length === 0)
+      notes.push(
+        'WARNING backend = systemd but no journalmatch: the whole journal is read, so any local user can write lines the filter matches (logger -t NAME); add journalmatch to the jail',
+      );
   } else {
     const paths = (get('logpath') ?? '')
       .split('\n')
@@ -139,6 +149,7 @@ function importJail(name: string, get: (key: string) => string | undefined, ctx:
     } else put('source', { log: paths });
   }
   put('filter', filter.spec, filter.comment);
+  if (filter.mode !== undefined) put('mode', filter.mode, "fail2ban's filter mode, on the bundled filter");
 
   const maxretry = get('maxretry');
   if (maxretry !== undefined) {
@@ -189,6 +200,8 @@ function importJail(name: string, get: (key: string) => string | undefined, ctx:
 interface FilterChoice {
   spec: unknown;
   comment?: string;
+  /** The jail's `mode:` (a bundled filter's mode, from fail2ban's `filter = name[mode=...]`). */
+  mode?: string;
   journalmatch: string[];
   disabled: boolean;
 }
@@ -231,7 +244,7 @@ function chooseFilter(
     for (const note of read.notes) ctx.notes.push(`filter ${filterName}: ${note}`);
     return {
       spec: short(),
-      journalmatch: read.journalmatch.flatMap((m, i) => (i === 0 ? m : ['+', ...m])),
+      journalmatch: flatJournalmatch(read.journalmatch),
       disabled: false,
     };
   } catch (error) {
@@ -240,17 +253,40 @@ function chooseFilter(
   }
   const twin = bundledLogFilters().includes(filterName);
   const reason = firstProblem.replace(/^.*?cannot run on RE2: /, '');
+  // The filter's journalmatch holds even when its regexes cannot run: without it the whole
+  // journal is read, and any local user can write "sshd" lines into it (logger -t sshd).
+  let journalmatch: string[] = [];
+  try {
+    journalmatch = flatJournalmatch(loadFail2banJournalmatch(base, { where: `jails.${jail}.filter` }));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+  }
   if (twin) {
     // Leaving out some of fail2ban's failregexes (sshd's "Failed password") would miss attacks.
     ctx.notes.push(
       `filter ${filterName}: fail2ban's cannot run on RE2 (${reason}); portcullis's bundled ${filterName} is used`,
     );
-    return {
+    const choice: FilterChoice = {
       spec: filterName,
       comment: `portcullis's bundled ${filterName}; fail2ban's own would be { fail2ban: ${filterName}, unsupported: skip }`,
-      journalmatch: [],
+      journalmatch,
       disabled: false,
     };
+    const { mode, ...others } = params;
+    if (mode !== undefined) {
+      const modes = resolveFilterDefinition(filterName, undefined).modes;
+      if (modes.includes(mode)) choice.mode = mode;
+      else
+        ctx.notes.push(
+          `WARNING filter ${filterName}[mode=${mode}]: portcullis's bundled ${filterName} has no mode ${JSON.stringify(mode)} (${modes.length === 0 ? 'it has no modes' : `modes: ${modes.join(', ')}`}); it runs in its default mode: check that it catches what you expect`,
+        );
+    }
+    const other = Object.entries(others).filter(([k]) => k !== 'logtype');
+    if (other.length > 0)
+      ctx.notes.push(
+        `WARNING filter ${filterName}: the parameters ${other.map(([k, v]) => `${k}=${v}`).join(', ')} are not carried over (portcullis's bundled ${filterName} takes none): check that it catches what you expect`,
+      );
+    return choice;
   }
   try {
     const skip = { ...base, unsupported: 'skip' };
@@ -259,14 +295,19 @@ function chooseFilter(
     return {
       spec: skip,
       comment: `${read.refused.length} failregex(es) RE2 cannot run are left out; see the notes at the top`,
-      journalmatch: read.journalmatch.flatMap((m, i) => (i === 0 ? m : ['+', ...m])),
+      journalmatch: flatJournalmatch(read.journalmatch),
       disabled: false,
     };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
   }
   ctx.notes.push(`filter ${filterName}: cannot run on RE2: ${reason}`);
-  return { spec: base, journalmatch: [], disabled: true };
+  return { spec: base, journalmatch, disabled: true };
+}
+
+/** journalmatch lines as one journalctl argument list (`+` between lines: "or"). */
+function flatJournalmatch(lines: readonly (readonly string[])[]): string[] {
+  return lines.flatMap((m, i) => (i === 0 ? [...m] : ['+', ...m]));
 }
 
 function importIncrement(

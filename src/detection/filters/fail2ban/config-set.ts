@@ -50,7 +50,10 @@ export class Fail2banConfig {
       for (const [key, value] of options) {
         const before = existing.get(key);
         if (before !== undefined) known.set(key, before);
-        existing.set(key, value);
+        // `%(known/key)s` and `<known/key>` are the value this one overrides, which may itself
+        // say `%(known/key)s` (filter.d/x.local, then x.d/y.local): resolved here, one link of
+        // the chain per override, so no value refers to itself.
+        existing.set(key, before === undefined ? value : withKnown(value, key, before));
       }
       this.sections.set(`KNOWN/${name}`, known);
     }
@@ -140,6 +143,10 @@ export class Fail2banConfig {
           `${section}/${option}: %(${ref[1]})s refers to an option that is not set`,
         );
       out += this.#interpolate(section, name, target, vars, depth + 1);
+      if (out.length > MAX_EXPANDED)
+        throw new ExpansionLimitError(
+          `${section}/${option}: %(...)s references expand to more than ${MAX_EXPANDED / 1024} KiB (values that repeat each other grow exponentially)`,
+        );
       i = at + ref[0].length;
     }
     return out;
@@ -148,6 +155,12 @@ export class Fail2banConfig {
 
 /** Thrown when a value cannot be interpolated. */
 export class InterpolationError extends Error {}
+
+/** A value whose interpolation grows past {@link MAX_EXPANDED} characters: never a usable filter. */
+export class ExpansionLimitError extends InterpolationError {}
+
+/** The longest value `%(x)s` and `<x>` interpolation may build: 64 KiB. */
+export const MAX_EXPANDED = 64 * 1024;
 
 const EMPTY: ReadonlyMap<string, string> = new Map();
 
@@ -236,4 +249,10 @@ export function configFilesOf(dir: string, name: string): string[] {
 /** `sshd` from `/etc/fail2ban/filter.d/sshd.conf`. */
 export function configName(path: string): string {
   return basename(path).replace(/\.(conf|local)$/, '');
+}
+
+/** `value` with its references to the overridden value of `key` replaced by `before`. */
+function withKnown(value: string, key: string, before: string): string {
+  const escaped = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return value.replace(new RegExp(`%\\(known/${escaped}\\)s|<known/${escaped}>`, 'gi'), () => before);
 }

@@ -4,10 +4,11 @@
  *
  * fail2ban's patterns are regexes with `%` directives; ours are literal text with directives. A
  * pattern that is literal text around directives is carried over (`%Ex*` directives become their
- * plain forms, `\[` becomes `[`). Anything else — regex syntax around the date, `{DATE}`, several
- * patterns, `Epoch`, `TAI64N` — falls back to detection, which knows the common formats (syslog,
- * ISO 8601, epoch at the line start, Apache, nginx, ...). Dates only decide a line's time (and so
- * findtime); what matches is decided by the regexes.
+ * plain forms, `\[` becomes `[`). Anything else — regex syntax around the date, `{DATE}`,
+ * `Epoch`, `TAI64N` — falls back to detection, which knows the common formats (syslog, ISO 8601,
+ * epoch at the line start, Apache, nginx, ...). Several patterns (one a line) stay alternatives,
+ * one a line of the result, detection (`{DEFAULT}`) standing for those that fall back. Dates
+ * only decide a line's time (and so findtime); what matches is decided by the regexes.
  */
 export interface DatePatternTranslation {
   /** For the date code; `undefined`: detection. */
@@ -25,11 +26,23 @@ export function translateDatePattern(value: string | undefined): DatePatternTran
     .map((line) => line.trim())
     .filter((line) => line !== '');
   if (lines.length === 0) return { pattern: undefined };
-  if (lines.length > 1)
+  if (lines.length > 1) {
+    // Alternatives: each carried over, or the built-in detection in its place.
+    const parts = lines.map((line) => translateDatePattern(line));
+    if (parts.some((part) => part.pattern === '{NONE}'))
+      return {
+        pattern: undefined,
+        note: `datepattern lists ${lines.length} patterns, one of them {NONE}: dates are detected instead, and lines without one are missed`,
+      };
+    const patterns = [...new Set(parts.map((part) => part.pattern ?? '{DEFAULT}'))];
+    const notes = parts.flatMap((part) => (part.note === undefined ? [] : [part.note]));
+    if (patterns.every((pattern) => pattern === '{DEFAULT}'))
+      return notes.length === 0 ? { pattern: undefined } : { pattern: undefined, note: notes.join('; ') };
     return {
-      pattern: undefined,
-      note: `datepattern lists ${lines.length} patterns: dates are detected instead`,
+      pattern: patterns.join('\n'),
+      ...(notes.length === 0 ? {} : { note: notes.join('; ') }),
     };
+  }
   let text = lines[0] as string;
   let anchored = '';
   if (text.startsWith('{^LN-BEG}')) {

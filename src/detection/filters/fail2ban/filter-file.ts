@@ -1,7 +1,13 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { ConfigError } from '../../../core/errors.js';
-import { configFilesOf, configName, Fail2banConfig, InterpolationError } from './config-set.js';
+import {
+  configFilesOf,
+  configName,
+  ExpansionLimitError,
+  Fail2banConfig,
+  InterpolationError,
+} from './config-set.js';
 import { translateDatePattern } from './date-pattern.js';
 import type { Fail2banDefinition, Fail2banRegexSource as RegexSource } from './definition.js';
 import { IniSyntaxError } from './ini.js';
@@ -89,32 +95,8 @@ export function readFail2banFilter(
   options: Fail2banFilterOptions = {},
   where = 'filter',
 ): Fail2banFilter {
-  if (!existsSync(file)) {
-    throw new ConfigError([`${where}: no fail2ban filter file ${file}`]);
-  }
-  const name = configName(file);
-  const files = configFilesOf(dirname(file), name);
-  if (!files.includes(file)) files.unshift(file);
-  let config: Fail2banConfig;
-  try {
-    config = Fail2banConfig.read(files);
-  } catch (error) {
-    if (error instanceof IniSyntaxError) throw new ConfigError([`${where}: ${error.message}`]);
-    throw error;
-  }
-  if (!config.sections.has('Definition'))
-    throw new ConfigError([`${where}: ${file}: has no [Definition] section (is it a fail2ban filter?)`]);
-  const params = new Map<string, string>();
-  for (const [key, value] of Object.entries(options.params ?? {})) params.set(key.toLowerCase(), value);
+  const { name, config, params, combined } = readCombined(file, options, where);
   const notes: string[] = [];
-  let combined: Map<string, string>;
-  try {
-    combined = combine(config, params, options.logtype ?? 'file');
-  } catch (error) {
-    if (error instanceof InterpolationError || error instanceof TagLoopError)
-      throw new ConfigError([`${where}: ${file}: ${error.message}`]);
-    throw error;
-  }
   const modes = modesOf(config);
   const mode = params.get('mode') ?? config.get('Definition', 'mode') ?? 'normal';
   if (modes.length > 0 && !modes.includes(mode)) {
@@ -125,10 +107,18 @@ export function readFail2banFilter(
 
   const refused: RefusedRegex[] = [];
   const label = `${file}: `;
+  const usedns = combined.get('usedns');
+  const meaningNotes = new Set<string>();
   const translate = (option: string, line: string, index: number | undefined): RegexSource | undefined => {
     const at = index === undefined ? option : `${option}.${index}`;
     try {
-      return { source: translatePythonRegex(line), where: `${label}${at}` };
+      return {
+        source: translatePythonRegex(line, {
+          notes: meaningNotes,
+          ...(usedns === undefined ? {} : { usedns }),
+        }),
+        where: `${label}${at}`,
+      };
     } catch (error) {
       if (!(error instanceof UnsupportedRegexError)) throw error;
       refused.push({ where: at, regex: line, reason: error.message });
@@ -161,6 +151,7 @@ export function readFail2banFilter(
       `${where}: ${file}: failregex: the filter has no failregex (is it a file other filters include?)`,
     ]);
   for (const r of refused) notes.push(`${r.where} left out (${r.reason}): ${JSON.stringify(r.regex)}`);
+  notes.push(...meaningNotes);
 
   const date = translateDatePattern(combined.get('datepattern'));
   if (date.note !== undefined) notes.push(date.note);
@@ -173,15 +164,11 @@ export function readFail2banFilter(
         `${where}: ${file}: maxlines: expected a whole number, got ${JSON.stringify(maxlinesText)}`,
       ]);
   }
-  const usedns = combined.get('usedns');
   if (usedns !== undefined && usedns !== '' && usedns !== 'no')
     notes.push(
       `usedns = ${usedns}: host names are not resolved; a line naming a host instead of an address is missed`,
     );
-  const journalmatch = (combined.get('journalmatch') ?? '')
-    .split('\n')
-    .map((line) => shellWords(line))
-    .filter((words) => words.length > 0);
+  const journalmatch = journalmatchOf(combined);
   const description = `fail2ban filter ${basename(file)}${modes.length > 0 ? ` (mode ${mode})` : ''}`;
   return {
     file,
@@ -241,12 +228,14 @@ function combine(config: Fail2banConfig, params: Map<string, string>, logtype: s
     if (cache.has(tag)) return cache.get(tag);
     let value: string | undefined;
     try {
+      // `<known/x>`: the value x overrode, interpolated like any other (else x itself).
       value = tag.toLowerCase().startsWith('known/')
-        ? (config.sections.get('KNOWN/Definition')?.get(tag.slice(6).toLowerCase()) ??
-          config.get('Definition', tag.slice(6), vars))
+        ? config.sections.get('KNOWN/Definition')?.has(tag.slice(6).toLowerCase())
+          ? config.get('Definition', `known/${tag.slice(6)}`, vars)
+          : config.get('Definition', tag.slice(6), vars)
         : config.get('Definition', tag, vars);
     } catch (error) {
-      if (!(error instanceof InterpolationError)) throw error;
+      if (!(error instanceof InterpolationError) || error instanceof ExpansionLimitError) throw error;
       value = undefined;
     }
     cache.set(tag, value);
@@ -300,4 +289,58 @@ function shellWords(line: string): string[] {
   }
   if (has || word !== '') words.push(word);
   return words;
+}
+
+/**
+ * Only the `journalmatch` of a filter file (parameters and interpolation applied), whether or not
+ * its regexes can run: a jail that falls back to another filter still reads only its journal
+ * entries. Throws {@link ConfigError} when the file cannot be read.
+ */
+export function readFail2banJournalmatch(
+  file: string,
+  options: Fail2banFilterOptions = {},
+  where = 'filter',
+): string[][] {
+  return journalmatchOf(readCombined(file, options, where).combined);
+}
+
+function journalmatchOf(combined: ReadonlyMap<string, string>): string[][] {
+  return (combined.get('journalmatch') ?? '')
+    .split('\n')
+    .map((line) => shellWords(line))
+    .filter((words) => words.length > 0);
+}
+
+/** The file read as fail2ban reads it: [Definition] with [Init], parameters and tags applied. */
+function readCombined(
+  file: string,
+  options: Fail2banFilterOptions,
+  where: string,
+): { name: string; config: Fail2banConfig; params: Map<string, string>; combined: Map<string, string> } {
+  if (!existsSync(file)) {
+    throw new ConfigError([`${where}: no fail2ban filter file ${file}`]);
+  }
+  const name = configName(file);
+  const files = configFilesOf(dirname(file), name);
+  if (!files.includes(file)) files.unshift(file);
+  let config: Fail2banConfig;
+  try {
+    config = Fail2banConfig.read(files);
+  } catch (error) {
+    if (error instanceof IniSyntaxError) throw new ConfigError([`${where}: ${error.message}`]);
+    throw error;
+  }
+  if (!config.sections.has('Definition'))
+    throw new ConfigError([`${where}: ${file}: has no [Definition] section (is it a fail2ban filter?)`]);
+  const params = new Map<string, string>();
+  for (const [key, value] of Object.entries(options.params ?? {})) params.set(key.toLowerCase(), value);
+  let combined: Map<string, string>;
+  try {
+    combined = combine(config, params, options.logtype ?? 'file');
+  } catch (error) {
+    if (error instanceof InterpolationError || error instanceof TagLoopError)
+      throw new ConfigError([`${where}: ${file}: ${error.message}`]);
+    throw error;
+  }
+  return { name, config, params, combined };
 }

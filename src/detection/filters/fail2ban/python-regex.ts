@@ -10,6 +10,10 @@
  * | --- | --- | --- |
  * | `((?i)x)`, `(?:(?i)x)` | `(?i:x)` | fail2ban itself turns these global flags into local ones |
  * | `\w` `\W` `\d` `\D` | Unicode classes | Python's are Unicode-aware for text, RE2's ASCII-only |
+ * | `\s` `\S` | Python's whitespace set (Unicode: `\x1c`-`\x1f`, `\x85`, `\xa0`, `\u2000`-`\u200a`, ...) | RE2's `\s` is `[\t\n\f\r ]` only |
+ * | `(?a)`, `(?a:...)` | ASCII classes: `[0-9A-Za-z_]`, `[0-9]`, `[\t\n\v\f\r ]` | Python's ASCII mode, honoured (not dropped) |
+ * | `[\S.]`, `[\Wx]` | `(?:[^...]\|[x])` | a negated class inside a class |
+ * | `\b` `\B` | kept (ASCII on RE2), with a note | Python's are Unicode: next to a non-ASCII letter RE2 sees a boundary Python does not |
  * | `\Z` | `\z` | end of text |
  * | `{,n}` | `{0,n}` | RE2 reads `{,n}` as literal text |
  * | `\uXXXX`, `\UXXXXXXXX` | `\x{...}` | |
@@ -20,6 +24,10 @@
  * | `(?P<_x>` | `(?:` | fail2ban's helper groups (only back-references use them) |
  * | `<F-MLFGAINED>` | `<F-NOFAIL>` | a successful login: no failure, forget the session |
  * | `<F-ID/>` `<F-PORT/>` `<F-IP4/>` ... | `<F-ID>\S+</F-ID>` ... | fail2ban's self-closing tags |
+ * | `<IP4>` | `(?:::f{4,6}:)?(?P<host>(?:[0-9]{1,3}\.){3}[0-9]{1,3})` | fail2ban's: stops at the dotted quad |
+ * | `<IP6>` | `(?P<host>(?:[0-9a-fA-F]{1,4}::?\|::){1,7}(?:[0-9a-fA-F]{1,4}\|:))` | fail2ban's (its look-behind always holds) |
+ * | `<ADDR>` | `\[?(?:<IP4>\|<IP6>)\]?` | fail2ban's |
+ * | `<HOST>` | `(?:<ADDR>\|<DNS>)` (`<ADDR>` with `usedns = no`) | fail2ban's: `<HOST>(?::\d+)?` leaves the port out |
  * | `<DNS>` | a host-name group | never an IP: such a match is a missed line (`bad host`) |
  * | other `<UPPER>` | `[<]UPPER[>]` | fail2ban leaves unknown tags as literal text |
  */
@@ -27,28 +35,62 @@
 /** Why a regex cannot be carried over. */
 export class UnsupportedRegexError extends Error {}
 
-const HOST_TAGS = new Set(['HOST', 'ADDR', 'IP4', 'IP6']);
+// fail2ban's address tags, written in Python syntax (translated below like the rest of the regex):
+// `ip4`, `ip6` and `dns` groups become portcullis's `host`. Exact token boundaries matter: with
+// portcullis's own <HOST> (which takes ':' into the token) `<HOST>(?::\d+)?` would capture the port.
+const IP4 = '(?:::f{4,6}:)?(?P<ip4>(?:[0-9]{1,3}\\.){3}[0-9]{1,3})';
+const IP6 = '(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:))';
+const ADDR = `\\[?(?:${IP4}|${IP6})\\]?`;
+const DNS_PY = '(?P<dns>[\\w\\-.^_]*\\w)';
+const HOST = `(?:${ADDR}|${DNS_PY})`;
+const ADDRESS_TAGS: Record<string, string> = { HOST, ADDR, IP4, IP6 };
 const SELF_CLOSING: Record<string, string> = {
   'F-ID/': '<F-ID>\\S+</F-ID>',
   'F-PORT/': '<F-PORT>\\w+</F-PORT>',
-  'F-IP4/': '<IP4>',
-  'F-IP6/': '<IP6>',
-  'F-ADDR/': '<ADDR>',
+  'F-IP4/': IP4,
+  'F-IP6/': IP6,
+  'F-ADDR/': ADDR,
+  'F-DNS/': DNS_PY,
 };
-const DNS = '(?P<host>[\\p{L}\\p{N}_\\-.^]*[\\p{L}\\p{N}_])';
 
 const WORD = '\\p{L}\\p{N}_';
+
+export interface TranslateOptions {
+  /** The filter's `usedns`: with `no`, `<HOST>` is `<ADDR>` (as in fail2ban). */
+  usedns?: string;
+  /** Where differences in meaning that do not refuse the regex are told (one sentence each). */
+  notes?: Set<string>;
+}
+
+/** Python's `\s` for text patterns (`str.isspace()`); RE2's `\s` has only `[\t\n\f\r ]`. */
+const SPACE_UNICODE =
+  '\\t\\n\\x0B\\f\\r \\x1C-\\x1F\\x85\\xA0\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}';
+const SPACE_ASCII = '\\t\\n\\x0B\\f\\r ';
+const WORD_ASCII = '0-9A-Za-z_';
+
+export const BOUNDARY_NOTE =
+  '\\b and \\B are ASCII on RE2 and Unicode in Python: next to a non-ASCII letter (é, ß, я) RE2 sees a word boundary Python does not, so such a line may match here and not in fail2ban';
 
 /**
  * Translates one fail2ban regex (tags already interpolated, fail2ban tags like `<HOST>` left) to
  * portcullis syntax. Throws {@link UnsupportedRegexError} with the reason.
  */
-export function translatePythonRegex(source: string): string {
-  const tagged = translateTags(source);
-  return translateSyntax(tagged);
+export function translatePythonRegex(source: string, options: TranslateOptions = {}): string {
+  const tagged = translateTags(source, options.usedns === 'no');
+  const state: SyntaxState = { ascii: false, boundary: false };
+  const out = translateSyntax(tagged, state);
+  if (state.boundary) options.notes?.add(BOUNDARY_NOTE);
+  return out;
 }
 
-function translateTags(source: string): string {
+interface SyntaxState {
+  /** Python's ASCII mode (`(?a)`) where the translation is now. */
+  ascii: boolean;
+  /** A Unicode-mode `\b` or `\B` was kept. */
+  boundary: boolean;
+}
+
+function translateTags(source: string, noDns: boolean): string {
   return source.replace(
     /(\(\?P)?<(\/?)([A-Za-z][\w-]*\/?)>/g,
     (whole, group: string | undefined, slash: string, name: string) => {
@@ -60,9 +102,10 @@ function translateTags(source: string): string {
       if (name === 'SUBNET' || name === 'CIDR' || name === 'F-SUBNET/' || name === 'F-CIDR/')
         throw new UnsupportedRegexError(`<${name}> (a subnet) has no portcullis equivalent`);
       if (slash === '' && SELF_CLOSING[name] !== undefined) return SELF_CLOSING[name] as string;
-      if (name === 'DNS' || name === 'F-DNS/') return DNS;
+      if (slash === '' && name === 'DNS') return DNS_PY;
       if (name === 'F-MLFGAINED') return `<${slash}F-NOFAIL>`;
-      if (slash === '' && HOST_TAGS.has(name)) return whole;
+      if (slash === '' && name === 'HOST' && noDns) return ADDR;
+      if (slash === '' && ADDRESS_TAGS[name] !== undefined) return ADDRESS_TAGS[name] as string;
       if (/^F-[A-Z0-9_-]+$/.test(name)) return whole;
       if (/^[A-Z][A-Z0-9_-]*$/.test(name) || name.endsWith('/')) return `[<]${slash}${name}[>]`;
       // Lower-case text in angle brackets: a tag fail2ban could not resolve stays literal text.
@@ -71,29 +114,48 @@ function translateTags(source: string): string {
   );
 }
 
-function translateSyntax(pattern: string): string {
+function translateSyntax(pattern: string, state: SyntaxState): string {
   let out = '';
   let i = 0;
   const n = pattern.length;
   let atStart = true;
+  // The ASCII mode outside each open group, restored at its ")".
+  const outer: boolean[] = [];
   while (i < n) {
     const c = pattern[i] as string;
     if (c === '\\') {
-      const [text, used] = escapeAt(pattern, i, false);
+      const [text, used] = escapeAt(pattern, i, false, state);
       out += text;
       i += used;
     } else if (c === '[') {
-      const [text, used] = characterClass(pattern, i);
+      const [text, used] = characterClass(pattern, i, state);
       out += text;
       i += used;
     } else if (c === '(') {
-      const [text, used] = group(pattern, i, atStart);
-      out += text;
-      i += used;
-      if (text === '') {
+      const rest = pattern.slice(i, i + 64);
+      if (rest.startsWith('(?#')) {
         // A removed comment keeps the start-of-pattern state.
+        const [, used] = group(pattern, i, atStart);
+        i += used;
         continue;
       }
+      const [text, used] = group(pattern, i, atStart);
+      const inline = /^\(\?([a-zA-Z]+)\)/.exec(rest);
+      if (inline !== null) {
+        // Global flags at the start: no group opened; (?a) holds for the whole pattern.
+        if ((inline[1] as string).includes('a')) state.ascii = true;
+      } else {
+        outer.push(state.ascii);
+        const scoped =
+          /^\((?:\?:)?\(\?([a-zA-Z]+)\)/.exec(rest) ?? /^\(\?([a-zA-Z]*)(?:-[a-zA-Z]+)?:/.exec(rest);
+        if (scoped !== null && (scoped[1] as string).includes('a')) state.ascii = true;
+      }
+      out += text;
+      i += used;
+    } else if (c === ')') {
+      if (outer.length > 0) state.ascii = outer.pop() as boolean;
+      out += c;
+      i++;
     } else if (c === '{') {
       const rep =
         /^\{(\d*),(\d*)\}/.exec(pattern.slice(i, i + 24)) ?? /^\{(\d+)\}/.exec(pattern.slice(i, i + 24));
@@ -123,24 +185,40 @@ function possessive(): UnsupportedRegexError {
   );
 }
 
-/** An escape at `i`; returns [RE2 text, characters used]. */
-function escapeAt(pattern: string, i: number, inClass: boolean): [string, number] {
+/**
+ * An escape at `i`; returns [RE2 text, characters used]. Inside a class, a negated class (`\S`,
+ * `\W`) comes back as `[^...]`, which {@link characterClass} turns into an alternative.
+ */
+function escapeAt(pattern: string, i: number, inClass: boolean, state: SyntaxState): [string, number] {
   const next = pattern[i + 1];
   if (next === undefined) throw new UnsupportedRegexError('the pattern ends with a lone backslash');
+  const ascii = state.ascii;
+  const word = ascii ? WORD_ASCII : WORD;
+  const space = ascii ? SPACE_ASCII : SPACE_UNICODE;
   switch (next) {
     case 'w':
-      return [inClass ? WORD : `[${WORD}]`, 2];
+      return [inClass ? word : `[${word}]`, 2];
     case 'W':
-      if (inClass) throw new UnsupportedRegexError('\\W inside a character class has no RE2 equivalent');
-      return [`[^${WORD}]`, 2];
+      return [`[^${word}]`, 2];
     case 'd':
+      if (ascii) return [inClass ? '0-9' : '[0-9]', 2];
       return ['\\p{Nd}', 2];
     case 'D':
+      if (ascii) return ['[^0-9]', 2];
       return ['\\P{Nd}', 2];
+    case 's':
+      return [inClass ? space : `[${space}]`, 2];
+    case 'S':
+      return [`[^${space}]`, 2];
     case 'Z':
       return ['\\z', 2];
     case 'b':
-      return [inClass ? '\\x08' : '\\b', 2];
+      if (inClass) return ['\\x08', 2];
+      if (!ascii) state.boundary = true;
+      return ['\\b', 2];
+    case 'B':
+      if (!ascii) state.boundary = true;
+      return ['\\B', 2];
     case 'u':
     case 'U': {
       const digits = next === 'u' ? 4 : 8;
@@ -152,13 +230,8 @@ function escapeAt(pattern: string, i: number, inClass: boolean): [string, number
     case 'N':
       throw new UnsupportedRegexError('\\N{name} (a character by name) has no RE2 equivalent');
     case 'p':
-    case 'P': {
-      // Not Python syntax: only the classes this module inserts (<DNS>) have it.
-      const end = pattern.indexOf('}', i);
-      if (pattern[i + 2] !== '{' || end === -1)
-        throw new UnsupportedRegexError(`\\${next} is not Python syntax`);
-      return [pattern.slice(i, end + 1), end + 1 - i];
-    }
+    case 'P':
+      throw new UnsupportedRegexError(`\\${next} is not Python syntax`);
     default:
       break;
   }
@@ -174,11 +247,14 @@ function escapeAt(pattern: string, i: number, inClass: boolean): [string, number
 }
 
 /** A character class at `i`; returns [RE2 text, characters used]. */
-function characterClass(pattern: string, start: number): [string, number] {
+function characterClass(pattern: string, start: number, state: SyntaxState): [string, number] {
   let i = start + 1;
-  let out = '[';
+  let out = '';
+  let negated = false;
+  // `\S`, `\W` inside: negated classes, which RE2 cannot nest; `[\S.]` is `(?:[^space]|[.])`.
+  const negatedParts: string[] = [];
   if (pattern[i] === '^') {
-    out += '^';
+    negated = true;
     i++;
   }
   if (pattern[i] === ']') {
@@ -187,10 +263,19 @@ function characterClass(pattern: string, start: number): [string, number] {
   }
   while (i < pattern.length) {
     const c = pattern[i] as string;
-    if (c === ']') return [`${out}]`, i + 1 - start];
+    if (c === ']') {
+      const used = i + 1 - start;
+      if (negatedParts.length === 0) return [`[${negated ? '^' : ''}${out}]`, used];
+      if (negated)
+        throw new UnsupportedRegexError(
+          `${pattern.slice(start, i + 1)}: \\S or \\W inside a negated class has no RE2 equivalent`,
+        );
+      return [`(?:${[...negatedParts, ...(out === '' ? [] : [`[${out}]`])].join('|')})`, used];
+    }
     if (c === '\\') {
-      const [text, used] = escapeAt(pattern, i, true);
-      out += text;
+      const [text, used] = escapeAt(pattern, i, true, state);
+      if (text.startsWith('[^')) negatedParts.push(text);
+      else out += text;
       i += used;
       continue;
     }

@@ -1,15 +1,23 @@
 import * as z from 'zod';
 import { ConfigError } from '../../../core/errors.js';
 import type { Fail2banDefinition } from './definition.js';
-import { type Fail2banFilter, fail2banDir, fail2banFilterFile, readFail2banFilter } from './filter-file.js';
+import {
+  type Fail2banFilter,
+  type Fail2banFilterOptions,
+  fail2banDir,
+  fail2banFilterFile,
+  readFail2banFilter,
+  readFail2banJournalmatch,
+} from './filter-file.js';
 
 /**
  * How a jail names a fail2ban filter:
  *
- * - `filter: fail2ban:sshd` or `fail2ban:sshd[mode=aggressive, publickey=invalid]` — looked up as
- *   `$PORTCULLIS_FAIL2BAN_DIR/filter.d/sshd.conf` (default `/etc/fail2ban`);
- * - `filter: { fail2ban: /etc/fail2ban/filter.d/sshd.conf, mode: aggressive }` — a name or a path,
- *   with the options below.
+ * - `filter: fail2ban:dovecot` or `fail2ban:dovecot[mode=aggressive]` — looked up as
+ *   `$PORTCULLIS_FAIL2BAN_DIR/filter.d/dovecot.conf` (default `/etc/fail2ban`);
+ * - `filter: { fail2ban: /etc/fail2ban/filter.d/sshd.conf, mode: aggressive, unsupported: skip }`
+ *   — a name or a path, with the options below (Debian's sshd.conf has regexes RE2 cannot run,
+ *   so it loads only with `unsupported: skip`, or use the bundled `sshd`).
  */
 export const fail2banFilterSchema = z
   .strictObject({
@@ -96,6 +104,23 @@ export interface Fail2banResolveOptions {
 
 /** Reads the filter a reference names. Throws {@link ConfigError} with `where` and the problem. */
 export function loadFail2banReference(spec: unknown, options: Fail2banResolveOptions = {}): Fail2banFilter {
+  const { file, read, where } = resolveReference(spec, options);
+  return readFail2banFilter(file, read, where);
+}
+
+/**
+ * The `journalmatch` of the filter a reference names (each line as journalctl arguments), read
+ * even when its regexes cannot run. Throws {@link ConfigError} when the file cannot be read.
+ */
+export function loadFail2banJournalmatch(spec: unknown, options: Fail2banResolveOptions = {}): string[][] {
+  const { file, read, where } = resolveReference(spec, options);
+  return readFail2banJournalmatch(file, read, where);
+}
+
+function resolveReference(
+  spec: unknown,
+  options: Fail2banResolveOptions,
+): { file: string; read: Fail2banFilterOptions; where: string } {
   const where = options.where ?? 'filter';
   let parsed: Fail2banFilterSpec;
   if (typeof spec === 'string') {
@@ -116,15 +141,12 @@ export function loadFail2banReference(spec: unknown, options: Fail2banResolveOpt
   const file = fail2banFilterFile(parsed.fail2ban, dir, options.baseDir);
   const mode = options.mode ?? parsed.mode;
   const params = { ...parsed.params, ...(mode === undefined ? {} : { mode }) };
-  return readFail2banFilter(
-    file,
-    {
-      params,
-      ...(parsed.logtype === undefined ? {} : { logtype: parsed.logtype }),
-      ...(parsed.unsupported === undefined ? {} : { unsupported: parsed.unsupported }),
-    },
-    where,
-  );
+  const read: Fail2banFilterOptions = {
+    params,
+    ...(parsed.logtype === undefined ? {} : { logtype: parsed.logtype }),
+    ...(parsed.unsupported === undefined ? {} : { unsupported: parsed.unsupported }),
+  };
+  return { file, read, where };
 }
 
 /** The definition the regex filter compiler works from. */

@@ -5,8 +5,10 @@
  * `<logtype>` first. Tags no option defines (`<HOST>`, `<F-USER>`) are left for the regex layer.
  */
 
-/** Thrown for a tag that refers to itself (directly, or more than 25 times through others). */
+/** Thrown for a tag that refers to itself (directly, or more than 25 times through others), or grows past 64 KiB. */
 export class TagLoopError extends Error {}
+
+const MAX_EXPANDED = 64 * 1024;
 
 const TAG = /<([^ <>]+)>/g;
 const MAX_REPLACE = 25;
@@ -41,6 +43,10 @@ export function substituteTags(
           continue;
         }
         value = value.split(`<${name}>`).join(replacement);
+        if (value.length > MAX_EXPANDED)
+          throw new TagLoopError(
+            `<${tag}> expands to more than ${MAX_EXPANDED / 1024} KiB (through <${name}>; tags that repeat each other grow exponentially)`,
+          );
         replaced.set(name, (replaced.get(name) ?? 0) + 1);
         TAG.lastIndex = m.index;
         m = TAG.exec(value);

@@ -4,7 +4,7 @@ import type { Logger } from '../../../../src/core/logger.js';
 import { createGuard, type Guard } from '../../../../src/guard.js';
 import { classifyLoadError, type PcapBinding } from '../../../../src/sources/packets/capture.js';
 import { PacketWatcher, type PacketWatcherStats } from '../../../../src/sources/packets/packet-watcher.js';
-import { buf, FIN, ipv4, PSH, SYN, tcp, URG, udp } from '../../../helpers/packet-frames.js';
+import { ACK, buf, FIN, ipv4, PSH, RST, SYN, tcp, URG, udp } from '../../../helpers/packet-frames.js';
 import { waitFor } from '../../../helpers/wait-for.js';
 
 // The watcher end to end over a fake `pcap` binding (its frames are hand-built): decode, track,
@@ -33,6 +33,8 @@ function recordingLogger(): Logger & { lines: Logged[] } {
 function fakeBinding(options: { openError?: Error; link?: string } = {}) {
   const state = {
     queue: [] as Buffer[],
+    /** Capture times (ms) of queued frames, written to the header as libpcap does. */
+    times: new WeakMap<Buffer, number>(),
     drops: 0,
     readError: false,
     closed: false,
@@ -67,6 +69,9 @@ function fakeBinding(options: { openError?: Error; link?: string } = {}) {
         const frame = state.queue.shift() as Buffer;
         const caplen = Math.min(frame.length, buffer.length);
         frame.copy(buffer, 0, 0, caplen);
+        const time = state.times.get(frame) ?? 0;
+        header.writeUInt32LE(Math.floor(time / 1_000), 0);
+        header.writeUInt32LE((time % 1_000) * 1_000, 4);
         header.writeUInt32LE(caplen, 8);
         header.writeUInt32LE(frame.length, 12);
         this.#onPacket();
@@ -131,6 +136,11 @@ async function start(binding: { loader: () => PcapBinding }, text = CONFIG, stat
 }
 
 const syn = (src: string, port: number) => buf(ipv4(src, HOST, 6, tcp(40_000 + port, port, SYN)));
+/** A SYN to a closed port and the host's RST|ACK refusing it: a probe. */
+const refused = (src: string, port: number) => [
+  syn(src, port),
+  buf(ipv4(HOST, src, 6, tcp(port, 40_000 + port, RST | ACK))),
+];
 
 describe('PacketWatcher over a fake capture', () => {
   it('opens the capture as configured and bans a SYN scan at the 15th new port, not a visitor', async () => {
@@ -144,25 +154,26 @@ describe('PacketWatcher over a fake capture', () => {
       timeout: 1,
     });
     for (const port of [80, 443]) fake.state.queue.push(syn(VISITOR, port));
-    for (let port = 1; port <= 14; port++) fake.state.queue.push(syn(ATTACKER, port));
-    await waitFor(() => watcher.stats().packets.seen === 16, { timeoutMs: 2_000 });
+    for (let port = 1; port <= 14; port++) fake.state.queue.push(...refused(ATTACKER, port));
+    await waitFor(() => watcher.stats().packets.seen === 30, { timeoutMs: 2_000 });
     await guard.idle();
     expect(guard.isBanned(ATTACKER)).toBe(false);
-    fake.state.queue.push(syn(ATTACKER, 15));
+    fake.state.queue.push(...refused(ATTACKER, 15));
     await waitFor(() => guard.isBanned(ATTACKER), { timeoutMs: 2_000 });
     expect(guard.isBanned(VISITOR)).toBe(false);
     const stats: PacketWatcherStats = watcher.stats();
     expect(stats).toMatchObject({
       state: 'running',
       link: 'LINKTYPE_RAW',
-      packets: { seen: 17, decoded: 17, tcp: 17, udp: 0 },
+      packets: { seen: 32, decoded: 32, tcp: 32, udp: 0 },
       reports: { bans: 1 },
     });
-    expect(stats.tracker.events.probe).toBe(17);
+    // The visitor's SYNs are still in their handshakes (a probe only if never completed).
+    expect(stats.tracker.events.probe).toBe(15);
     // The banned scanner's next probes cost a lookup, not a report.
     const sent = stats.reports.sent;
-    for (let port = 16; port <= 40; port++) fake.state.queue.push(syn(ATTACKER, port));
-    await waitFor(() => watcher.stats().packets.seen === 42, { timeoutMs: 2_000 });
+    for (let port = 16; port <= 40; port++) fake.state.queue.push(...refused(ATTACKER, port));
+    await waitFor(() => watcher.stats().packets.seen === 82, { timeoutMs: 2_000 });
     expect(watcher.stats().reports.sent).toBe(sent);
     expect(watcher.stats().reports.alreadyBanned).toBeGreaterThanOrEqual(25);
   });
@@ -220,16 +231,16 @@ describe('PacketWatcher over a fake capture', () => {
     fake.state.readError = false;
     await waitFor(() => watcher.stats().state === 'running', { timeoutMs: 2_000 });
     expect(logger.lines.some((l) => l.fields.event === 'packets-read-resumed')).toBe(true);
-    for (let port = 1; port <= 15; port++) fake.state.queue.push(syn(ATTACKER, port));
+    for (let port = 1; port <= 15; port++) fake.state.queue.push(...refused(ATTACKER, port));
     await waitFor(() => guard.isBanned(ATTACKER), { timeoutMs: 2_000 });
   });
 
   it('close() breaks the capture, lets the reports made reach the guard, and is idempotent', async () => {
     const fake = fakeBinding();
     const { guard, watcher } = await start(fake);
-    for (let port = 1; port <= 15; port++) fake.state.queue.push(syn(ATTACKER, port));
+    for (let port = 1; port <= 15; port++) fake.state.queue.push(...refused(ATTACKER, port));
     watcher.stats();
-    await waitFor(() => watcher.stats().packets.seen === 15, { timeoutMs: 2_000 });
+    await waitFor(() => watcher.stats().packets.seen === 30, { timeoutMs: 2_000 });
     await watcher.close();
     await watcher.close();
     expect(fake.state.closed).toBe(true);
@@ -238,7 +249,67 @@ describe('PacketWatcher over a fake capture', () => {
     // A packet after the break releases the handle (what libpcap does), and is not judged.
     fake.state.queue.push(syn(VISITOR, 1));
     await waitFor(() => fake.state.released, { timeoutMs: 3_000 });
-    expect(watcher.stats().packets.seen).toBe(15);
+    expect(watcher.stats().packets.seen).toBe(30);
+  });
+
+  it('time moves with the capture times within one long read: a flood cannot freeze the handshake clock', async () => {
+    const fake = fakeBinding();
+    const { watcher } = await start(fake);
+    // One read (the binding reads until the ring is empty) holding 6 s of traffic: the SYN at
+    // its start has timed out (handshake_timeout 5s) by the last packet, before the read ends.
+    const t0 = 1_700_000_000_000;
+    const first = syn(ATTACKER, 22);
+    fake.state.times.set(first, t0);
+    fake.state.queue.push(first);
+    for (let i = 1; i <= 60; i++) {
+      const frame = buf(ipv4(VISITOR, HOST, 17, udp(5_000, 6_000 + i)));
+      fake.state.times.set(frame, t0 + i * 100);
+      fake.state.queue.push(frame);
+    }
+    await waitFor(() => watcher.stats().packets.seen === 61, { timeoutMs: 2_000 });
+    expect(watcher.stats().tracker.events['half-open']).toBe(1);
+  });
+
+  it('without local:, the host addresses are read again: an address added later is watched', async () => {
+    const fake = fakeBinding();
+    const logger = recordingLogger();
+    const text = CONFIG.replace(`local: [${HOST}], `, '');
+    const config = parseConfigText(text, 'test.yaml', { env: {} });
+    guard = await createGuard(config, { logger });
+    let addresses = ['192.0.2.50'];
+    watcher = new PacketWatcher(guard, config.packets?.[0] as never, {
+      loader: fake.loader,
+      hostAddresses: () => addresses,
+      localRefreshMs: 20,
+    });
+    await watcher.start();
+    const w = watcher;
+    for (let port = 1; port <= 15; port++) fake.state.queue.push(...refused(ATTACKER, port));
+    await waitFor(() => w.stats().packets.seen === 30, { timeoutMs: 2_000 });
+    expect(w.stats().tracker.inbound).toBe(0);
+    addresses = ['192.0.2.50', HOST];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let port = 1; port <= 15; port++) fake.state.queue.push(...refused(ATTACKER, port));
+    const g = guard;
+    await waitFor(() => g.isBanned(ATTACKER), { timeoutMs: 2_000 });
+  });
+
+  it('max_sources is capped so the tables stay within a known memory', () => {
+    expect(() =>
+      parseConfigText(
+        CONFIG.replace('poll_interval: 1ms', 'poll_interval: 1ms, max_sources: 1000000'),
+        'test.yaml',
+        {
+          env: {},
+        },
+      ),
+    ).toThrow(/packets\.edge\.max_sources/);
+    const ok = parseConfigText(
+      CONFIG.replace('poll_interval: 1ms', 'poll_interval: 1ms, max_sources: 131072'),
+      'test.yaml',
+      { env: {} },
+    );
+    expect(ok.packets?.[0]).toMatchObject({ maxSources: 131_072, maxPortEntries: 1_048_576 });
   });
 
   it('reload keeps a watcher whose settings did not change and restarts one whose did', async () => {

@@ -46,12 +46,18 @@ function setup(options: Partial<PacketTrackerOptions> = {}) {
   const outTcp = (dst: string, sport: number, dport: number, flags: number) =>
     send(ipv4(HOST, dst, 6, tcp(sport, dport, flags)));
   const kinds = (kind: string) => events.filter((e) => e.event === kind);
+  /** A SYN to a closed port: the host refuses it with RST|ACK. */
+  const closedPort = (src: string, sport: number, dport: number) => {
+    inTcp(src, sport, dport, SYN);
+    outTcp(src, dport, sport, RST | ACK);
+  };
   return {
     tracker,
     events,
     send,
     inTcp,
     outTcp,
+    closedPort,
     kinds,
     advance: (ms: number) => {
       now += ms;
@@ -63,8 +69,8 @@ function setup(options: Partial<PacketTrackerOptions> = {}) {
 describe('PacketTracker: probes (port scans)', () => {
   it('a SYN scan: each new port is a probe counting the distinct ports so far; a repeat is not', () => {
     const t = setup();
-    for (let port = 1; port <= 20; port++) t.inTcp(ATTACKER, 40_000, port, SYN);
-    t.inTcp(ATTACKER, 40_001, 5, SYN);
+    for (let port = 1; port <= 20; port++) t.closedPort(ATTACKER, 40_000, port);
+    t.closedPort(ATTACKER, 40_001, 5);
     const probes = t.kinds('probe');
     expect(probes).toHaveLength(20);
     expect(probes.map((e) => e.ports)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
@@ -108,14 +114,14 @@ describe('PacketTracker: probes (port scans)', () => {
 
   it('ports count per protocol, and a port touched again is new once the scan window passed', () => {
     const t = setup({ scanWindowMs: 60_000 });
-    t.inTcp(ATTACKER, 1, 53, SYN);
+    t.closedPort(ATTACKER, 1, 53);
     t.send(ipv4(ATTACKER, HOST, 17, udp(1, 53)));
     expect(t.kinds('probe').map((e) => e.ports)).toEqual([1, 2]);
     t.advance(59_000);
-    t.inTcp(ATTACKER, 2, 53, SYN); // still touched: refreshed, not new
+    t.closedPort(ATTACKER, 2, 53); // still touched: refreshed, not new
     expect(t.kinds('probe')).toHaveLength(2);
     t.advance(61_000);
-    t.inTcp(ATTACKER, 3, 80, SYN);
+    t.closedPort(ATTACKER, 3, 80);
     // udp/53 expired (touched 120 s ago) and tcp/53 too (61 s since its refresh): one port left.
     expect(t.kinds('probe').at(-1)).toMatchObject({ dport: 80, ports: 1 });
   });
@@ -123,7 +129,77 @@ describe('PacketTracker: probes (port scans)', () => {
   it('IPv6 probes carry RFC 5952 addresses', () => {
     const t = setup();
     t.send(ipv6('2001:db8:0:0:0:0:0:66', HOST6, 6, tcp(1, 22, SYN)));
+    t.send(ipv6(HOST6, '2001:db8::66', 6, tcp(22, 1, RST | ACK)));
     expect(t.kinds('probe')[0]).toMatchObject({ ip: '2001:db8::66', local: HOST6, dport: 22 });
+  });
+});
+
+describe('PacketTracker: what is not a scan or a flood (the host asked for it)', () => {
+  it('completed connections are not probes: 16 passive FTP data connections to 16 ports', () => {
+    const t = setup();
+    const ftp = '192.0.2.202';
+    for (let i = 0; i < 16; i++) {
+      const sport = 41_000 + i;
+      const dport = 50_000 + i * 13;
+      t.inTcp(ftp, sport, dport, SYN);
+      t.outTcp(ftp, dport, sport, SYN | ACK);
+      t.inTcp(ftp, sport, dport, ACK);
+      t.advance(100);
+    }
+    t.advance(60_000);
+    expect(t.kinds('probe')).toEqual([]);
+    expect(t.kinds('half-open')).toEqual([]);
+  });
+
+  it('a SYN scan still registers at once: closed ports at the host RST, open ones at the client RST', () => {
+    const t = setup({ watchedPorts: portTable([[22, 22]]) });
+    t.closedPort(ATTACKER, 40_000, 21);
+    expect(t.kinds('probe').map((e) => [e.dport, e.ports])).toEqual([[21, 1]]);
+    // An open port: SYN, the host SYN-ACK, the scanner's RST (nmap -sS).
+    t.inTcp(ATTACKER, 40_000, 22, SYN);
+    t.outTcp(ATTACKER, 22, 40_000, SYN | ACK);
+    expect(t.kinds('probe')).toHaveLength(1);
+    t.inTcp(ATTACKER, 40_000, 22, RST);
+    expect(t.kinds('probe').map((e) => [e.dport, e.scan, e.ports])).toEqual([
+      [21, 'syn', 1],
+      [22, 'syn', 2],
+    ]);
+    expect(t.kinds('half-open')).toEqual([expect.objectContaining({ dport: 22, ended: 'reset' })]);
+    // A filtered port (no answer at all): a probe once the handshake timed out, no half-open
+    // event on a port that is not watched.
+    t.inTcp(ATTACKER, 40_000, 23, SYN);
+    t.advance(4_000);
+    expect(t.kinds('probe')).toHaveLength(2);
+    t.advance(1_000);
+    expect(t.kinds('probe').at(-1)).toMatchObject({ dport: 23, ports: 3 });
+    expect(t.kinds('half-open')).toHaveLength(1);
+  });
+
+  it('replies to UDP flows the host started never count: a QUIC download and DNS answers', () => {
+    const t = setup({ packetBatch: 100 });
+    const cdn = '198.51.100.80';
+    let now = 0;
+    // 10 s at 3 000 datagrams a second from the server, one datagram in ten from the host.
+    for (let i = 0; i < 30_000; i++) {
+      if (i % 10 === 0) t.send(ipv4(HOST, cdn, 17, udp(50_000, 443)));
+      t.send(ipv4(cdn, HOST, 17, udp(443, 50_000)));
+      if (i % 3_000 === 2_999) {
+        now += 1_000;
+        t.advance(1_000);
+      }
+    }
+    const resolver = '198.51.100.53';
+    for (let i = 0; i < 2_000; i++) {
+      const port = 1_024 + ((i * 7_919) % 60_000);
+      t.send(ipv4(HOST, resolver, 17, udp(port, 53)));
+      t.send(ipv4(resolver, HOST, 17, udp(53, port)));
+    }
+    expect(now).toBe(10_000);
+    expect(t.kinds('packet')).toEqual([]);
+    expect(t.kinds('probe')).toEqual([]);
+    // The same server sending unasked (to a port the host never used) is counted.
+    for (let i = 0; i < 100; i++) t.send(ipv4(cdn, HOST, 17, udp(443, 50_001)));
+    expect(t.kinds('packet')).toEqual([expect.objectContaining({ ip: cdn, proto: 'udp', packets: 100 })]);
   });
 });
 
@@ -222,15 +298,42 @@ describe('PacketTracker: packet counts, direction, memory', () => {
     expect(t.send(ipv4(HOST, ATTACKER, 6, tcp(22, 1, SYN | ACK)))).toBe('out');
     expect(t.send(ipv4(ATTACKER, '192.0.2.99', 6, tcp(1, 23, SYN)))).toBe('other');
     expect(t.send(ipv4(HOST, ATTACKER, 6, tcp(5, 24, SYN)))).toBe('out');
+    t.advance(6_000); // the SYN to 22 was never completed: a probe once the handshake timed out
     expect(t.kinds('probe').map((e) => e.dport)).toEqual([22]);
     expect(t.tracker.stats()).toMatchObject({ inbound: 1, outbound: 2 });
   });
 
   it('ports per client are capped, so one client sweeping 65535 ports holds at most the cap', () => {
     const t = setup({ maxPortsPerSource: 256 });
-    for (let port = 1; port <= 5_000; port++) t.inTcp(ATTACKER, 1, port, SYN);
+    for (let port = 1; port <= 5_000; port++) t.closedPort(ATTACKER, 1, port);
     expect(t.kinds('probe').at(-1)?.ports).toBe(256);
     expect(t.tracker.stats().evicted.ports).toBe(5_000 - 256);
+  });
+
+  it('port entries over all clients stay within the budget, the least recently active clients forgotten', () => {
+    const t = setup({ maxPortEntries: 1_000, maxPortsPerSource: 100 });
+    for (let s = 0; s < 50; s++) {
+      for (let port = 1; port <= 100; port++) t.inTcp(`10.9.0.${s}`, 1, port, 0);
+      t.advance(1_000);
+    }
+    const stats = t.tracker.stats();
+    expect(stats.portEntries).toBe(1_000);
+    expect(stats.tracked.sources).toBe(10);
+    expect(stats.evicted.sources).toBe(40);
+    // The newest client was not cut short: all its ports counted.
+    expect(t.kinds('probe').at(-1)).toMatchObject({ ip: '10.9.0.49', ports: 100 });
+    // One client alone beyond the budget keeps its newest ports.
+    const u = setup({ maxPortEntries: 50, maxPortsPerSource: 100 });
+    for (let port = 1; port <= 80; port++) u.inTcp(ATTACKER, 1, port, 0);
+    expect(u.tracker.stats().portEntries).toBe(50);
+    expect(u.kinds('probe').at(-1)).toMatchObject({ dport: 80 });
+  });
+
+  it('local addresses can be replaced: packets to a new address of the host are inbound', () => {
+    const t = setup();
+    expect(t.send(ipv4(ATTACKER, '192.0.2.77', 6, tcp(1, 22, 0)))).toBe('other');
+    t.tracker.setLocal(localAddresses([HOST, '192.0.2.77']));
+    expect(t.send(ipv4(ATTACKER, '192.0.2.77', 6, tcp(1, 22, 0)))).toBe('in');
   });
 
   it('outbound UDP flows are capped', () => {
