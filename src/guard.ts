@@ -12,6 +12,7 @@ import { ErrorCodes, PortcullisError } from './core/errors.js';
 import { FailureWindows } from './core/failure-windows.js';
 import { type Cidr, checkCidr, clientKey, type ParsedIp, parseIp } from './core/ip.js';
 import { type Logger, silentLogger } from './core/logger.js';
+import { keepsMatches, MatchMemory } from './core/match-memory.js';
 import type {
   BanEntry,
   BanOptions,
@@ -123,6 +124,8 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
   #inFlight = 0;
   /** This instance's own failure windows: a threshold reached here bans without waiting for the store. */
   readonly #recent = new FailureWindows();
+  /** The last matched lines per jail and key, for the announcement of a ban decided here. */
+  readonly #matches = new MatchMemory();
   /** Jail + key of decisions being made from the shared count (concurrent thresholds collapse). */
   readonly #deciding = new Set<string>();
   #idleWaiters: (() => void)[] = [];
@@ -355,6 +358,8 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
       this.#recent,
       this.#bannedHere,
     );
+    if (options.match !== undefined && here.kind !== 'ignored' && here.kind !== 'already-banned')
+      this.#keepMatch(jail, here.key, here.input.timeMs, options.match);
     switch (here.kind) {
       case 'ignored':
       case 'already-banned':
@@ -366,9 +371,18 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
         // ends earlier than what the table enforced meanwhile for a reason of chance.
         const chance = this.#random();
         const provisional = this.#decide(config, here.key, here.failures, 0, options.fields, chance);
-        this.#book.apply(provisional, 'local', config.banTimeIncrement === null);
+        const matches = this.#matches.take(config.name, here.key);
+        this.#book.apply(withMatches(provisional, matches), 'local', config.banTimeIncrement === null);
         if (!config.dryRun) this.#stats.bans++;
-        return this.#finishLocalBan(jail, here.key, here.failures, provisional, options.fields, chance);
+        return this.#finishLocalBan(
+          jail,
+          here.key,
+          here.failures,
+          provisional,
+          options.fields,
+          chance,
+          matches,
+        );
       }
       case 'counted':
         // A store no other instance writes (SQLite, memory) counts exactly what this instance
@@ -386,6 +400,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
     provisional: Decision,
     fields: ReportOptions['fields'],
     chance: number,
+    matches: readonly string[] | undefined,
   ): Promise<ReportResult> {
     const config = jail.config;
     let decision = provisional;
@@ -397,7 +412,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
         return { outcome: 'counted', failures };
       }
       decision = this.#decide(config, key, failures, previousBans, fields, chance);
-      this.#book.apply(decision, 'local');
+      this.#book.apply(withMatches(decision, matches), 'local');
     }
     // The shared window holds this instance's failures too: it must not ban again on the next one.
     if (this.#store.shared) void this.#sync.clearFailures(config.name, key);
@@ -427,13 +442,20 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
       const previousBans = await this.#previousBans(config, key);
       const decision = this.#decide(config, key, shared.failures, previousBans, fields);
       this.#recent.clear(config.name, key);
-      this.#book.apply(decision, 'local');
+      // Announced with what this instance saw; stored without (`#write` gets the bare decision).
+      this.#book.apply(withMatches(decision, this.#matches.take(config.name, key)), 'local');
       if (!config.dryRun) this.#stats.bans++;
       const stored = await this.#write(decision);
       return { outcome: config.dryRun ? 'would-ban' : 'banned', failures: shared.failures, decision: stored };
     } finally {
       this.#deciding.delete(deciding);
     }
+  }
+
+  /** Keeps what a source saw for the announcement, when some action of the jail shows it. */
+  #keepMatch(jail: Jail, key: string, timeMs: number, match: string): void {
+    if (keepsMatches(jail.config))
+      this.#matches.add(jail.config.name, key, match, timeMs, jail.config.findTimeMs);
   }
 
   #previousBans(config: JailConfig, key: string): Promise<number> {
@@ -640,6 +662,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
 
   async #purge(): Promise<void> {
     this.#recent.prune(this.#clock.now());
+    this.#matches.prune(this.#clock.now());
     await this.#sync.purge(this.#clock.now() - this.#config.dbPurgeAgeMs);
   }
 
@@ -654,6 +677,11 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
 }
 
 function noop(): void {}
+
+/** The decision as announced to this instance's listeners: with the matches seen, if any. */
+function withMatches(decision: Decision, matches: readonly string[] | undefined): Decision {
+  return matches === undefined ? decision : { ...decision, matches };
+}
 
 /** The widest ranges banned without `force`: a /0 or a /4 is a typo far more often than a plan. */
 const WIDEST_PREFIX = { 4: 8, 6: 32 } as const;

@@ -16,6 +16,12 @@ export interface Decision {
   dryRun: boolean;
   /** Which instance decided (`hostname:pid`), for the operator reading the store. */
   origin: string;
+  /**
+   * What the client was seen doing (fail2ban's `<matches>`): the last matched log lines, requests
+   * or connection events, oldest first, each one line of at most 1 KiB. Only on the announcement
+   * of a ban decided here (what actions receive); never stored nor sent to other instances.
+   */
+  matches?: readonly string[];
 }
 
 /** One observation about one client, as sources hand it to jails. */
@@ -79,6 +85,11 @@ export interface ReportOptions {
   timeMs?: number;
   /** Fields for the reason and the logs (`user`, `path`, ...). */
   fields?: EventFields;
+  /**
+   * What was seen, for the ban's announcement (`<matches>`): the log line; for HTTP
+   * `METHOD URL STATUS "UA"`. Kept only for jails with a command, email or webhook action.
+   */
+  match?: string;
 }
 
 /** A ban made by hand (CLI, API, library). */

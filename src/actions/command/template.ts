@@ -1,4 +1,5 @@
 import { parseCidr } from '../../core/ip.js';
+import { showableMatch } from '../../core/match-memory.js';
 import type { Decision } from '../../core/types.js';
 
 /**
@@ -31,6 +32,26 @@ const MAX_VALUE_CHARS = 4096;
 /** Cuts a value and removes NUL, which no argv element or environment variable can hold. */
 const clean = (value: string) => value.replace(/\0/g, '').slice(0, MAX_VALUE_CHARS);
 
+/** `<matches>` at most: the guard keeps 10 matches of 1 KiB each; far below Linux's 128 KiB per argument. */
+const MAX_MATCHES_CHARS = 16_384;
+
+/**
+ * The matched lines, oldest first, one per line (`\n`-separated, none inside a match: each is
+ * escaped to one line), as one value; the oldest go when they would not fit.
+ */
+export function matchesText(matches: readonly string[] | undefined): string {
+  if (matches === undefined || !Array.isArray(matches)) return '';
+  const out: string[] = [];
+  let used = 0;
+  for (let i = matches.length - 1; i >= 0; i--) {
+    const line = showableMatch(String(matches[i]).slice(0, MAX_VALUE_CHARS));
+    if (used + line.length + 1 > MAX_MATCHES_CHARS) break;
+    out.push(line);
+    used += line.length + 1;
+  }
+  return out.reverse().join('\n');
+}
+
 /** The failures a jail's reason names (`5 failures within 10m`); `0` when it does not (a manual ban). */
 function failuresOf(reason: string): string {
   const match = /^(\d+) failures? within /.exec(reason);
@@ -40,8 +61,8 @@ function failuresOf(reason: string): string {
 /**
  * The tag values of a decision, or `null` when its target is not a canonical address or network
  * (never passed to a program). `<bantime>` is whole seconds, `-1` for a permanent ban; `<family>`
- * is `inet4` or `inet6` (fail2ban's words); `<matches>` is empty: decisions do not carry the
- * matched lines yet.
+ * is `inet4` or `inet6` (fail2ban's words); `<matches>` the lines that led to a ban decided on
+ * this instance ({@link matchesText}), empty for other bans and for unbans.
  */
 export function tagsOf(decision: Decision): CommandTags | null {
   const cidr = typeof decision.target === 'string' ? parseCidr(decision.target) : null;
@@ -57,7 +78,7 @@ export function tagsOf(decision: Decision): CommandTags | null {
     bantime,
     bancount: String(decision.banCount),
     failures: failuresOf(String(decision.reason)),
-    matches: '',
+    matches: matchesText(decision.matches),
     reason: clean(String(decision.reason)),
   };
 }

@@ -7,6 +7,7 @@ import {
   jailCounts,
   listed,
   type Notification,
+  shownMatches,
   summaryOf,
 } from '../notify/message.js';
 
@@ -22,6 +23,30 @@ const escapeHtml = (text: string) =>
     /[&<>"']/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string,
   );
+
+/** A mail about one ban shows all its matches (the guard keeps 10, of 1 KiB at most each). */
+const SINGLE_MATCHES = { count: 100, chars: 1024 };
+/** A digest shows the newest few of each listed ban, shorter. */
+const DIGEST_MATCHES = { count: 5, chars: 500 };
+
+/**
+ * The matches of a ban as text lines (`  > line`, with a note of those left out) and as HTML (a
+ * `<pre>`, every character of the attacker's text escaped). Empty for an unban or no matches.
+ */
+function matchesOf(
+  decision: Decision,
+  event: 'ban' | 'unban',
+  limits: { count: number; chars: number },
+): { text: string[]; html: string } {
+  if (event !== 'ban') return { text: [], html: '' };
+  const { lines, more } = shownMatches(decision, limits.count, limits.chars);
+  if (lines.length === 0) return { text: [], html: '' };
+  const note = more > 0 ? [`(${more} earlier not shown)`] : [];
+  return {
+    text: [...note, ...lines].map((line) => `  > ${line}`),
+    html: `<pre>${[...note, ...lines].map(escapeHtml).join('\n')}</pre>`,
+  };
+}
 
 /** Fills the subject template's tags: `<summary>`, `<count>`, `<jails>`, `<instance>`. */
 export function subjectOf(template: string, notification: Notification): string {
@@ -69,11 +94,21 @@ export function renderMail(template: string, notification: Notification): Render
   let text: string;
   let body: string;
   if (single) {
-    const detail = rows(notification.decisions[0] as Decision, notification.event);
-    text = [heading, '', ...detail.map(([k, v]) => `${k.padEnd(11)} ${v}`), '', footer, ''].join('\n');
+    const decision = notification.decisions[0] as Decision;
+    const detail = rows(decision, notification.event);
+    const matches = matchesOf(decision, notification.event, SINGLE_MATCHES);
+    const seen =
+      matches.text.length === 0 ? [] : ['', `matched (${decision.matches?.length}):`, ...matches.text];
+    text = [heading, '', ...detail.map(([k, v]) => `${k.padEnd(11)} ${v}`), ...seen, '', footer, ''].join(
+      '\n',
+    );
     body = `<table>${detail.map(([k, v]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('')}</table>`;
+    if (matches.html !== '') body += `<p>Matched (${decision.matches?.length}):</p>${matches.html}`;
   } else {
-    const lines = shown.map((d) => decisionLine(d, notification.event));
+    const lines = shown.flatMap((d) => [
+      decisionLine(d, notification.event),
+      ...matchesOf(d, notification.event, DIGEST_MATCHES).text,
+    ]);
     if (more > 0) lines.push(`and ${more} more`);
     text = [heading, '', `by jail: ${jailCounts(notification)}`, '', ...lines, '', footer, ''].join('\n');
     const head = ['address', 'jail', notification.event === 'unban' ? 'ended' : 'reason', 'ban', 'until'];
@@ -85,12 +120,13 @@ export function renderMail(template: string, notification: Notification): Render
       `<p>By jail: ${escapeHtml(jailCounts(notification))}</p>`,
       '<table>',
       `<tr>${head.map((h) => `<th align="left">${h}</th>`).join('')}</tr>`,
-      ...shown.map(
-        (d) =>
-          `<tr>${cells(d)
-            .map((c) => `<td>${escapeHtml(c)}</td>`)
-            .join('')}</tr>`,
-      ),
+      ...shown.map((d) => {
+        const row = `<tr>${cells(d)
+          .map((c) => `<td>${escapeHtml(c)}</td>`)
+          .join('')}</tr>`;
+        const { html } = matchesOf(d, notification.event, DIGEST_MATCHES);
+        return html === '' ? row : `${row}<tr><td></td><td colspan="${head.length - 1}">${html}</td></tr>`;
+      }),
       '</table>',
       more > 0 ? `<p>and ${more} more</p>` : '',
     ].join('');

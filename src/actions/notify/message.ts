@@ -1,4 +1,5 @@
 import { formatDuration } from '../../core/duration.js';
+import { showableMatch } from '../../core/match-memory.js';
 import type { Decision } from '../../core/types.js';
 
 /** What one message announces: the bans (or unbans) collected since the last one of its group. */
@@ -120,4 +121,31 @@ export function decisionJson(decision: Decision): Record<string, unknown> {
 /** Cuts `text` to `max` characters, ending with `…` when cut. */
 export function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
+}
+
+/** How many matches a chat message shows per decision, and how much of each. */
+export const CHAT_MATCHES = Object.freeze({ count: 5, chars: 300 });
+
+/**
+ * The newest `count` matches of a decision (fail2ban's `<matches>`), oldest first, each one line
+ * of plain characters ({@link showableMatch}) cut to `chars`, and how many older ones are left
+ * out. A match is the attacker's text: each format still escapes it for its own markup.
+ */
+export function shownMatches(
+  decision: Decision,
+  count: number,
+  chars: number,
+): { lines: string[]; more: number } {
+  const matches = Array.isArray(decision.matches) ? decision.matches : [];
+  const from = Math.max(0, matches.length - count);
+  const lines: string[] = [];
+  for (let i = from; i < matches.length; i++) lines.push(clip(showableMatch(String(matches[i])), chars));
+  return { lines, more: from };
+}
+
+/** The decision without its matches (the same object when it has none). */
+export function withoutMatches(decision: Decision): Decision {
+  if (decision.matches === undefined) return decision;
+  const { matches: _dropped, ...rest } = decision;
+  return rest;
 }

@@ -3,7 +3,7 @@ import { ErrorCodes, PortcullisError } from '../../core/errors.js';
 import { plural } from '../../core/plural.js';
 import type { Decision } from '../../core/types.js';
 import type { Action, ActionContext } from '../action.js';
-import { type Notification, notificationOf } from './message.js';
+import { type Notification, notificationOf, withoutMatches } from './message.js';
 import type { NotifyConfig } from './options.js';
 import type { Redactor } from './secrets.js';
 
@@ -233,7 +233,10 @@ export class Notifier implements Action {
         pending = { event, decisions: [], firstAtMs: now };
         this.#pending.set(group, pending);
       }
-      pending.decisions.push(decision);
+      // Only the listed decisions show their matches: the others' would only hold memory meanwhile.
+      pending.decisions.push(
+        pending.decisions.length < this.config.maxListed ? decision : withoutMatches(decision),
+      );
       this.#stats.pending++;
     }
   }

@@ -3,7 +3,8 @@ import { DEFAULT_HTTP_CONFIG, resolveDenyResponse } from '../../config/http.js';
 import type { PortcullisConfig } from '../../config/types.js';
 import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
 import { type ParsedIp, parseIp } from '../../core/ip.js';
-import type { Decision, ReportResult } from '../../core/types.js';
+import { keepsMatches } from '../../core/match-memory.js';
+import type { Decision, ReportOptions, ReportResult } from '../../core/types.js';
 import { type CompiledHttpFilter, distinctValue } from '../../detection/filters/http/compile.js';
 import { DistinctTracker } from '../../detection/filters/http/distinct.js';
 import type { DistinctField } from '../../detection/filters/http/filter-schema.js';
@@ -314,7 +315,9 @@ class Pipeline implements HttpPipeline {
         if (!observer.distinct.isNew(observer.jail.keyOf(parsed), value, event.timeMs)) continue;
       }
       if (reports === undefined) reports = [];
-      reports.push(this.#report(event.ip, observer.jail.name, fieldsOf(event), event.timeMs));
+      // The request as the ban's mail shows it, built only when an action shows it.
+      const match = keepsMatches(observer.jail.config) ? matchOf(event) : undefined;
+      reports.push(this.#report(event.ip, observer.jail.name, fieldsOf(event), event.timeMs, match));
     }
     return reports;
   }
@@ -423,10 +426,18 @@ class Pipeline implements HttpPipeline {
     this.#rateJails = [];
   }
 
-  async #report(ip: string, jail: string, fields: ReportFields, timeMs?: number): Promise<void> {
+  async #report(
+    ip: string,
+    jail: string,
+    fields: ReportFields,
+    timeMs?: number,
+    match?: string,
+  ): Promise<void> {
     this.#counts.failures++;
     try {
-      await this.guard.report(ip, timeMs === undefined ? { jail, fields } : { jail, fields, timeMs });
+      const options: ReportOptions = timeMs === undefined ? { jail, fields } : { jail, fields, timeMs };
+      if (match !== undefined) options.match = match;
+      await this.guard.report(ip, options);
     } catch (error) {
       if (isPortcullisError(error, ErrorCodes.CLOSED)) return; // shutting down: nothing to count
       this.#failed(error);
@@ -552,6 +563,11 @@ export function failJailOf(guard: JailRegistry): string {
       ? 'fail(): no jail takes application reports; add one with source: api (or an http jail without filter and rate)'
       : `fail(): several jails could take this report (${candidates.join(', ')}); name one: fail(req, 'jail')`,
   );
+}
+
+/** `GET /wp-login.php?x=1 404 "curl/8.0"`: the request target as sent (the guard cuts it to 1 KiB). */
+function matchOf(event: HttpEvent): string {
+  return `${event.method} ${event.url} ${event.status} "${event.userAgent}"`;
 }
 
 function fieldsOf(event: HttpEvent): ReportFields {

@@ -1,5 +1,6 @@
 import { isPortcullisError } from '../../core/errors.js';
 import { type ParsedIp, parseIp } from '../../core/ip.js';
+import { keepsMatches } from '../../core/match-memory.js';
 import type { ReportResult } from '../../core/types.js';
 import { type CompiledFieldFilter, compileFieldFilter } from '../../detection/filters/fields/compile.js';
 import type { FieldFilterSpec } from '../../detection/filters/fields/filter-schema.js';
@@ -107,7 +108,12 @@ export class TcpJails {
 
   #report(observer: Observer, key: string, event: TcpEvent): void {
     // No fields: a decision's reason has no use for them, and the evidence log carries them all.
-    const reported = this.#context.report(event.ip, { jail: observer.jail.name });
+    // The event as the ban's mail shows it (`close dport=22 bytes_in=0 ...`), when an action shows it.
+    const jail = observer.jail;
+    const reported = this.#context.report(
+      event.ip,
+      keepsMatches(jail.config) ? { jail: jail.name, match: matchOf(event) } : { jail: jail.name },
+    );
     this.#pending++;
     reported.then(
       (result) => {
@@ -202,6 +208,14 @@ export class TcpJails {
     }
     this.#observers = observers;
   }
+}
+
+/** `close dport=22 end=fin duration=5ms bytes_in=0`: the event's fields, by their config names. */
+function matchOf(event: TcpEvent): string {
+  const { at: _at, event: kind, ...rest } = evidenceOf(event, 0);
+  return `${kind} ${Object.entries(rest)
+    .map(([name, value]) => `${name}=${value}`)
+    .join(' ')}`;
 }
 
 /** One event as the evidence shows it: its time and the fields it has, by their config names. */

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { commandOptionsSchema, resolveCommandOptions } from '../../../../src/actions/command/options.js';
-import { batchInput, commandEnv, expandArgv, tagsOf } from '../../../../src/actions/command/template.js';
+import {
+  batchInput,
+  commandEnv,
+  expandArgv,
+  matchesText,
+  tagsOf,
+} from '../../../../src/actions/command/template.js';
 import type { Decision } from '../../../../src/core/types.js';
 
 const decision = (extra: Partial<Decision> = {}): Decision => ({
@@ -105,5 +111,39 @@ describe('command options', () => {
     expect(messages({ ban: ['/bin/true', '<ip>'], batch: true })).toEqual([
       expect.stringContaining('ban.1: with batch: true'),
     ]);
+  });
+});
+
+describe('command <matches>', () => {
+  const hostile = 'Invalid user <script>$(id)`id`@everyone<!channel> from 192.0.2.7\ntouch /tmp/x';
+
+  it('is the matched lines, one per line, in ONE argv element and in PORTCULLIS_MATCHES', () => {
+    const tags = tagsOf(decision({ matches: ['first line', hostile] })) as NonNullable<
+      ReturnType<typeof tagsOf>
+    >;
+    // The newline inside a match is written as `\n`: each line of the value is one match.
+    const expected =
+      'first line\nInvalid user <script>$(id)`id`@everyone<!channel> from 192.0.2.7\\ntouch /tmp/x';
+    expect(tags.matches).toBe(expected);
+    expect(tags.matches.split('\n')).toHaveLength(2);
+    const argv = expandArgv(['/bin/notify', '<ip>', '<matches>', '--m=<matches>'], tags);
+    expect(argv).toEqual(['/bin/notify', '192.0.2.7', expected, `--m=${expected}`]);
+    expect(commandEnv({}, 'ban', 'command', tags).PORTCULLIS_MATCHES).toBe(expected);
+    expect(JSON.parse(batchInput([tags]).trimEnd()).matches).toBe(expected);
+  });
+
+  it('is empty without matches (another instance, a manual ban, an unban) and never holds NUL', () => {
+    expect(tagsOf(decision())?.matches).toBe('');
+    expect(matchesText(undefined)).toBe('');
+    expect(matchesText(['a\u0000b'])).toBe('a\\x00b');
+  });
+
+  it('keeps the newest lines within 16 KiB', () => {
+    const lines = Array.from({ length: 40 }, (_, i) => `${i} ${'x'.repeat(1020)}`);
+    const text = matchesText(lines);
+    expect(text.length).toBeLessThanOrEqual(16_384);
+    const kept = text.split('\n');
+    expect(kept.at(-1)).toBe(lines.at(-1));
+    expect(kept[0]?.startsWith(`${40 - kept.length} `)).toBe(true);
   });
 });
