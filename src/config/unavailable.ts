@@ -26,8 +26,11 @@ export const PLANNED_ACTION_KINDS: readonly string[] = [
   'nginx',
 ];
 
-/** Whether `source: socket` jails (TCP guard, packet watcher) run. */
-export const SOCKET_SOURCE_AVAILABLE = false;
+/**
+ * Whether `source: socket` jails run. They do: `source: { socket: NAME }` judges the connections
+ * of the `tcp:` listener NAME (a bare `socket`, naming none, is refused by `config/tcp.ts`).
+ */
+export const SOCKET_SOURCE_AVAILABLE = true;
 
 type Mapping = Record<string, unknown>;
 const isMapping = (value: unknown): value is Mapping =>

@@ -16,7 +16,7 @@
  * | `boolean`  | `true`, `false`                                 | exact                             |
  * | `map`      | `{ X-Api-Key: "^$" }`                           | key → regex on that entry's text  |
  *
- * A `keyword` is a value from a small vocabulary (`event`, `ended`, `method`) and is compared
+ * A `keyword` is a value from a small vocabulary (`event`, `end`, `method`) and is compared
  * exactly, case included, unless its catalogue folds it (HTTP `method` is upper-cased on both
  * sides, so `post` matches `POST`). A `text` is free text (a path, a user agent, an SNI name) and
  * its value in a filter is always a regex: that is what tells a regex from an exact string — the

@@ -12,7 +12,7 @@ import { describeShape, fieldPatterns, parseFieldMatch, show } from './field-mat
  * ```yaml
  * filter: { event: close, bytes_in: 0 }                       # closed without sending a byte
  * filter: { event: close, duration: { lt: "2s" }, dport: [22, 2222] }
- * filter: { any: [ { ended: reset }, { no_data: true } ], not: { listener: internal } }
+ * filter: { any: [ { end: reset }, { no_data: true } ], not: { listener: internal } }
  * filter: { status: [401, 403], path: "^/login", distinct: path }   # http
  * ```
  */

@@ -35,4 +35,9 @@ export {
   walkFieldFilter,
 } from './filter-schema.js';
 export { PACKET_FIELDS, type PacketFilterEvent } from './packet-fields.js';
-export { type ConnectionEnd, SOCKET_FIELDS, type SocketFilterEvent } from './socket-fields.js';
+export {
+  CONNECTION_ENDS,
+  type ConnectionEnd,
+  SOCKET_FIELDS,
+  type SocketFilterEvent,
+} from './socket-fields.js';

@@ -23,7 +23,7 @@ function closed(fields: Partial<SocketFilterEvent> = {}): SocketFilterEvent {
     bytesOut: 3_400,
     noData: false,
     concurrent: 1,
-    ended: 'client',
+    end: 'client-close',
     ...fields,
   };
 }
@@ -88,16 +88,16 @@ describe('socket filters', () => {
   it('any, all and not combine; an absent field matches under not', () => {
     const probe = socketFilter({
       event: 'close',
-      any: [{ no_data: true }, { ended: ['reset', 'timeout'] }, { duration: { lt: '100ms' } }],
+      any: [{ no_data: true }, { end: ['reset', 'timeout'] }, { duration: { lt: '100ms' } }],
     });
     expect(probe(closed({ noData: true }))).toBe(true);
-    expect(probe(closed({ ended: 'timeout' }))).toBe(true);
+    expect(probe(closed({ end: 'timeout' }))).toBe(true);
     expect(probe(closed({ durationMs: 20 }))).toBe(true);
     expect(probe(closed())).toBe(false);
-    const notClient = socketFilter({ not: { ended: 'client' } });
-    expect(notClient(closed({ ended: 'upstream' }))).toBe(true);
-    expect(notClient(closed({ ended: 'client' }))).toBe(false);
-    expect(notClient(opened())).toBe(true); // no `ended` yet: not a client end
+    const notClient = socketFilter({ not: { end: 'client-close' } });
+    expect(notClient(closed({ end: 'upstream-close' }))).toBe(true);
+    expect(notClient(closed({ end: 'client-close' }))).toBe(false);
+    expect(notClient(opened())).toBe(true); // no `end` yet: not a client end
     const both = socketFilter({ all: [{ listener: 'ssh' }, { dport: 22 }] });
     expect(both(closed())).toBe(true);
     expect(both(closed({ listener: 'smtp' }))).toBe(false);
@@ -139,7 +139,7 @@ describe('socket filters', () => {
 describe('field filter configuration errors', () => {
   it('an unknown field names the fields the source has', () => {
     expect(problems({ event: 'close', status: 404 })).toEqual([
-      'status: unknown field "status" (socket filters know: event, listener, dport, duration, bytes_in, bytes_out, no_data, concurrent, ended, sni, all, any, not, distinct)',
+      'status: unknown field "status" (socket filters know: event, ip, listener, dport, duration, bytes_in, bytes_out, no_data, concurrent, end, sni, all, any, not, distinct)',
     ]);
     expect(problems({ any: [{ bytes: 0 }] })[0]).toMatch(
       /^any\.0\.bytes: unknown field "bytes" \(socket filters know: event, /,
@@ -151,8 +151,8 @@ describe('field filter configuration errors', () => {
 
   it('bad values name the key path, what was expected and what was got', () => {
     expect(problems({ event: 'closed' })).toEqual(['event: expected one of "open", "close", got "closed"']);
-    expect(problems({ ended: ['client', 'Reset'] })).toEqual([
-      'ended.1: expected one of "client", "upstream", "reset", "timeout", got "Reset"',
+    expect(problems({ end: ['client-close', 'Reset'] })).toEqual([
+      'end.1: expected one of "client-close", "upstream-close", "reset", "timeout", "upstream-error", "refused", got "Reset"',
     ]);
     expect(problems({ dport: 70_000 })).toEqual([
       'dport: expected a port like 22, a list like [80, 443], a range like "8000-8999" or { gte: 1024 }, got 70000',
@@ -187,7 +187,9 @@ describe('field filter configuration errors', () => {
     expect(problems({ any: [{ event: 'close', distinct: 'dport' }] })).toEqual([
       'any.0.distinct: distinct is allowed only at the top level of a filter',
     ]);
-    expect(problems({ distinct: 'bogus' })[0]).toMatch(/^distinct: expected one of "event", "listener", /);
+    expect(problems({ distinct: 'bogus' })[0]).toMatch(
+      /^distinct: expected one of "event", "ip", "listener", /,
+    );
   });
 });
 
