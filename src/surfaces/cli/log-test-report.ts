@@ -1,3 +1,4 @@
+import { plural } from '../../core/plural.js';
 import type { CompiledLogFilter, LineResult, LogMatch } from '../../detection/filters/regex/log-filter.js';
 
 /**
@@ -164,12 +165,19 @@ export function formatReport(report: LogTestReport): string {
     `Lines: ${lines.total} lines, ${lines.ignored} ignored, ${lines.matched} matched, ${lines.missed} missed`,
   );
   const notes: string[] = [];
-  if (report.failures !== lines.matched) notes.push(`${report.failures} failures in the matched lines`);
-  if (lines.info > 0) notes.push(`${lines.info} lines fed multi-line sessions without a failure yet`);
-  if (lines.noDate > 0) notes.push(`${lines.noDate} missed lines had no date`);
+  if (report.failures !== lines.matched)
+    notes.push(`${plural(report.failures, 'failure')} in the matched lines`);
+  if (lines.info > 0)
+    notes.push(`${plural(lines.info, 'line')} fed multi-line sessions without a failure yet`);
+  if (lines.noDate > 0) notes.push(`${plural(lines.noDate, 'missed line')} had no date`);
   if (lines.badHost > 0)
-    notes.push(`${lines.badHost} missed lines named a host that is not an IP (DNS names are not resolved)`);
-  if (lines.truncated > 0) notes.push(`${lines.truncated} lines were cut to the length limit`);
+    notes.push(
+      `${plural(lines.badHost, 'missed line')} named a host that is not an IP (DNS names are not resolved)`,
+    );
+  if (lines.truncated > 0)
+    notes.push(
+      `${plural(lines.truncated, 'line')} ${lines.truncated === 1 ? 'was' : 'were'} cut to the length limit`,
+    );
   for (const note of notes) out.push(`       (${note})`);
   const seconds = report.elapsedMs / 1000;
   out.push(

@@ -3,6 +3,11 @@ import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { ConfigError, ErrorCodes, PortcullisError } from '../../core/errors.js';
+import {
+  fail2banSpecOf,
+  isFail2banReference,
+  loadFail2banReference,
+} from '../../detection/filters/fail2ban/reference.js';
 import { isBundledName } from '../../detection/filters/regex/filter-definition.js';
 import {
   type CompiledLogFilter,
@@ -29,6 +34,7 @@ interface TestCommandOptions {
   printIgnored?: boolean;
   json?: boolean;
   progress?: boolean;
+  skipUnsupported?: boolean;
 }
 
 /** Files at least this big get a progress bar (when stderr is a terminal). */
@@ -56,6 +62,10 @@ export function registerTestCommand(program: Command): void {
     .option('--print-ignored', 'list the lines an ignoreregex dropped')
     .option('--json', 'print the report as JSON')
     .option('--no-progress', 'no progress bar, even on a terminal')
+    .option(
+      '--skip-unsupported',
+      'fail2ban:NAME filters: leave out failregexes RE2 cannot run (listed on stderr) instead of refusing',
+    )
     .action(async (log: string, filterArg: string, options: TestCommandOptions) => {
       const maxLineLength = Number(options.maxLineLength);
       if (!Number.isSafeInteger(maxLineLength) || maxLineLength < 1) {
@@ -63,7 +73,14 @@ export function registerTestCommand(program: Command): void {
           `--max-line-length: expected a whole number of bytes, got ${JSON.stringify(options.maxLineLength)}`,
         ]);
       }
-      const filter = loadTestFilter(filterArg, {
+      // fail2ban:NAME[params]: fail2ban's own filter file, read in place.
+      const spec = isFail2banReference(filterArg)
+        ? {
+            ...fail2banSpecOf(filterArg),
+            ...(options.skipUnsupported === true ? { unsupported: 'skip' } : {}),
+          }
+        : filterArg;
+      const filter = loadTestFilter(spec, {
         ...(options.mode === undefined ? {} : { mode: options.mode }),
         ...(options.datepattern === undefined ? {} : { datepattern: options.datepattern }),
         ...(options.logtimezone === undefined ? {} : { logtimezone: options.logtimezone }),
@@ -84,9 +101,18 @@ export function registerTestCommand(program: Command): void {
  * A bundled name or an existing file is a filter; anything else is taken as one failregex (as
  * fail2ban-regex does), so `portcullis test auth.log '^Failed .* from <HOST>'` works.
  */
-function loadTestFilter(argument: string, options: LogFilterOptions): CompiledLogFilter {
+function loadTestFilter(
+  argument: string | Record<string, unknown>,
+  options: LogFilterOptions,
+): CompiledLogFilter {
   const errorOptions = { ...options, where: 'filter', optionsWhere: '-' };
   try {
+    if (typeof argument !== 'string') {
+      // Say on stderr what a fail2ban filter carries over differently (or leaves out).
+      const read = loadFail2banReference(argument, { mode: options.mode, where: 'filter' });
+      for (const note of read.notes) process.stderr.write(`note: ${read.file}: ${note}\n`);
+      return loadLogFilter(argument, errorOptions);
+    }
     if (isBundledName(argument) || existsSync(argument)) return loadLogFilter(argument, errorOptions);
     return loadLogFilter({ failregex: [argument] }, errorOptions);
   } catch (error) {

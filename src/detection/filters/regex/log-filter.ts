@@ -460,6 +460,7 @@ class RegexLogFilter implements CompiledLogFilter {
 
   /** normalizeIp with a small cache: attackers repeat, and IPv6 formatting is slow. */
   #normalize(text: string): string | undefined {
+    if (isCanonicalIPv4(text)) return text; // most hosts: nothing to normalise, no cache churn
     let ip = this.#hosts.get(text);
     if (ip === undefined) {
       ip = normalizeIp(text) ?? '';
@@ -785,6 +786,33 @@ function wholeMatch(re: RE2, text: string): Captures | null {
   if (text === '') return re.exec(text);
   const parts = re.split(text) as (string | undefined)[];
   return parts.length === 1 ? null : parts;
+}
+
+/** A dotted quad written as normalizeIp writes it (no leading zeros, each part <= 255). */
+function isCanonicalIPv4(text: string): boolean {
+  const length = text.length;
+  if (length < 7 || length > 15) return false;
+  let parts = 0;
+  let i = 0;
+  while (i < length) {
+    const from = i;
+    let value = 0;
+    while (i < length) {
+      const code = text.charCodeAt(i);
+      if (code < 48 || code > 57) break;
+      value = value * 10 + code - 48;
+      i++;
+    }
+    const digits = i - from;
+    if (digits === 0 || digits > 3 || value > 255 || (digits > 1 && text.charCodeAt(from) === 48))
+      return false;
+    parts++;
+    if (i === length) break;
+    if (text.charCodeAt(i) !== 46 || parts === 4) return false;
+    i++;
+    if (i === length) return false;
+  }
+  return parts === 4;
 }
 
 function escapeJs(text: string): string {
