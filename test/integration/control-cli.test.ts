@@ -157,7 +157,9 @@ describe('portcullis status / ban / unban / banned / reload / stop against a run
     expect(banned).toMatchObject({ ip: '203.0.113.5', banned: true });
     expect(banned.decisions.map((d: { jail: string }) => d.jail)).toEqual(['sshd']);
     const human = await cli('ban', '198.51.100.7', '--bantime', '30m');
-    expect(human.stdout).toMatch(/^banned 198\.51\.100\.7 until \d{4}-\d\d-\d\dT[\d:.]+Z \(in (?:29m\d+s|30m)\)\n$/);
+    expect(human.stdout).toMatch(
+      /^banned 198\.51\.100\.7 until \d{4}-\d\d-\d\dT[\d:.]+Z \(in (?:29m\d+s|30m)\)\n$/,
+    );
 
     const list = await cli('banned');
     expect(list.stdout).toMatch(/^TARGET +JAIL +ENDS +STARTED +REASON$/m);
