@@ -14,8 +14,22 @@ import { type Token, tokenize } from './regex/regex-syntax.js';
  */
 export type Prefilter = (text: string) => boolean;
 
+/** Prefilters by pattern: a jail set compiles the same pattern for several fields and jails. */
+const built = new Map<string, Prefilter | null>();
+const MAX_BUILT = 10_000;
+
 /** The prefilter of `pattern`, or `undefined` when no useful requirement can be proven. */
 export function literalPrefilter(pattern: string): Prefilter | undefined {
+  let prefilter = built.get(pattern);
+  if (prefilter === undefined) {
+    if (built.size >= MAX_BUILT) built.clear();
+    prefilter = buildPrefilter(pattern) ?? null;
+    built.set(pattern, prefilter);
+  }
+  return prefilter ?? undefined;
+}
+
+function buildPrefilter(pattern: string): Prefilter | undefined {
   const clauses = requiredClauses(pattern);
   if (clauses.length === 0) return undefined;
   const tests = clauses.map(clauseTest);
@@ -78,7 +92,11 @@ function strength(clause: readonly string[]): number {
   let weakest = Number.POSITIVE_INFINITY;
   for (const literal of clause) {
     let score = 0;
-    for (const ch of literal) score += /[a-z0-9]/.test(ch) ? 1 : COMMON_MARKS.includes(ch) ? 1.5 : 4;
+    for (let i = 0; i < literal.length; i++) {
+      const code = literal.charCodeAt(i);
+      const alphanumeric = (code >= 97 && code <= 122) || (code >= 48 && code <= 57);
+      score += alphanumeric ? 1 : COMMON_MARKS.includes(literal[i] as string) ? 1.5 : 4;
+    }
     weakest = Math.min(weakest, score);
   }
   return weakest;
