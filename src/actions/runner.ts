@@ -36,6 +36,10 @@ export interface ActionStats {
   pending: number;
   /** The last failure's message, until a call succeeds. */
   lastError: string | null;
+  /** Targets the action refused to write (too wide, not canonical), when it counts them. */
+  refused?: number;
+  /** Bans a full kernel set could not take (`ipset` at `maxelem`), when it counts them. */
+  overflow?: number;
 }
 
 type Op = { kind: 'apply' | 'revert'; decision: Decision };
@@ -154,7 +158,16 @@ export class ActionRunner {
 
   /** Per action name. */
   stats(): Record<string, ActionStats> {
-    return Object.fromEntries(this.#lanes.map((lane) => [lane.action.name, { ...lane.stats }]));
+    return Object.fromEntries(
+      this.#lanes.map((lane) => {
+        const stats: ActionStats = { ...lane.stats };
+        // The firewall kinds count what they would not write on the action object itself.
+        const own = lane.action as Action & { refused?: unknown; overflow?: unknown };
+        if (typeof own.refused === 'number') stats.refused = own.refused;
+        if (typeof own.overflow === 'number') stats.overflow = own.overflow;
+        return [lane.action.name, stats];
+      }),
+    );
   }
 
   /** Resolves when every queue is empty and no call is in flight (a settle point for tests). */

@@ -317,6 +317,16 @@ function watching(jail: Jail, config: PortcullisConfig): string[] {
         : config.proxy.listen.map((l) => `proxy ${l.address}`);
     case 'api':
       return ['report() calls'];
+    case 'socket': {
+      const listener = config.tcp?.find((l) => l.name === source.listener);
+      return listener === undefined ? [] : [`tcp:${listener.name} ${listener.listen} -> ${listener.target}`];
+    }
+    case 'packets': {
+      const watcher = config.packets?.find((w) => w.name === source.watcher);
+      return watcher === undefined
+        ? []
+        : [`packets:${watcher.name} on ${watcher.interface} (${watcher.filter})`];
+    }
     default:
       return [];
   }

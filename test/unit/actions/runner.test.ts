@@ -95,6 +95,17 @@ describe('action runner', () => {
     expect(stats).toMatchObject({ applied: 1, failures: 3, retries: 3, pending: 0, lastError: null });
   });
 
+  it("reports what a firewall action refused or could not fit in the runner's stats", async () => {
+    const clock = createManualClock();
+    const guard = await guardOn(new MemoryStore(), clock);
+    const action = Object.assign(recordingAction(), { refused: 2, overflow: 5 });
+    const plain = Object.assign(recordingAction(), { name: 'plain' });
+    const runner = runnerOf([action, plain], clock);
+    await runner.start(guard);
+    expect(runner.stats().recorder).toMatchObject({ refused: 2, overflow: 5 });
+    expect(runner.stats().plain).not.toHaveProperty('refused');
+  });
+
   it('a wave of 10,000 bans reaches the action in a bounded number of calls', async () => {
     const clock = createManualClock();
     const book = new DecisionBook({ clock, origin: 'test' });

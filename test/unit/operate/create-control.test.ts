@@ -117,6 +117,32 @@ describe('createControl: status', () => {
 });
 
 describe('createControl: decisions, ban, unban', () => {
+  it('jail() names the TCP listener or packet watcher a socket jail watches', async () => {
+    const guard = await createGuard(
+      {
+        tcp: { ssh: { listen: '127.0.0.1:2222', target: '127.0.0.1:22' } },
+        packets: { edge: { interface: 'eth9', filter: 'tcp', local: ['192.0.2.1'] } },
+        jails: {
+          'ssh-flood': { source: { socket: 'ssh' }, filter: 'conn-flood' },
+          scan: { source: { packets: 'edge' }, filter: 'port-scan' },
+        },
+      },
+      { store: new MemoryStore(), env: {} },
+    );
+    const control = createControl({
+      guard,
+      sourceStats: () => ({}),
+      actionStats: () => ({}),
+      reload: async () => ({ ok: true }),
+      stop: async () => {},
+      version: '9.9.9',
+      startedAt: 0,
+    });
+    open.push({ guard, control });
+    expect((await control.jail('ssh-flood')).watching).toEqual(['tcp:ssh 127.0.0.1:2222 -> 127.0.0.1:22']);
+    expect((await control.jail('scan')).watching).toEqual(['packets:edge on eth9 (tcp)']);
+  });
+
   it('jail() lists the bans of the jail and what it watches; an unknown jail is an error', async () => {
     const { control } = await setup();
     await control.ban('203.0.113.7', { jail: 'sshd', reason: 'test' });
