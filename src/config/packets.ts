@@ -91,13 +91,13 @@ export const packetWatcherSchema = z.strictObject({
     .max(4096)
     .optional()
     .describe(`A BPF filter (tcpdump syntax), applied in the kernel. Default "${PACKET_DEFAULTS.filter}".`),
-  /** Addresses that are this host's: only packets to them are inbound and counted. Default the host's own (os.networkInterfaces(), read again every 30 s). */
+  /** Addresses that are this host's: only packets to them are inbound and counted. Default the host's own (os.networkInterfaces(), read again every 2 s). */
   local: z
     .array(z.string())
     .min(1)
     .optional()
     .describe(
-      "Addresses that are this host's: only packets sent to them are counted. Default every address of the host's interfaces, read again every 30s.",
+      "Addresses that are this host's: only packets sent to them are counted. Default every address of the host's interfaces, read again every 2s.",
     ),
   /** Ports whose SYNs are `syn` events and whose handshakes are followed (`half-open`); ports or "a-b" ranges. Default every port. */
   ports: z
@@ -175,7 +175,7 @@ export interface PacketWatcherConfig {
   readonly name: string;
   readonly interface: string;
   readonly filter: string;
-  /** Canonical addresses; `null`: the host's own, read at start and every 30 s after. */
+  /** Canonical addresses; `null`: the host's own, read at start and every 2 s after. */
   readonly local: readonly string[] | null;
   /** `[from, to]` ranges; `null`: every port. */
   readonly ports: readonly (readonly [number, number])[] | null;

@@ -198,7 +198,10 @@ export class PacketWatcher implements Source {
     }
     this.#statsTimer = setInterval(() => this.#readKernelStats(), this.#options.statsIntervalMs ?? 5_000);
     this.#statsTimer.unref();
-    // Without `local:`, addresses added later (DHCP, a new IPv6 prefix) must count as the host's.
+    // Without `local:`, addresses added later (DHCP, a new IPv6 prefix) must count as the host's,
+    // and so must those of a link that had no carrier yet at start: Node lists only interfaces
+    // that are up and running, so a watcher started with the network (at boot, in a fresh
+    // namespace) saw none of them. Reading them is one getifaddrs() call: every 2 s.
     if (this.#config.local === null) {
       this.#localTimer = setInterval(() => {
         try {
@@ -206,7 +209,7 @@ export class PacketWatcher implements Source {
         } catch (error) {
           this.#context.reportError(error as Error);
         }
-      }, this.#options.localRefreshMs ?? 30_000);
+      }, this.#options.localRefreshMs ?? 2_000);
       this.#localTimer.unref();
     }
     this.#context.logger.info(

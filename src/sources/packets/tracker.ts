@@ -120,7 +120,7 @@ export class PacketTracker {
   readonly #emit: (event: PacketFilterEvent) => void;
   readonly #sources = new Map<Key, SourceState>();
   /** (client, client port) → handshake; insertion order is SYN time order. */
-  readonly #halfOpen = new Map<Key, HalfOpen>();
+  readonly #halfOpen = new Map<string, HalfOpen>();
   /** "remote|rport|lport" → last outbound datagram, ms; in order of last use. */
   readonly #flows = new Map<string, number>();
   readonly #stats: PacketTrackerStats = {
@@ -218,7 +218,7 @@ export class PacketTracker {
     // The host refusing a handshake (RST to the client's SYN) ends it: a closed port, not
     // half-open, but a probe at once (nmap -sS and -sT against a closed port).
     if ((p.flags & RST) !== 0) {
-      const key = halfOpenKey(dst, p.dport);
+      const key = halfOpenKey(dst, p.dport, p.sport);
       const entry = this.#halfOpen.get(key);
       if (entry !== undefined && entry.dport === p.sport && entry.src === dst) {
         this.#halfOpen.delete(key);
@@ -386,10 +386,10 @@ export class PacketTracker {
   }
 
   #followHandshake(p: DecodedPacket, src: Key, dst: Key, nowMs: number, watched: boolean): void {
-    const key = halfOpenKey(src, p.sport);
+    const key = halfOpenKey(src, p.sport, p.dport);
     if (this.#halfOpen.has(key)) return; // a retransmission: the first SYN's clock keeps running
     if (this.#halfOpen.size >= this.#maxHalfOpen) {
-      this.#halfOpen.delete(this.#halfOpen.keys().next().value as Key);
+      this.#halfOpen.delete(this.#halfOpen.keys().next().value as string);
       this.#stats.evicted.halfOpen++;
     }
     this.#halfOpen.set(key, {
@@ -405,9 +405,9 @@ export class PacketTracker {
 
   /** The client's ACK (completed) or RST (abandoned) for a handshake being followed. */
   #completed(src: Key, p: DecodedPacket, reset: boolean, nowMs: number): void {
-    const key = halfOpenKey(src, p.sport);
+    const key = halfOpenKey(src, p.sport, p.dport);
     const entry = this.#halfOpen.get(key);
-    if (entry === undefined || entry.dport !== p.dport) return;
+    if (entry === undefined) return;
     this.#halfOpen.delete(key);
     if (reset) this.#unanswered(entry, 'reset', nowMs);
   }
@@ -444,8 +444,13 @@ export class PacketTracker {
 }
 
 /** A handshake's key: the client and its port (48 bits for IPv4: an exact number). */
-function halfOpenKey(src: Key, sport: number): Key {
-  return typeof src === 'number' ? src * 65_536 + sport : `${src}|${sport}`;
+/**
+ * A handshake by both ports: nmap's SYN scan sends every probe from one source port, so a key
+ * without the destination port took each new probe for a retransmission of the first, and one
+ * RST missed by the capture stalled the whole scan's detection until that handshake timed out.
+ */
+function halfOpenKey(src: Key, sport: number, dport: number): string {
+  return `${src}|${sport}|${dport}`;
 }
 
 function text(key: Key): string {

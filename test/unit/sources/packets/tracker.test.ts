@@ -175,6 +175,15 @@ describe('PacketTracker: what is not a scan or a flood (the host asked for it)',
     expect(t.kinds('half-open')).toHaveLength(1);
   });
 
+  it('a SYN scan from one source port (as nmap sends it) registers each port, even past a missed RST', () => {
+    const t = setup();
+    // The capture missed the host's RST for port 100: the scan goes on from the same port.
+    t.inTcp(ATTACKER, 55_555, 100, SYN);
+    for (let port = 101; port < 116; port++) t.closedPort(ATTACKER, 55_555, port);
+    expect(t.kinds('probe').map((e) => e.dport)).toEqual(Array.from({ length: 15 }, (_, i) => 101 + i));
+    expect(t.kinds('probe').at(-1)).toMatchObject({ ports: 15 });
+  });
+
   it('replies to UDP flows the host started never count: a QUIC download and DNS answers', () => {
     const t = setup({ packetBatch: 100 });
     const cdn = '198.51.100.80';
