@@ -1,7 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import * as z from 'zod';
 import { DURATION_PATTERN, formatDuration, parseDuration } from '../core/duration.js';
 import { parseIp } from '../core/ip.js';
@@ -12,6 +8,13 @@ import {
 } from '../detection/filters/fields/filter-schema.js';
 import { PACKET_FIELDS } from '../detection/filters/fields/packet-fields.js';
 import { formatV4, formatV6 } from '../sources/packets/decode.js';
+import {
+  bundledSocketRules,
+  loadSocketRule,
+  type SocketRule,
+  SocketRuleError,
+  type SocketRuleKind,
+} from '../sources/socket/socket-rules.js';
 
 /**
  * The `packets:` section (packet watchers on libpcap) and the side of a jail that reads them
@@ -248,114 +251,31 @@ export function normalizeLocal(text: string): string {
   return formatV6(parsed.bytes, 0);
 }
 
-/** The bundled packet rules: `rules/socket/<name>.yaml` saying `source: packets`. */
-export const BUNDLED_PACKET_RULES_DIR = fileURLToPath(new URL('../../rules/socket/', import.meta.url));
+/** The packet watcher's rules in `rules/socket/`: those saying `source: packets`. */
+const PACKET_RULES: SocketRuleKind = {
+  source: 'packets',
+  label: 'packet rule',
+  fields: PACKET_FIELDS,
+  unmarked: 'never',
+  misfiled: (reference) =>
+    `rule ${JSON.stringify(reference)} is not a packet watcher rule (known: ${bundledPacketRules().join(', ')}); TCP guard rules go on jails with source: { socket: NAME }`,
+};
 
-const packetRuleSchema = z.strictObject({
-  description: z.string(),
-  /** Which socket jails the rule is for: the folder is shared with the TCP guard's rules. */
-  source: z.literal('packets', { error: 'a packet rule says source: packets' }).optional(),
-  filter: z.unknown(),
-  jail: z
-    .strictObject({
-      maxretry: z.number().int().min(1).optional(),
-      findtime: z.string().regex(durationRe).optional(),
-      bantime: z.string().regex(durationRe).optional(),
-    })
-    .optional(),
-});
-
-export interface PacketRule {
-  /** The bundled name, or the file's path. */
-  name: string;
-  file: string;
-  description: string;
-  filter: FieldFilterSpec;
-  jail: { maxretry?: number; findtime?: string; bantime?: string };
-}
-
-/** Thrown by {@link loadPacketRule}; `message` is ready to follow `file: jails.x.filter: `. */
-export class PacketRuleError extends Error {
-  override readonly name = 'PacketRuleError';
-}
-
-const RULE_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
+export type PacketRule = SocketRule;
+export { SocketRuleError as PacketRuleError };
 
 /**
  * Reads a packet rule: a bundled name (`port-scan` → `rules/socket/port-scan.yaml`) or a YAML file
  * (relative to `baseDir`). Its filter is validated against the packet fields. Throws
- * {@link PacketRuleError}.
+ * {@link SocketRuleError}.
  */
 export function loadPacketRule(reference: string, baseDir: string = process.cwd()): PacketRule {
-  const bundled = RULE_NAME.test(reference);
-  const file = bundled
-    ? resolve(BUNDLED_PACKET_RULES_DIR, `${reference}.yaml`)
-    : isAbsolute(reference)
-      ? reference
-      : resolve(baseDir, reference);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    if (bundled)
-      throw new PacketRuleError(
-        `no bundled packet rule named ${JSON.stringify(reference)} (known: ${bundledPacketRules().join(', ')})`,
-      );
-    throw new PacketRuleError(`cannot read the rule file ${file}`);
-  }
-  let raw: unknown;
-  try {
-    raw = parse(text, { uniqueKeys: true });
-  } catch (error) {
-    throw new PacketRuleError(`${file}: invalid YAML: ${(error as Error).message.split('\n')[0]}`);
-  }
-  if ((raw as { source?: unknown } | null)?.source !== 'packets' && bundled) {
-    throw new PacketRuleError(
-      `rule ${JSON.stringify(reference)} is not a packet watcher rule (known: ${bundledPacketRules().join(', ')}); TCP guard rules go on jails with source: { socket: NAME }`,
-    );
-  }
-  const result = packetRuleSchema.safeParse(raw);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    throw new PacketRuleError(`${file}: ${issue?.path.join('.') || '(top level)'}: ${issue?.message}`);
-  }
-  const filter = validateFieldFilter(PACKET_FIELDS, result.data.filter);
-  if (filter.spec === null) {
-    const first = filter.problems[0];
-    throw new PacketRuleError(
-      `rule ${JSON.stringify(reference)}: filter.${first?.path.join('.') ?? ''}: ${first?.message}`,
-    );
-  }
-  return {
-    name: bundled ? reference : file,
-    file,
-    description: result.data.description,
-    filter: filter.spec,
-    jail: result.data.jail ?? {},
-  };
+  return loadSocketRule(PACKET_RULES, reference, baseDir);
 }
 
 /** Names of the bundled packet rules. */
 export function bundledPacketRules(): string[] {
-  let files: string[];
-  try {
-    files = readdirSync(BUNDLED_PACKET_RULES_DIR).filter((file) => file.endsWith('.yaml'));
-  } catch {
-    return [];
-  }
-  return files
-    .filter((file) => {
-      try {
-        const raw = parse(readFileSync(resolve(BUNDLED_PACKET_RULES_DIR, file), 'utf8')) as {
-          source?: unknown;
-        };
-        return raw?.source === 'packets';
-      } catch {
-        return false;
-      }
-    })
-    .map((file) => file.slice(0, -5))
-    .sort();
+  return bundledSocketRules(PACKET_RULES);
 }
 
 /** The jail options this module reads (a subset of the config file's jail shape). */
@@ -410,7 +330,7 @@ export function resolvePacketJail(
       rule = filter;
       out.ruleSettings = { ...loaded.jail };
     } catch (error) {
-      if (!(error instanceof PacketRuleError)) throw error;
+      if (!(error instanceof SocketRuleError)) throw error;
       out.problems.push(`${at('filter')}: ${error.message}`);
       return out;
     }
