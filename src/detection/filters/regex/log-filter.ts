@@ -19,7 +19,7 @@ import {
   type Token,
   tokenize,
 } from './regex-syntax.js';
-import { type Session, SessionTable } from './sessions.js';
+import { type Session, type SessionSnapshot, SessionTable } from './sessions.js';
 import { expandTags, GROUP, TagError } from './tags.js';
 
 /**
@@ -126,6 +126,15 @@ export interface CompiledLogFilter {
   processLine(line: string): LineResult;
   /** Forgets multi-line sessions (a rotated or truncated file). */
   reset(): void;
+  /**
+   * True when results depend on earlier lines (the filter keeps `<F-MLFID>` sessions); otherwise
+   * each line is judged alone and a log can be cut anywhere between lines.
+   */
+  readonly usesSessions: boolean;
+  /** The multi-line sessions as plain data (for handing a log's state to another worker). */
+  sessionState(): SessionSnapshot;
+  /** Replaces the sessions with those of {@link sessionState}. */
+  restoreSessions(state: SessionSnapshot): void;
   /** Settles when every DNS lookup started by `usedns` has been handed to `onResolved`. */
   settled(): Promise<void>;
 }
@@ -375,6 +384,18 @@ class RegexLogFilter implements CompiledLogFilter {
 
   reset(): void {
     this.#sessions.clear();
+  }
+
+  get usesSessions(): boolean {
+    return this.#drop.size === 0;
+  }
+
+  sessionState(): SessionSnapshot {
+    return this.#sessions.snapshot();
+  }
+
+  restoreSessions(state: SessionSnapshot): void {
+    this.#sessions.restore(state);
   }
 
   async settled(): Promise<void> {

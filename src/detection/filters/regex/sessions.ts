@@ -29,6 +29,9 @@ export interface Session {
   lastMs: number;
 }
 
+/** Sessions as plain (structured-clone and JSON friendly) data: `[id, session]`, oldest first. */
+export type SessionSnapshot = [id: string, session: Session][];
+
 export class SessionTable {
   readonly #sessions = new Map<string, Session>();
   readonly #maxLines: number;
@@ -65,6 +68,34 @@ export class SessionTable {
   hold(session: Session, failure: PendingFailure): void {
     session.pending.push(failure);
     if (session.pending.length > this.#maxLines) session.pending.shift();
+  }
+
+  /** The sessions as plain data, least recently seen first (a copy: later lines do not change it). */
+  snapshot(): SessionSnapshot {
+    return [...this.#sessions].map(([id, s]) => [
+      id,
+      {
+        ip: s.ip,
+        fields: { ...s.fields },
+        pending: s.pending.map((p) => ({ ...p, fields: { ...p.fields } })),
+        lines: s.lines,
+        lastMs: s.lastMs,
+      },
+    ]);
+  }
+
+  /** Replaces the sessions with a {@link snapshot}'s (copied). */
+  restore(snapshot: SessionSnapshot): void {
+    this.#sessions.clear();
+    for (const [id, s] of snapshot) {
+      this.#sessions.set(id, {
+        ip: s.ip,
+        fields: { ...s.fields },
+        pending: s.pending.map((p) => ({ ...p, fields: { ...p.fields } })),
+        lines: s.lines,
+        lastMs: s.lastMs,
+      });
+    }
   }
 
   forget(id: string): void {
