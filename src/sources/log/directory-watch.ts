@@ -1,5 +1,6 @@
 import { type FSWatcher, stat, statSync, watch } from 'node:fs';
-import { basename } from 'node:path';
+import { readdir, stat as statAsync } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
 
 type Listener = () => void;
 
@@ -87,4 +88,57 @@ export function watchDirectory(dir: string, name: string | undefined, listener: 
       }
     },
   };
+}
+
+/** Suffixes of compressed rotations (`auth.log.2.gz`): their lines cannot be read as they are. */
+const COMPRESSED = /\.(?:gz|bz2|xz|zst|lz4|lzma|lz|z|zip|br|7z)$/i;
+
+/**
+ * True when `name` is what log rotation calls `base` once rotated, in the same directory:
+ * `auth.log.1`, `auth.log-20261201`, `auth.log_old` (and, for logrotate's `extension .log`,
+ * `app-20261201.log` for `app.log`). Compressed rotations (`auth.log.2.gz`) are not: they cannot
+ * be read as they are.
+ */
+export function isRotatedName(base: string, name: string): boolean {
+  if (name === base || COMPRESSED.test(name)) return false;
+  const separated = (prefix: string) =>
+    name.length > prefix.length && name.startsWith(prefix) && '.-_'.includes(name[prefix.length] as string);
+  if (separated(base)) return true;
+  const ext = extname(base);
+  return ext !== '' && ext !== base && name.endsWith(ext) && separated(base.slice(0, -ext.length));
+}
+
+/** A regular file in a log's directory under a rotated name of it; see {@link rotatedFiles}. */
+export interface RotatedFile {
+  readonly path: string;
+  readonly dev: number;
+  readonly ino: number;
+}
+
+/**
+ * The regular files of `dir` under a rotated name of `base` ({@link isRotatedName}), on the
+ * directory's own device, by inode. A saved position of a file that was rotated while portcullis
+ * was stopped is looked up here. An unreadable directory has none.
+ */
+export async function rotatedFiles(dir: string, base: string): Promise<Map<number, RotatedFile>> {
+  const found = new Map<number, RotatedFile>();
+  let names: string[];
+  let dev: number;
+  try {
+    dev = (await statAsync(dir)).dev;
+    names = await readdir(dir);
+  } catch {
+    return found;
+  }
+  for (const name of names.filter((entry) => isRotatedName(base, entry)).sort()) {
+    const path = join(dir, name);
+    try {
+      const info = await statAsync(path);
+      if (info.isFile() && info.dev === dev && !found.has(info.ino))
+        found.set(info.ino, { path, dev: info.dev, ino: info.ino });
+    } catch {
+      // Gone between readdir and stat: not there.
+    }
+  }
+  return found;
 }

@@ -6,7 +6,7 @@ import { formatDuration } from '../../core/duration.js';
 import { type Logger, silentLogger } from '../../core/logger.js';
 import type { LogPosition, Store } from '../../stores/store.js';
 import { BatchQueue, type LineHandler } from './batch-queue.js';
-import { type DirectoryWatch, watchDirectory } from './directory-watch.js';
+import { type DirectoryWatch, rotatedFiles, watchDirectory } from './directory-watch.js';
 import { FileLedger } from './file-ledger.js';
 import { DEFAULT_MAX_LINE_LENGTH, LineSplitter } from './line-splitter.js';
 import { LogThrottle } from './log-throttle.js';
@@ -72,6 +72,27 @@ export interface FileFollowerStats {
 }
 
 const HEAD_BYTES = 512;
+/** Saved in a rotated-file slot that is free (no real file has inode 0). */
+const NO_POSITION: LogPosition = Object.freeze({ offset: 0, inode: 0, headHash: '' });
+/** Rotated-file slots read at start, at most (a chain ends at the first free one). */
+const MAX_ROTATED_SLOTS = 64;
+
+/**
+ * The id of the `index`th rotated-file slot of a follower saved under `id`: the position of a
+ * rotated file still being read, so a restart continues it (see {@link FileFollower}).
+ */
+export function rotatedPositionId(id: string, index: number): string {
+  return `${id}#rotated.${index}`;
+}
+
+/**
+ * What a batch commits: the position in the file at the path (`undefined`: none known yet) and in
+ * each rotated file still being read, oldest first.
+ */
+interface Snapshot {
+  readonly current: LogPosition | undefined;
+  readonly rotated: readonly LogPosition[];
+}
 
 interface OpenFile {
   readonly fh: FileHandle;
@@ -101,6 +122,12 @@ interface OpenFile {
  * With `positions`, the offset after the last line whose batch was fully handled is saved (at most
  * every `saveIntervalMs`, and at close) with the file's inode and a hash of its first line; on the
  * next start the follower resumes there if the file is still the same one, otherwise reads it from 0.
+ * A rotated file still being read has its own saved position ({@link rotatedPositionId}; slots
+ * `0..n-1`, the first free one holds inode 0). On start, a saved file that is no longer at the path
+ * (rotated while stopped, or while being read) is looked for by inode and first line among the
+ * rotated names in the same directory (`auth.log.1`, `auth.log-20261201`; not compressed ones,
+ * also after a second rotation such as `.1` → `.2`), read on from its saved position, then
+ * forgotten. One that is gone is reported once (a warning) and forgotten.
  */
 export class FileFollower {
   readonly path: string;
@@ -111,7 +138,7 @@ export class FileFollower {
   readonly #ledger: FileLedger | undefined;
   #announcedShared = false;
   readonly #logger: Logger;
-  readonly #queue: BatchQueue<LogPosition>;
+  readonly #queue: BatchQueue<Snapshot>;
   #buffer: Buffer;
   readonly #stats: FileFollowerStats = { lines: 0, bytes: 0, truncatedLines: 0, rotations: 0 };
   readonly #truncationLog = new LogThrottle(60_000, 1);
@@ -127,8 +154,10 @@ export class FileFollower {
   #watchingAll: DirectoryWatch | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #saveTimer: NodeJS.Timeout | undefined;
-  #committed: LogPosition | undefined;
+  #committed: Snapshot | undefined;
   #saved: LogPosition | undefined;
+  /** What the rotated-file slots hold in the store, as far as this follower knows. */
+  #savedRotated: LogPosition[] = [];
   #saving: Promise<void> = Promise.resolve();
   #running: Promise<void> | undefined;
   #again = false;
@@ -171,10 +200,10 @@ export class FileFollower {
     this.#logger = options.logger ?? silentLogger;
     // Grown to chunkSize on the first full read: idle followers of a big glob stay small.
     this.#buffer = Buffer.allocUnsafe(Math.min(16_384, this.#options.chunkSize));
-    this.#queue = new BatchQueue<LogPosition>(options.onLines, {
+    this.#queue = new BatchQueue<Snapshot>(options.onLines, {
       maxInFlight: this.#options.maxInFlight,
-      onCommit: (position) => {
-        this.#committed = position;
+      onCommit: (snapshot) => {
+        this.#committed = snapshot;
         this.#scheduleSave();
       },
       onError: (error) =>
@@ -208,9 +237,14 @@ export class FileFollower {
     return this.#current !== undefined || this.#old.length > 0 || this.#queue.inFlight > 0;
   }
 
-  /** The last position whose lines were all handled (saved or about to be). */
+  /** The last position in the file at the path whose lines were all handled (saved or about to be). */
   get committedPosition(): LogPosition | undefined {
-    return this.#committed;
+    return this.#committed?.current;
+  }
+
+  /** Positions in the rotated files still being read, oldest first, as last committed. */
+  get committedRotated(): readonly LogPosition[] {
+    return this.#committed?.rotated ?? [];
   }
 
   /**
@@ -224,12 +258,22 @@ export class FileFollower {
 
   async #start(): Promise<void> {
     this.#started = true;
+    let rotated: LogPosition[] = [];
     if (this.#positions !== undefined) {
+      const { store, id } = this.#positions;
       try {
-        this.#resume = await this.#positions.store.getPosition(this.#positions.id);
+        this.#resume = await store.getPosition(id);
         this.#saved = this.#resume;
-        if (this.#resume !== undefined) this.#ledger?.seed(this.#resume);
+        for (let index = 0; index < MAX_ROTATED_SLOTS; index++) {
+          const slot = await store.getPosition(rotatedPositionId(id, index));
+          if (slot === undefined || slot.inode === 0) break;
+          rotated.push(slot);
+        }
+        this.#savedRotated = [...rotated];
+        for (const position of [...(this.#resume === undefined ? [] : [this.#resume]), ...rotated])
+          this.#ledger?.seed(position);
       } catch (error) {
+        rotated = [];
         this.#logger.warn(
           { err: error, path: this.path },
           `${this.path}: saved position unavailable; starting afresh`,
@@ -237,8 +281,12 @@ export class FileFollower {
       }
     }
     if (this.#closed) return;
+    const reopened = await this.#reopenRotated(rotated);
+    if (this.#closed) return;
     await this.#open(true);
     if (this.#closed) return;
+    // Forget rotated files that are gone, and save where the ones found continue.
+    if (reopened) this.#queue.mark(this.#snapshot());
     this.#watch();
     this.#pollTimer = setInterval(() => {
       this.#watch();
@@ -326,6 +374,107 @@ export class FileFollower {
     }
   }
 
+  /**
+   * At start: finds the saved files that are no longer at the path among its rotated names and
+   * queues them (oldest first) to be read on from their saved positions; reports the ones that are
+   * gone. Returns true when saved rotated positions changed (some to save or forget).
+   */
+  async #reopenRotated(slots: readonly LogPosition[]): Promise<boolean> {
+    const main = this.#resume;
+    if ((main === undefined || main.inode === 0) && slots.length === 0) return false;
+    let atPath: number | undefined;
+    try {
+      const info = await stat(this.path);
+      if (info.isFile()) atPath = info.ino;
+    } catch {
+      // Missing or unreadable: #open() says so.
+    }
+    const wanted: LogPosition[] = [];
+    const mainMoved = main !== undefined && main.inode !== 0 && main.inode !== atPath;
+    if (mainMoved) wanted.push(main);
+    for (const slot of slots) {
+      // The file came back to the path (renamed back): it resumes there, not as a rotated one.
+      if (slot.inode === atPath) {
+        if (main?.inode !== atPath) this.#resume = slot;
+        continue;
+      }
+      const same = wanted.findIndex(
+        (other) => other.inode === slot.inode && other.headHash === slot.headHash,
+      );
+      if (same === -1) wanted.push(slot);
+      else if (slot.offset > (wanted[same] as LogPosition).offset) wanted[same] = slot;
+    }
+    if (wanted.length === 0) return slots.length > 0;
+    const found = await rotatedFiles(dirname(this.path), basename(this.path));
+    let mainFound = false;
+    for (const position of wanted) {
+      const candidate = found.get(position.inode);
+      const file = candidate === undefined ? undefined : await this.#openRotated(candidate.path, position);
+      if (file === 'elsewhere') continue;
+      if (file !== undefined) {
+        if (file.ino === main?.inode) mainFound = true;
+        this.#old.push(file);
+        this.#logger.info(
+          { path: this.path, rotated: candidate?.path, offset: file.offset },
+          `${this.path} was rotated: reading ${candidate?.path} on from byte ${file.offset}, then ${this.path}`,
+        );
+        continue;
+      }
+      this.#logger.warn(
+        { path: this.path, inode: position.inode, offset: position.offset },
+        `${this.path}: the rotated file being read (inode ${position.inode}, read to byte ${position.offset}) is gone or compressed; lines written to it after that were not read`,
+      );
+    }
+    // Read on as a rotated file: the path's own next file is a new one, read from 0.
+    if (mainFound && atPath === undefined) this.#resume = NO_POSITION;
+    return true;
+  }
+
+  /**
+   * Opens a rotated file found under `path` for a saved position, if it is still that file (inode,
+   * first line, long enough). `'elsewhere'`: another follower of the jail is reading it.
+   */
+  async #openRotated(path: string, position: LogPosition): Promise<OpenFile | 'elsewhere' | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const info = await fh.stat();
+      const head = await readHead(fh, info.size);
+      const file: OpenFile = {
+        fh,
+        ino: info.ino,
+        key: FileLedger.key(info.dev, info.ino),
+        head: undefined,
+        headHash: '',
+        offset: position.offset,
+        splitter: new LineSplitter(this.#options.maxLineLength),
+        lastGrowthMs: Date.now(),
+      };
+      this.#setHead(file, head);
+      const same =
+        info.isFile() &&
+        info.ino === position.inode &&
+        (position.headHash === '' || position.headHash === file.headHash) &&
+        position.offset <= info.size;
+      if (!same) {
+        await fh.close();
+        return undefined;
+      }
+      if (this.#ledger !== undefined && !this.#ledger.claim(file.key, this)) {
+        await fh.close();
+        return 'elsewhere';
+      }
+      return file;
+    } catch {
+      await fh.close().catch(() => {});
+      return undefined;
+    }
+  }
+
   /** Opens the path; decides where to start. Returns false when it is missing or unreadable. */
   async #open(initial: boolean): Promise<boolean> {
     let fh: FileHandle;
@@ -387,7 +536,9 @@ export class FileFollower {
           ? `resuming at byte ${file.offset}`
           : elsewhere !== undefined
             ? `it was read to byte ${elsewhere} under another name; continuing there`
-            : 'it changed while stopped; reading it from the start';
+            : initial
+              ? 'it changed while stopped; reading it from the start'
+              : 'reading it from the start';
       } else if (this.#readElsewhere(file, info.size) !== undefined) {
         elsewhere = this.#readElsewhere(file, info.size) as number;
         file.offset = elsewhere;
@@ -404,7 +555,7 @@ export class FileFollower {
       this.#announcedWaiting = false;
       this.#state = 'open';
       this.#current = file;
-      this.#queue.mark(this.#positionOf(file));
+      this.#queue.mark(this.#snapshot());
       this.#logger.info({ path: this.path, offset: file.offset }, `following ${this.path}: ${how}`);
       return true;
     } catch (error) {
@@ -462,7 +613,7 @@ export class FileFollower {
       if (file.splitter.truncatedLines !== before) this.#noteTruncated(file, before);
       if (lines.length > 0) {
         if (tracked && file.head === undefined) this.#setHead(file, await readHead(file.fh, file.offset));
-        await this.#hand(lines, tracked ? this.#positionOf(file) : undefined);
+        await this.#hand(lines, this.#snapshot());
       }
       if (bytesRead < this.#buffer.length) break;
       if (this.#buffer.length < this.#options.chunkSize)
@@ -482,9 +633,10 @@ export class FileFollower {
     const now = Date.now();
     if (grew) file.lastGrowthMs = now;
     if (this.#closed || now - file.lastGrowthMs < this.#options.drainGraceMs) return;
-    this.#old = this.#old.filter((other) => other !== file);
     const tail = file.splitter.flush();
-    if (tail !== undefined) await this.#hand([tail], undefined);
+    this.#old = this.#old.filter((other) => other !== file);
+    // Its slot is freed once its last line is handled: a restart before that reads the line again.
+    await this.#hand(tail === undefined ? [] : [tail], this.#snapshot());
     this.#stats.truncatedLines += file.splitter.truncatedLines;
     this.#release(file);
     await file.fh.close().catch(() => {});
@@ -505,6 +657,8 @@ export class FileFollower {
   /** The current file went away (deleted) or the path names another file now (rotated). */
   #retire(file: OpenFile, how: 'deleted' | 'rotated'): void {
     this.#current = undefined;
+    // Whatever shows up at the path next is a new file: saved as such, so a restart reads it from 0.
+    this.#resume = NO_POSITION;
     this.#stats.rotations++;
     file.lastGrowthMs = Date.now();
     this.#old.push(file);
@@ -532,14 +686,24 @@ export class FileFollower {
     file.splitter.reset();
     file.offset = 0;
     this.#setHead(file, await readHead(file.fh, size));
-    this.#queue.mark(this.#positionOf(file));
+    this.#queue.mark(this.#snapshot());
     this.#logger.info({ path: this.path }, `${this.path} was ${how}; reading it from the start`);
   }
 
-  async #hand(lines: string[], position: LogPosition | undefined): Promise<void> {
+  async #hand(lines: string[], mark: Snapshot | undefined): Promise<void> {
+    if (lines.length === 0) {
+      if (mark !== undefined) this.#queue.mark(mark);
+      return;
+    }
     this.#stats.lines += lines.length;
-    const full = this.#queue.push({ lines, source: this.path }, position);
+    const full = this.#queue.push({ lines, source: this.path }, mark);
     if (full !== undefined) await full;
+  }
+
+  /** Where every open file stands now (its lines handed over so far). */
+  #snapshot(): Snapshot {
+    const current = this.#current === undefined ? this.#resume : this.#positionOf(this.#current);
+    return { current, rotated: this.#old.map((file) => this.#positionOf(file)) };
   }
 
   #setHead(file: OpenFile, head: Buffer | undefined): void {
@@ -605,14 +769,31 @@ export class FileFollower {
     }, this.#options.saveIntervalMs).unref();
   }
 
-  /** Saves the committed position if it moved; saves never overlap. */
+  /**
+   * Saves the committed positions that moved; saves never overlap. Rotated-file slots go first and
+   * the path's position last, freed slots from the highest down: a crash between two writes leaves
+   * a file known twice (the restart keeps the furthest position), never a file forgotten.
+   */
   #save(): Promise<void> {
     this.#saving = this.#saving.then(async () => {
       const positions = this.#positions;
-      const position = this.#committed;
-      if (positions === undefined || position === undefined || samePosition(position, this.#saved)) return;
+      const snapshot = this.#committed;
+      if (positions === undefined || snapshot === undefined) return;
+      const { store, id } = positions;
       try {
-        await positions.store.setPosition(positions.id, position);
+        const saved = this.#savedRotated;
+        for (const [index, position] of snapshot.rotated.entries()) {
+          if (samePosition(position, saved[index])) continue;
+          await store.setPosition(rotatedPositionId(id, index), position);
+          saved[index] = position;
+        }
+        for (let index = saved.length - 1; index >= snapshot.rotated.length; index--) {
+          await store.setPosition(rotatedPositionId(id, index), NO_POSITION);
+          saved.length = index;
+        }
+        const position = snapshot.current;
+        if (position === undefined || samePosition(position, this.#saved)) return;
+        await store.setPosition(id, position);
         this.#saved = position;
       } catch (error) {
         this.#logger.warn({ err: error, path: this.path }, `${this.path}: could not save the read position`);

@@ -5,8 +5,9 @@ import type { LogPosition } from '../../stores/store.js';
  * that matches rotated names (`auth.log*`) sees the same file under `auth.log` and, after
  * rotation, `auth.log.1`. Only one follower reads a file at a time; the next one to meet it under
  * another name waits until the first lets go, then continues at the byte it stopped at, so no
- * line is counted twice. Saved positions seed it at start (a file read before a restart under
- * another name continues there, when its first line is still the same).
+ * line is counted twice. Saved positions seed it at start, those of rotated files still being read
+ * included (a file read before a restart under another name continues there, when its first line
+ * is still the same): whichever follower of the jail claims the file first reads it on.
  */
 export class FileLedger {
   readonly #owners = new Map<string, object>();

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { watchDirectory } from '../../../../src/sources/log/directory-watch.js';
+import { isRotatedName, rotatedFiles, watchDirectory } from '../../../../src/sources/log/directory-watch.js';
 import { makeTempDir } from '../../../helpers/log-files.js';
 import { waitFor } from '../../../helpers/wait-for.js';
 
@@ -41,4 +41,41 @@ it('reports a broken watch when its directory is removed', async () => {
   fs.rmSync(sub, { recursive: true });
   await waitFor(() => watch.broken, { timeoutMs: 5000, message: 'the watch to break' });
   watch.close();
+});
+
+it('names rotated copies of a log as logrotate and savelog make them, never compressed ones', () => {
+  for (const name of ['auth.log.1', 'auth.log.12', 'auth.log-20261201', 'auth.log_old', 'auth.log.0'])
+    expect(isRotatedName('auth.log', name), name).toBe(true);
+  // logrotate `extension .log`: the date goes before the extension.
+  expect(isRotatedName('app.log', 'app-20261201.log')).toBe(true);
+  expect(isRotatedName('app.log', 'app.1.log')).toBe(true);
+  for (const name of [
+    'auth.log',
+    'auth.log.2.gz',
+    'auth.log.1.bz2',
+    'auth.log-20261201.xz',
+    'auth.log.3.zst',
+    'auth.logger',
+    'authxlog.1',
+    'other.log.1',
+    'app-20261201.txt',
+  ])
+    expect(isRotatedName('auth.log', name), name).toBe(false);
+  expect(isRotatedName('app.log', 'app-20261201.log.gz')).toBe(false);
+});
+
+it('lists the regular files under rotated names by inode, skipping directories and other logs', async () => {
+  const log = path.join(dir, 'auth.log');
+  fs.writeFileSync(log, 'now\n');
+  fs.writeFileSync(`${log}.1`, 'one\n');
+  fs.writeFileSync(`${log}.2.gz`, 'zipped');
+  fs.mkdirSync(`${log}.d`);
+  fs.writeFileSync(path.join(dir, 'syslog.1'), 'other\n');
+  fs.linkSync(`${log}.1`, `${log}-20261201`);
+  const found = await rotatedFiles(dir, 'auth.log');
+  const one = fs.statSync(`${log}.1`);
+  expect([...found.keys()]).toEqual([one.ino]);
+  // Two names of one file: the first in name order.
+  expect(found.get(one.ino)).toEqual({ path: `${log}-20261201`, dev: one.dev, ino: one.ino });
+  expect((await rotatedFiles(path.join(dir, 'missing'), 'auth.log')).size).toBe(0);
 });

@@ -2,8 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../../../../src/core/logger.js';
-import { FileFollower, type FileFollowerOptions } from '../../../../src/sources/log/file-follower.js';
+import {
+  FileFollower,
+  type FileFollowerOptions,
+  rotatedPositionId,
+} from '../../../../src/sources/log/file-follower.js';
 import { MemoryStore } from '../../../../src/stores/memory/memory-store.js';
+import type { LogPosition } from '../../../../src/stores/store.js';
 import { exactlyOnce, makeTempDir, numberedLines, numbersIn } from '../../../helpers/log-files.js';
 import { waitFor } from '../../../helpers/wait-for.js';
 
@@ -359,5 +364,182 @@ describe('FileFollower: positions', () => {
     await waitFor(() => follower.stats.lines >= 3);
     await follower.close();
     expect((await store.getPosition('p'))?.offset).toBe(5);
+  });
+});
+
+describe('FileFollower: a rotated file being read keeps its position across a restart', () => {
+  const store = () => new MemoryStore();
+  /** A follower with a long drain grace, so a rotated file is still being read when it stops. */
+  const restartable = (file: string, positions: FileFollowerOptions['positions'], grace = 30_000) =>
+    follow(file, { start: 'beginning', drainGraceMs: grace, positions });
+
+  it('a stop while the rotated file still gets lines: the restart reads the rest of both, each line once', async () => {
+    const file = path.join(dir, 'auth.log');
+    const positions = { store: store(), id: 'j:auth' };
+    fs.writeFileSync(file, '');
+    const first = restartable(file, positions);
+    await first.follower.start();
+    const fd = fs.openSync(file, 'a');
+    fs.writeSync(fd, numberedLines(1, 10));
+    await waitFor(() => first.lines.length >= 10);
+    fs.renameSync(file, `${file}.1`);
+    fs.writeFileSync(file, '');
+    fs.writeSync(fd, numberedLines(11, 15)); // the writer has not reopened yet
+    fs.appendFileSync(file, numberedLines(16, 20));
+    await waitFor(() => first.lines.length >= 20);
+    await first.follower.close();
+    // Saved: the new file at the path, and the rotated one by inode in its own slot.
+    const rotatedIno = fs.statSync(`${file}.1`).ino;
+    expect((await positions.store.getPosition(rotatedPositionId('j:auth', 0)))?.inode).toBe(rotatedIno);
+    expect((await positions.store.getPosition('j:auth'))?.inode).toBe(fs.statSync(file).ino);
+
+    // While stopped the old writer still adds lines to the rotated file, the new one to the path.
+    fs.writeSync(fd, numberedLines(21, 25));
+    fs.closeSync(fd);
+    fs.appendFileSync(file, numberedLines(26, 30));
+    const second = restartable(file, positions, 200);
+    await second.follower.start();
+    await waitFor(() => second.lines.length >= 10);
+    expect(numbersIn(second.lines)).toEqual([21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
+    expect(exactlyOnce(numbersIn([...first.lines, ...second.lines]), 30)).toBeUndefined();
+    expect(logged.some((entry) => entry.message.includes(`reading ${file}.1 on from byte`))).toBe(true);
+    // Read to its end and quiet for the grace period: forgotten.
+    await waitFor(() => !second.follower.committedRotated.length);
+    await second.follower.close();
+    expect((await positions.store.getPosition(rotatedPositionId('j:auth', 0)))?.inode).toBe(0);
+
+    fs.appendFileSync(file, numberedLines(31, 32));
+    const third = restartable(file, positions);
+    await third.follower.start();
+    await waitFor(() => third.lines.length >= 2);
+    expect(numbersIn(third.lines)).toEqual([31, 32]);
+  });
+
+  it('a file rotated while stopped, with lines added before the rotation: they are read, then the new file', async () => {
+    const file = path.join(dir, 'auth.log');
+    const positions = { store: store(), id: 'p' };
+    fs.writeFileSync(file, numberedLines(1, 5));
+    const first = restartable(file, positions);
+    await first.follower.start();
+    await waitFor(() => first.lines.length >= 5);
+    await first.follower.close();
+    fs.appendFileSync(file, numberedLines(6, 9));
+    fs.renameSync(file, `${file}-20261201`); // logrotate's dateext
+    fs.writeFileSync(file, numberedLines(10, 12));
+    const second = restartable(file, positions, 200);
+    await second.follower.start();
+    await waitFor(() => second.lines.length >= 7);
+    // The rotated file's rest comes first: it is older.
+    expect(numbersIn(second.lines)).toEqual([6, 7, 8, 9, 10, 11, 12]);
+  });
+
+  it('rotated again while stopped (.1 → .2, the path → .1): both are read on from where they stopped', async () => {
+    const file = path.join(dir, 'auth.log');
+    const positions = { store: store(), id: 'p' };
+    fs.writeFileSync(file, numberedLines(1, 5));
+    const first = restartable(file, positions);
+    await first.follower.start();
+    await waitFor(() => first.lines.length >= 5);
+    fs.renameSync(file, `${file}.1`);
+    fs.writeFileSync(file, numberedLines(6, 8));
+    await waitFor(() => first.lines.length >= 8);
+    await first.follower.close();
+    // While stopped: the old writer adds to .1, the new file gets lines, then a second rotation.
+    fs.appendFileSync(`${file}.1`, numberedLines(9, 10));
+    fs.appendFileSync(file, numberedLines(11, 12));
+    fs.renameSync(`${file}.1`, `${file}.2`);
+    fs.renameSync(file, `${file}.1`);
+    fs.writeFileSync(file, numberedLines(13, 14));
+    const second = restartable(file, positions, 200);
+    await second.follower.start();
+    await waitFor(() => second.lines.length >= 6);
+    // Settled once a later write has been read: a wrong re-read would come before it.
+    fs.appendFileSync(file, numberedLines(15, 15));
+    await waitFor(() => numbersIn(second.lines).includes(15));
+    expect(numbersIn(second.lines).sort((a, b) => a - b)).toEqual([9, 10, 11, 12, 13, 14, 15]);
+    expect(exactlyOnce(numbersIn([...first.lines, ...second.lines]), 15)).toBeUndefined();
+  });
+
+  it('a rotated file removed (or compressed) while stopped is reported once and forgotten', async () => {
+    const file = path.join(dir, 'auth.log');
+    const positions = { store: store(), id: 'p' };
+    fs.writeFileSync(file, numberedLines(1, 3));
+    const first = restartable(file, positions);
+    await first.follower.start();
+    await waitFor(() => first.lines.length >= 3);
+    fs.renameSync(file, `${file}.1`);
+    fs.writeFileSync(file, numberedLines(4, 5));
+    await waitFor(() => first.lines.length >= 5);
+    await first.follower.close();
+    // Compressed: the same bytes under a name that is not read (and a new inode, as gzip makes).
+    fs.writeFileSync(`${file}.1.gz`, fs.readFileSync(`${file}.1`));
+    fs.unlinkSync(`${file}.1`);
+    fs.appendFileSync(file, numberedLines(6, 7));
+    const gone = () => logged.filter((entry) => entry.level === 'warn' && entry.message.includes('is gone'));
+
+    const second = restartable(file, positions);
+    await second.follower.start();
+    await waitFor(() => second.lines.length >= 2);
+    expect(numbersIn(second.lines)).toEqual([6, 7]);
+    expect(gone()).toHaveLength(1);
+    expect(gone()[0]?.message).toMatch(
+      /^.*auth\.log: the rotated file being read \(inode \d+, read to byte \d+\) is gone or compressed; lines written to it after that were not read$/,
+    );
+    await second.follower.close();
+    expect((await positions.store.getPosition(rotatedPositionId('p', 0)))?.inode).toBe(0);
+
+    const third = restartable(file, positions);
+    await third.follower.start();
+    await third.follower.close();
+    expect(gone()).toHaveLength(1);
+  });
+
+  it('a crash between two saves (the rotated slot ahead of a stale path position) reads on from the furthest one', async () => {
+    const file = path.join(dir, 'auth.log');
+    const positions = { store: store(), id: 'p' };
+    fs.writeFileSync(file, numberedLines(1, 6));
+    const first = restartable(file, positions);
+    await first.follower.start();
+    await waitFor(() => first.lines.length >= 6);
+    await first.follower.close();
+    const atSix = await positions.store.getPosition('p');
+    // As a kill between writing the slot and the path's position leaves it: both name the old file.
+    await positions.store.setPosition('p', {
+      ...(atSix as LogPosition),
+      offset: Buffer.byteLength(numberedLines(1, 2)),
+    });
+    await positions.store.setPosition(rotatedPositionId('p', 0), atSix as LogPosition);
+    fs.appendFileSync(file, numberedLines(7, 8));
+    fs.renameSync(file, `${file}.1`);
+    fs.writeFileSync(file, numberedLines(9, 9));
+    const second = restartable(file, positions, 200);
+    await second.follower.start();
+    await waitFor(() => second.lines.length >= 3);
+    fs.appendFileSync(file, numberedLines(10, 10));
+    await waitFor(() => numbersIn(second.lines).includes(10));
+    expect(numbersIn(second.lines)).toEqual([7, 8, 9, 10]);
+  });
+
+  it('rotated without a new file (nocreate): the old one is read on, the path read from 0 when it comes, no repeat after another restart', async () => {
+    const file = path.join(dir, 'auth.log');
+    const positions = { store: store(), id: 'p' };
+    fs.writeFileSync(file, numberedLines(1, 3));
+    const first = restartable(file, positions);
+    await first.follower.start();
+    await waitFor(() => first.lines.length >= 3);
+    await first.follower.close();
+    fs.appendFileSync(file, numberedLines(4, 5));
+    fs.renameSync(file, `${file}.1`);
+    const second = restartable(file, positions, 100);
+    await second.follower.start();
+    await waitFor(() => second.lines.length >= 2);
+    await waitFor(() => !second.follower.active);
+    await second.follower.close();
+    const third = restartable(file, positions, 100);
+    await third.follower.start();
+    fs.writeFileSync(file, numberedLines(6, 7));
+    await waitFor(() => third.lines.length >= 2);
+    await third.follower.close();
+    expect(exactlyOnce(numbersIn([...first.lines, ...second.lines, ...third.lines]), 7)).toBeUndefined();
   });
 });
