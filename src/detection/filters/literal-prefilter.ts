@@ -44,10 +44,17 @@ function buildPrefilter(pattern: string): Prefilter | undefined {
  * The strongest clauses (at most `limit`) every match of `pattern` satisfies: lowercased
  * literals, one of which occurs in any matching text. `[]` when nothing useful is proven.
  */
-export function requiredClauses(pattern: string, limit = 3): string[][] {
+export function requiredClauses(pattern: string, limit = 3, caseSensitive = false): string[][] {
   let info: Info;
   try {
-    const parser = new Parser(tokenize(pattern));
+    const tokens = tokenize(pattern);
+    // Case-sensitive literals are only proven for a pattern that never ignores case.
+    if (
+      caseSensitive &&
+      tokens.some((t) => (t.kind === 'flags' || t.kind === 'open') && t.flags.includes('i'))
+    )
+      return [];
+    const parser = new Parser(tokens, caseSensitive);
     info = parser.alternation();
     if (!parser.done()) return []; // an unbalanced `)`: RE2 refused it already; prove nothing
   } catch {
@@ -94,7 +101,8 @@ function strength(clause: readonly string[]): number {
     let score = 0;
     for (let i = 0; i < literal.length; i++) {
       const code = literal.charCodeAt(i);
-      const alphanumeric = (code >= 97 && code <= 122) || (code >= 48 && code <= 57);
+      const alphanumeric =
+        (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || (code >= 48 && code <= 57);
       score += alphanumeric ? 1 : COMMON_MARKS.includes(literal[i] as string) ? 1.5 : 4;
     }
     weakest = Math.min(weakest, score);
@@ -166,10 +174,12 @@ function cross(left: readonly string[], right: readonly string[]): string[] {
 /** Recursive descent over RE2 tokens; throws on anything it does not expect. */
 class Parser {
   readonly #tokens: readonly Token[];
+  readonly #caseSensitive: boolean;
   #at = 0;
 
-  constructor(tokens: readonly Token[]) {
+  constructor(tokens: readonly Token[], caseSensitive: boolean) {
     this.#tokens = tokens;
+    this.#caseSensitive = caseSensitive;
   }
 
   done(): boolean {
@@ -240,9 +250,11 @@ class Parser {
     if (token === undefined) throw new Error('unexpected end');
     switch (token.kind) {
       case 'char':
-        return literal(token.ch);
+        return literal(token.ch, this.#caseSensitive);
       case 'set':
-        return token.raw === '\\s' ? { exact: [...PERL_SPACE], clauses: [] } : classInfo(token.raw);
+        return token.raw === '\\s'
+          ? { exact: [...PERL_SPACE], clauses: [] }
+          : classInfo(token.raw, this.#caseSensitive);
       case 'assert':
       case 'flags':
         return EMPTY;
@@ -259,14 +271,14 @@ class Parser {
   }
 }
 
-function literal(ch: string): Info {
+function literal(ch: string, caseSensitive: boolean): Info {
   // Non-ASCII letters fold in ways not worth proving equal in RE2 and V8: require nothing.
   if (ch.length !== 1 || ch.charCodeAt(0) > 0x7e || ch.charCodeAt(0) < 0x09) return NOTHING;
-  return { exact: [ch.toLowerCase()], clauses: [] };
+  return { exact: [caseSensitive ? ch : ch.toLowerCase()], clauses: [] };
 }
 
 /** A short class of plain ASCII characters (`[sS]`, `['"]`, `[\t\n\r]`, `[a-c]`), else nothing. */
-function classInfo(raw: string): Info {
+function classInfo(raw: string, caseSensitive: boolean): Info {
   if (!raw.startsWith('[') || raw.startsWith('[^') || !raw.endsWith(']')) return NOTHING;
   const body = raw.slice(1, -1);
   const chars = new Set<string>();
@@ -312,7 +324,7 @@ function classInfo(raw: string): Info {
   const lowered = new Set<string>();
   for (const ch of chars) {
     if (ch.length !== 1 || ch.charCodeAt(0) > 0x7e || ch.charCodeAt(0) < 0x09) return NOTHING;
-    lowered.add(ch.toLowerCase());
+    lowered.add(caseSensitive ? ch : ch.toLowerCase());
   }
   if (lowered.size > MAX_CLASS + PERL_SPACE.length) return NOTHING;
   return { exact: [...lowered], clauses: [] };

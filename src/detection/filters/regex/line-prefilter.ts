@@ -1,0 +1,145 @@
+import { literalPrefilter, requiredClauses } from '../literal-prefilter.js';
+
+/**
+ * The cheap test a log line must pass before a regex runs on it: the literal text every match of
+ * the regex contains, proven from the pattern (see literal-prefilter.ts), as a conjunction of
+ * clauses each naming literals one of which must occur. Log regexes rarely ignore case, so the
+ * literals are compared exactly (`includes`), which is stronger and cheaper than the
+ * case-insensitive test the HTTP rules need; a pattern with `(?i)` gets that one instead.
+ * Like every prefilter it can only let too much through: a line it rejects cannot match.
+ */
+export interface LinePrefilter {
+  /** True unless the text certainly cannot match. */
+  readonly test: (text: string) => boolean;
+  /**
+   * The strongest clause's literals when compared exactly: a text without any of them cannot
+   * match (a filter finds several regexes' keys in one scan, see {@link KeyScanner}). `null`
+   * when the prefilter ignores case.
+   */
+  readonly key: readonly string[] | null;
+  /** The clauses other than `key`, for a text known to hold one of `key`'s literals. */
+  readonly rest: (text: string) => boolean;
+}
+
+/** Clauses with more literals than this are tested by one regex (fixed strings) instead of a loop. */
+const LOOP_MAX = 4;
+const ALWAYS = (): boolean => true;
+
+/** The prefilter of an RE2 pattern, or `null` when nothing useful is proven (every line passes). */
+export function linePrefilter(pattern: string): LinePrefilter | null {
+  const clauses = requiredClauses(pattern, 3, true);
+  if (clauses.length === 0) {
+    const folded = literalPrefilter(pattern);
+    return folded === undefined ? null : { test: folded, key: null, rest: folded };
+  }
+  // A literal holding another of its clause adds nothing ("for " covers "for invalid user ");
+  // clauses stay strongest first.
+  const minimal = clauses.map((clause) =>
+    clause.filter((literal) => !clause.some((other) => other !== literal && literal.includes(other))),
+  );
+  const test = allOf(minimal.map(anyLiteral));
+  const rest = minimal.length === 1 ? ALWAYS : allOf(minimal.slice(1).map(anyLiteral));
+  return { test, key: minimal[0] as string[], rest };
+}
+
+function allOf(tests: ((text: string) => boolean)[]): (text: string) => boolean {
+  if (tests.length === 1) return tests[0] as (text: string) => boolean;
+  return (text) => {
+    for (let i = 0; i < tests.length; i++) if (!(tests[i] as (text: string) => boolean)(text)) return false;
+    return true;
+  };
+}
+
+/**
+ * Which of several regexes can match a text, from their keys in one pass: a regex whose key
+ * literals are all absent cannot match. The keys form one alternation of fixed strings, longest
+ * first, searched from each position a key starts at (so overlapping keys are all seen: at one
+ * position the longest key is reported, and it stands for every key it contains).
+ */
+export class KeyScanner {
+  readonly #re: RegExp;
+  /** Key literal → indexes (into the owners' list) of the owners it proves possible. */
+  readonly #owners = new Map<string, number[]>();
+  readonly #unkeyed: number[];
+  readonly #seen: Uint32Array;
+  #generation = 0;
+
+  /** `keys[i]`: the key of owner `i`, `null` for an owner that is always a candidate. */
+  constructor(keys: readonly (readonly string[] | null)[]) {
+    const literals = [...new Set(keys.flatMap((key) => key ?? []))];
+    for (const literal of literals) {
+      const owners: number[] = [];
+      keys.forEach((key, i) => {
+        if (key?.some((k) => literal.includes(k))) owners.push(i);
+      });
+      this.#owners.set(literal, owners);
+    }
+    this.#unkeyed = keys.flatMap((key, i) => (key === null ? [i] : []));
+    this.#seen = new Uint32Array(keys.length);
+    this.#re =
+      literals.length === 0
+        ? /$^/g
+        : new RegExp(
+            [...literals]
+              .sort((a, b) => b.length - a.length)
+              .map(escapeJs)
+              .join('|'),
+            'g',
+          );
+  }
+
+  /** Indexes of the owners that may match `text`, ascending; reuses `into`. */
+  candidates(text: string, into: number[]): number[] {
+    into.length = 0;
+    if (this.#generation === 0xffffffff) {
+      this.#seen.fill(0);
+      this.#generation = 0;
+    }
+    const generation = ++this.#generation;
+    const seen = this.#seen;
+    const re = this.#re;
+    re.lastIndex = 0;
+    let sorted = true;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      re.lastIndex = m.index + 1;
+      for (const owner of this.#owners.get(m[0]) as number[]) {
+        if (seen[owner] === generation) continue;
+        seen[owner] = generation;
+        if (into.length > 0 && (into[into.length - 1] as number) > owner) sorted = false;
+        into.push(owner);
+      }
+    }
+    if (this.#unkeyed.length > 0) {
+      for (const owner of this.#unkeyed) into.push(owner);
+      sorted = false;
+    }
+    if (!sorted) into.sort((a, b) => a - b);
+    return into;
+  }
+}
+
+/** A test for "the text contains one of these literals". */
+export function anyLiteral(literals: readonly string[]): (text: string) => boolean {
+  if (literals.length === 1) {
+    const only = literals[0] as string;
+    return (text) => text.includes(only);
+  }
+  if (literals.length <= LOOP_MAX) {
+    return (text) => {
+      for (let i = 0; i < literals.length; i++) if (text.includes(literals[i] as string)) return true;
+      return false;
+    };
+  }
+  // Fixed strings only: the engine's work is bounded by the text's length times the literals'.
+  const re = new RegExp(
+    [...literals]
+      .sort((a, b) => b.length - a.length)
+      .map(escapeJs)
+      .join('|'),
+  );
+  return (text) => re.test(text);
+}
+
+function escapeJs(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
