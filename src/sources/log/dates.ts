@@ -1,12 +1,10 @@
 import { compileDatePattern } from './date-pattern.js';
 import {
   type DateMatch,
-  type DateTemplate,
   fractionMs,
   inferYear,
   MONTHS,
   monthNumber,
-  regexTemplate,
   wallToEpochMs,
   zoneOffsetMs,
 } from './date-template.js';
@@ -32,9 +30,9 @@ export type { DateMatch, DateTemplate } from './date-template.js';
  * | TAI64N            | `@4000000069258a210000000a` (daemontools, runit, s6) |
  * | epoch             | `1764072001`, `1764072001.123`, `1764072001123` at the start of the line |
  *
- * The date used is the first one in the line; to keep this cheap the format that matched the
- * previous line is tried first and, when it finds a date, that date is used (fail2ban does the
- * same). A `datepattern` (strftime style, see {@link compileDatePattern}) replaces detection.
+ * The date used is the first one in the line, whatever format matched the line before (one scan
+ * of the places a date can start, see `builtInDetector`). A `datepattern` (strftime style, see
+ * {@link compileDatePattern}) replaces detection.
  *
  * The matched text is then cut out of the line, with the `[...]` around it when there are any, and
  * what remains is what filters see: `Nov 25 12:00:01 host sshd[1]: msg` becomes `host sshd[1]: msg`,
@@ -86,38 +84,7 @@ export function createDateDetector(options: DateDetectorOptions = {}): DateDetec
     const template = compileDatePattern(options.datepattern);
     return { zone, find: (line) => template.find(line, zone, now) };
   }
-  const templates = BUILT_IN_TEMPLATES.map((factory) => factory());
-  let last: DateTemplate | undefined;
-  return {
-    zone,
-    find(line) {
-      let best: DateMatch | null = null;
-      let bestTemplate: DateTemplate | undefined;
-      let text = line;
-      if (last !== undefined) {
-        best = last.find(line, zone, now);
-        if (best !== null) {
-          // Nothing can start before the line does. Otherwise only a date starting before this
-          // one could win, and dates are short: the text up to a little past this one's start.
-          if (best.start === 0) return best;
-          bestTemplate = last;
-          if (!earlierDateMayStart(line, best.start)) return best;
-          if (line.length > best.start + LONGEST_DATE) text = line.slice(0, best.start + LONGEST_DATE);
-        }
-      }
-      for (const template of templates) {
-        if (template === last) continue;
-        const found = template.find(text, zone, now);
-        if (found !== null && (best === null || found.start < best.start)) {
-          best = found;
-          bestTemplate = template;
-          if (found.start === 0) break;
-        }
-      }
-      if (bestTemplate !== undefined) last = bestTemplate;
-      return best;
-    },
-  };
+  return builtInDetector(zone, now);
 }
 
 /**
@@ -144,207 +111,159 @@ function isSpace(code: number): boolean {
   return code === 32 || code === 9;
 }
 
-/**
- * What every built-in format's date starts with (a superset: `<1`, `@4`, `2026-11-25`, `25/Nov/2026`,
- * `130324 `, ten digits, a day or month name and a blank). A date found at `start` can only lose to
- * one starting earlier, whose first characters then occur before `start` (or at it, when the earlier
- * date is that one in brackets): one scan instead of one regex per format (access logs put the
- * date after the client's address, so every line would pay for all of them).
- */
-const NAMES = new Set(['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun', ...MONTHS.split('|')]);
-const MONTH_NAMES = new Set(MONTHS.split('|'));
+type Fields = (m: RegExpExecArray, zone: TimeZone, now: () => number) => number;
 
-function earlierDateMayStart(line: string, start: number): boolean {
-  // An earlier date in brackets has its first characters at `start` itself.
-  const last = start > 0 && line.charCodeAt(start - 1) === 91 /* [ */ ? start : start - 1;
-  for (let i = 0; i <= last; i++) if (dateMayStartAt(line, i)) return true;
-  return false;
+/** A built-in format: its regex (flag `g`, bounded quantifiers only) and how a match becomes ms. */
+export interface DateFormatSpec {
+  readonly name: string;
+  readonly re: RegExp;
+  readonly toMs: Fields;
 }
-
-function dateMayStartAt(line: string, i: number): boolean {
-  const c = line.charCodeAt(i);
-  if (c === 60 /* < */) return isDigit(line.charCodeAt(i + 1));
-  if (c === 64 /* @ */) return line.charCodeAt(i + 1) === 52; /* 4 */
-  if (c >= 65 && c <= 90) return line.charCodeAt(i + 3) === 32 && NAMES.has(line.slice(i, i + 3));
-  if (!isDigit(c)) return false;
-  let digits = 1;
-  while (digits < 10 && isDigit(line.charCodeAt(i + digits))) digits++;
-  if (digits >= 10) return true;
-  const after = line.charCodeAt(i + digits);
-  if (digits === 6 && after === 32) return true;
-  if (digits === 4 && isDash(after))
-    return (
-      isDigit(line.charCodeAt(i + 5)) &&
-      isDigit(line.charCodeAt(i + 6)) &&
-      isDash(line.charCodeAt(i + 7)) &&
-      isDigit(line.charCodeAt(i + 8)) &&
-      isDigit(line.charCodeAt(i + 9))
-    );
-  // dd/Mon/yyyy, dd-Mon-yyyy
-  if (digits === 2 && isDash(after))
-    return isDash(line.charCodeAt(i + 6)) && MONTH_NAMES.has(line.slice(i + 3, i + 6));
-  return false;
-}
-
-function isDigit(code: number): boolean {
-  return code >= 48 && code <= 57;
-}
-
-function isDash(code: number): boolean {
-  return code === 45 || code === 47; // - /
-}
-
-/** Longer than any built-in date with its brackets and the character after it. */
-const LONGEST_DATE = 64;
 
 const n = (text: string | undefined): number => (text === undefined ? 0 : Number(text));
 
-/** Factories, so every detector has its own per-template cache. Order = priority at equal start. */
-const BUILT_IN_TEMPLATES: readonly (() => DateTemplate)[] = [
-  () =>
-    regexTemplate(
-      'RFC 5424',
-      /^<\d{1,3}>1 (\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})(?= |$)/g,
-      (m, zone) =>
-        wallToEpochMs(
-          zone,
-          n(m[1]),
-          n(m[2]),
-          n(m[3]),
-          n(m[4]),
-          n(m[5]),
-          n(m[6]),
-          fractionMs(m[7]),
-          zoneOffsetMs(m[8]),
-        ),
-    ),
-  () =>
-    regexTemplate(
-      'ctime (Www MMM dd HH:MM:SS YYYY)',
-      new RegExp(
-        `(?<![A-Za-z])(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (${MONTHS}) ([ \\d]?\\d) (\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d{1,9}))? (\\d{4})(?!\\d)`,
-        'g',
+/** Order = priority at equal start (no two formats can start a date at the same place anyway). */
+export const BUILT_IN_DATE_SPECS: readonly DateFormatSpec[] = [
+  {
+    name: 'RFC 5424',
+    re: /^<\d{1,3}>1 (\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})(?= |$)/g,
+    toMs: (m, zone) =>
+      wallToEpochMs(
+        zone,
+        n(m[1]),
+        n(m[2]),
+        n(m[3]),
+        n(m[4]),
+        n(m[5]),
+        n(m[6]),
+        fractionMs(m[7]),
+        zoneOffsetMs(m[8]),
       ),
-      (m, zone) =>
-        wallToEpochMs(
-          zone,
-          n(m[7]),
-          monthNumber(m[1] as string),
-          n(m[2]),
-          n(m[3]),
-          n(m[4]),
-          n(m[5]),
-          fractionMs(m[6]),
-          undefined,
-        ),
+  },
+  {
+    name: 'ctime (Www MMM dd HH:MM:SS YYYY)',
+    re: new RegExp(
+      `(?<![A-Za-z])(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (${MONTHS}) ([ \\d]?\\d) (\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d{1,9}))? (\\d{4})(?!\\d)`,
+      'g',
     ),
-  () =>
-    regexTemplate(
-      'ISO 8601',
-      // `T` and two hour digits, or one or two blanks and one or two digits (`2015-10-07  8:25:38`).
-      /(?<!\d)(\d{4})-(\d{2})-(\d{2})(?:T(?=\d{2})| {1,2})(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?: ?(Z|[+-]\d{2}(?::?\d{2})?)(?!\d)|(?![\d:]))/g,
-      (m, zone) =>
-        wallToEpochMs(
-          zone,
-          n(m[1]),
-          n(m[2]),
-          n(m[3]),
-          n(m[4]),
-          n(m[5]),
-          n(m[6]),
-          fractionMs(m[7]),
-          zoneOffsetMs(m[8]),
-        ),
-    ),
-  () =>
-    regexTemplate(
-      'Common Log Format (dd/MMM/YYYY:HH:MM:SS zone)',
-      new RegExp(
-        `(?<!\\d)(\\d{2})/(${MONTHS})/(\\d{4}):(\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d{1,9}))?(?: ([+-]\\d{4}))?(?!\\d)`,
-        'g',
+    toMs: (m, zone) =>
+      wallToEpochMs(
+        zone,
+        n(m[7]),
+        monthNumber(m[1] as string),
+        n(m[2]),
+        n(m[3]),
+        n(m[4]),
+        n(m[5]),
+        fractionMs(m[6]),
+        undefined,
       ),
-      (m, zone) =>
-        wallToEpochMs(
-          zone,
-          n(m[3]),
-          monthNumber(m[2] as string),
-          n(m[1]),
-          n(m[4]),
-          n(m[5]),
-          n(m[6]),
-          fractionMs(m[7]),
-          zoneOffsetMs(m[8]),
-        ),
+  },
+  {
+    name: 'ISO 8601',
+    // `T` and two hour digits, or one or two blanks and one or two digits (`2015-10-07  8:25:38`).
+    re: /(?<!\d)(\d{4})-(\d{2})-(\d{2})(?:T(?=\d{2})| {1,2})(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?: ?(Z|[+-]\d{2}(?::?\d{2})?)(?!\d)|(?![\d:]))/g,
+    toMs: (m, zone) =>
+      wallToEpochMs(
+        zone,
+        n(m[1]),
+        n(m[2]),
+        n(m[3]),
+        n(m[4]),
+        n(m[5]),
+        n(m[6]),
+        fractionMs(m[7]),
+        zoneOffsetMs(m[8]),
+      ),
+  },
+  {
+    name: 'Common Log Format (dd/MMM/YYYY:HH:MM:SS zone)',
+    re: new RegExp(
+      `(?<!\\d)(\\d{2})/(${MONTHS})/(\\d{4}):(\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d{1,9}))?(?: ([+-]\\d{4}))?(?!\\d)`,
+      'g',
     ),
-  () =>
+    toMs: (m, zone) =>
+      wallToEpochMs(
+        zone,
+        n(m[3]),
+        monthNumber(m[2] as string),
+        n(m[1]),
+        n(m[4]),
+        n(m[5]),
+        n(m[6]),
+        fractionMs(m[7]),
+        zoneOffsetMs(m[8]),
+      ),
+  },
+  {
     // PHP's error_log and applications built on it (Roundcube, Nextcloud's PHP log):
     // `[25-Nov-2026 12:00:01 UTC]`, `[25-Nov-2026 12:00:01 +0100]`; a zone name other than UTC
     // means the log's zone.
-    regexTemplate(
-      'PHP (dd-MMM-YYYY HH:MM:SS zone)',
-      new RegExp(
-        `(?<![\\d-])(\\d{2})-(${MONTHS})-(\\d{4}) (\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d{1,9}))?(?: ([+-]\\d{4}|UTC|GMT|[A-Z][a-z]{1,20}/[A-Za-z_]{1,30}(?:/[A-Za-z_]{1,30})?))?(?![\\d:])`,
-        'g',
+    name: 'PHP (dd-MMM-YYYY HH:MM:SS zone)',
+    re: new RegExp(
+      `(?<![\\d-])(\\d{2})-(${MONTHS})-(\\d{4}) (\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d{1,9}))?(?: ([+-]\\d{4}|UTC|GMT|[A-Z][a-z]{1,20}/[A-Za-z_]{1,30}(?:/[A-Za-z_]{1,30})?))?(?![\\d:])`,
+      'g',
+    ),
+    toMs: (m, zone) =>
+      wallToEpochMs(
+        zone,
+        n(m[3]),
+        monthNumber(m[2] as string),
+        n(m[1]),
+        n(m[4]),
+        n(m[5]),
+        n(m[6]),
+        fractionMs(m[7]),
+        m[8] === 'UTC' || m[8] === 'GMT' ? 0 : zoneOffsetMs(m[8]),
       ),
-      (m, zone) =>
-        wallToEpochMs(
-          zone,
-          n(m[3]),
-          monthNumber(m[2] as string),
-          n(m[1]),
-          n(m[4]),
-          n(m[5]),
-          n(m[6]),
-          fractionMs(m[7]),
-          m[8] === 'UTC' || m[8] === 'GMT' ? 0 : zoneOffsetMs(m[8]),
-        ),
+  },
+  {
+    name: 'nginx error log (YYYY/MM/DD HH:MM:SS)',
+    re: /(?<!\d)(\d{4})\/(\d{2})\/(\d{2}) (\d{2}):(\d{2}):(\d{2})(?!\d)/g,
+    toMs: (m, zone) =>
+      wallToEpochMs(zone, n(m[1]), n(m[2]), n(m[3]), n(m[4]), n(m[5]), n(m[6]), 0, undefined),
+  },
+  {
+    name: 'syslog (MMM dd HH:MM:SS)',
+    re: new RegExp(
+      `(?<![A-Za-z])(${MONTHS}) ([ \\d]?\\d) (\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d{1,6}))?(?![\\d:])`,
+      'g',
     ),
-  () =>
-    regexTemplate(
-      'nginx error log (YYYY/MM/DD HH:MM:SS)',
-      /(?<!\d)(\d{4})\/(\d{2})\/(\d{2}) (\d{2}):(\d{2}):(\d{2})(?!\d)/g,
-      (m, zone) => wallToEpochMs(zone, n(m[1]), n(m[2]), n(m[3]), n(m[4]), n(m[5]), n(m[6]), 0, undefined),
-    ),
-  () =>
-    regexTemplate(
-      'syslog (MMM dd HH:MM:SS)',
-      new RegExp(
-        `(?<![A-Za-z])(${MONTHS}) ([ \\d]?\\d) (\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d{1,6}))?(?![\\d:])`,
-        'g',
+    toMs: (m, zone, now) =>
+      inferYear(
+        zone,
+        now(),
+        monthNumber(m[1] as string),
+        n(m[2]),
+        n(m[3]),
+        n(m[4]),
+        n(m[5]),
+        fractionMs(m[6]),
+        undefined,
       ),
-      (m, zone, now) =>
-        inferYear(
-          zone,
-          now(),
-          monthNumber(m[1] as string),
-          n(m[2]),
-          n(m[3]),
-          n(m[4]),
-          n(m[5]),
-          fractionMs(m[6]),
-          undefined,
-        ),
-    ),
-  () =>
+  },
+  {
     // MySQL 5.x and older: `130324  0:04:00` (YYMMDD, one or two blanks, H:MM:SS) at the line start.
-    regexTemplate(
-      'MySQL (YYMMDD H:MM:SS)',
-      /^(\d{2})(\d{2})(\d{2}) {1,2}(\d{1,2}):(\d{2}):(\d{2})(?![\d:])/g,
-      (m, zone) =>
-        wallToEpochMs(zone, 2000 + n(m[1]), n(m[2]), n(m[3]), n(m[4]), n(m[5]), n(m[6]), 0, undefined),
-    ),
-  () =>
+    name: 'MySQL (YYMMDD H:MM:SS)',
+    re: /^(\d{2})(\d{2})(\d{2}) {1,2}(\d{1,2}):(\d{2}):(\d{2})(?![\d:])/g,
+    toMs: (m, zone) =>
+      wallToEpochMs(zone, 2000 + n(m[1]), n(m[2]), n(m[3]), n(m[4]), n(m[5]), n(m[6]), 0, undefined),
+  },
+  {
     // daemontools / runit / s6: `@4000000052f1c2d41b4f3c9c`, TAI64N at the start of the line.
-    regexTemplate('TAI64N', /^@(4[0-9a-f]{15})([0-9a-f]{8})(?=\s|$)/g, (m) =>
-      tai64nMs(m[1] as string, m[2] as string),
-    ),
-  () =>
-    startsWithDigit(
-      regexTemplate('epoch', /(?<=^\[?)(\d{10}|\d{13})(?:\.(\d{1,9}))?(?=\]|\s|$)/g, (m) => {
-        const digits = m[1] as string;
-        return digits.length === 13 ? Number(digits) : Number(digits) * 1000 + fractionMs(m[2]);
-      }),
-    ),
+    name: 'TAI64N',
+    re: /^@(4[0-9a-f]{15})([0-9a-f]{8})(?=\s|$)/g,
+    toMs: (m) => tai64nMs(m[1] as string, m[2] as string),
+  },
+  {
+    // At the start of the line, after an optional `[`.
+    name: 'epoch',
+    re: /(?<=^\[?)(\d{10}|\d{13})(?:\.(\d{1,9}))?(?=\]|\s|$)/g,
+    toMs: (m) => {
+      const digits = m[1] as string;
+      return digits.length === 13 ? Number(digits) : Number(digits) * 1000 + fractionMs(m[2]);
+    },
+  },
 ];
 
 /**
@@ -358,20 +277,217 @@ export function tai64nMs(label: string, nanos: string): number {
   return seconds * 1000 + Math.floor(Number.parseInt(nanos, 16) / 1e6);
 }
 
+/** Names of the built-in formats, in priority order. */
+export const BUILT_IN_DATE_FORMATS: readonly string[] = BUILT_IN_DATE_SPECS.map((spec) => spec.name);
+
+// Bits of the formats in BUILT_IN_DATE_SPECS, same order.
+const RFC5424 = 1 << 0;
+const CTIME = 1 << 1;
+const ISO = 1 << 2;
+const CLF = 1 << 3;
+const PHP = 1 << 4;
+const NGINX = 1 << 5;
+const SYSLOG = 1 << 6;
+const MYSQL = 1 << 7;
+const TAI64N = 1 << 8;
+const EPOCH = 1 << 9;
+
+/** Three-letter names (`Mon`, `Nov`) as `c0 << 16 | c1 << 8 | c2` → the format they can start. */
+const NAME_STARTS = new Map<number, number>();
+for (const day of ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun']) NAME_STARTS.set(nameKey(day, 0), CTIME);
+for (const month of MONTHS.split('|')) NAME_STARTS.set(nameKey(month, 0), SYSLOG);
+
+function nameKey(text: string, at: number): number {
+  return (text.charCodeAt(at) << 16) | (text.charCodeAt(at + 1) << 8) | text.charCodeAt(at + 2);
+}
+
 /**
- * A template whose dates start the line (after an optional `[`): lines that do not start with a
- * digit are not scanned at all (a look-behind anchor still makes the JS engine try every place).
+ * The built-in detection: the date of the line is the one that starts first (the formats cannot
+ * start one at the same place). Rather than running every format's regex over the line, one scan
+ * visits the places a date can start at all, from the left, and tries there, with a sticky regex,
+ * only the formats that can start there:
+ *
+ * - a run of digits (dates never start inside one: every format has `(?<!\d)` or is anchored):
+ *   4 digits and `-` (ISO 8601) or `/` (nginx), 2 digits and `/` (Common Log Format) or `-` (PHP);
+ *   at the line's start also 6 digits and a blank (MySQL), 10 or 13 digits (epoch, also after `[`);
+ * - a capitalised word of three letters and a blank, not preceded by a letter: a weekday (ctime) or
+ *   a month (syslog);
+ * - `<` (RFC 5424) or `@` (TAI64N) starting the line.
+ *
+ * Everything else (an access log's client address, words, punctuation) is passed over. The first
+ * place where a format matches is that format's first date, and no format matched earlier: the
+ * date of the line, as if every regex had been run over the whole line. A format whose first date
+ * is not a real time (month 13) finds no date in the line, as before.
+ *
+ * Each format remembers its last date text and time: most lines carry the previous line's date
+ * text (same second), and when the line holds it at the place being tried, followed by a character
+ * that ends the format's regex there (see {@link endsAt}), that is the regex's match without
+ * running it: a `startsWith`, no regex, no substring.
  */
-function startsWithDigit(template: DateTemplate): DateTemplate {
+function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
+  const formats = BUILT_IN_DATE_SPECS.map((spec) => ({
+    name: spec.name,
+    sticky: new RegExp(spec.re.source, 'y'),
+    toMs: spec.toMs,
+    lastText: '',
+    lastMs: Number.NaN,
+  }));
+  // The last date returned (returned again, the same object, while nothing changes), and its format.
+  let previous: DateMatch | null = null;
+  let previousIndex = 0;
+
+  /**
+   * The date of format `index` at `at`: a match, `null` when there is none there, or `false` when
+   * there is one but it is not a real time (the format then finds nothing in the line).
+   */
+  const tryAt = (index: number, line: string, at: number): DateMatch | null | false => {
+    const format = formats[index] as (typeof formats)[number];
+    const known = format.lastText;
+    let end = at + known.length;
+    let timeMs: number;
+    if (known !== '' && line.startsWith(known, at) && endsAt(index, line, at, end)) timeMs = format.lastMs;
+    else {
+      const re = format.sticky;
+      re.lastIndex = at;
+      const m = re.exec(line);
+      if (m === null) return null;
+      const text = m[0];
+      end = at + text.length;
+      if (text === known) timeMs = format.lastMs;
+      else {
+        timeMs = format.toMs(m, zone, now);
+        if (Number.isNaN(timeMs)) return false;
+        format.lastText = text;
+        format.lastMs = timeMs;
+      }
+    }
+    let start = at;
+    if (start > 0 && line.charCodeAt(start - 1) === 91 /* [ */ && line.charCodeAt(end) === 93 /* ] */) {
+      start--;
+      end++;
+    }
+    const last = previous;
+    if (
+      last !== null &&
+      last.start === start &&
+      last.end === end &&
+      last.timeMs === timeMs &&
+      previousIndex === index
+    )
+      return last;
+    previous = { timeMs, start, end, format: format.name };
+    previousIndex = index;
+    return previous;
+  };
+
   return {
-    name: template.name,
-    find(line, zone, now) {
-      let code = line.charCodeAt(0);
-      if (code === 91 /* [ */) code = line.charCodeAt(1);
-      return code >= 48 && code <= 57 ? template.find(line, zone, now) : null;
+    zone,
+    find(line) {
+      // The previous line's date started the line (syslog, ISO 8601, error logs) and this one
+      // starts with the same text: nothing can start before it.
+      const last = previous;
+      if (last !== null && last.start === 0) {
+        const index = previousIndex;
+        const known = (formats[index] as (typeof formats)[number]).lastText;
+        if (last.end === known.length && line.startsWith(known) && endsAt(index, line, 0, last.end))
+          return last;
+      }
+      const length = line.length;
+      // Formats whose first date in this line turned out not to be a real time.
+      let dead = 0;
+      let i = 0;
+      while (i < length) {
+        const c = line.charCodeAt(i);
+        let may = 0;
+        let next = i + 1;
+        if (c >= 48 && c <= 57) {
+          while (next < length && isDigit(line.charCodeAt(next))) next++;
+          const run = next - i;
+          const after = line.charCodeAt(next);
+          if (run === 4) may = after === 45 ? ISO : after === 47 ? NGINX : 0;
+          else if (run === 2) may = after === 47 ? CLF : after === 45 ? PHP : 0;
+          else if (i === 0 && run === 6 && after === 32) may = MYSQL;
+          if ((run === 10 || run === 13) && (i === 0 || (i === 1 && line.charCodeAt(0) === 91))) may |= EPOCH;
+        } else if (isLetter(c)) {
+          // `i` starts a run of letters (runs are skipped whole), as the look-behinds require.
+          if (c <= 90 && line.charCodeAt(i + 3) === 32) may = NAME_STARTS.get(nameKey(line, i)) ?? 0;
+          while (next < length && isLetter(line.charCodeAt(next))) next++;
+        } else if (i === 0) {
+          if (c === 60 /* < */) may = RFC5424;
+          else if (c === 64 /* @ */) may = TAI64N;
+        }
+        may &= ~dead;
+        while (may !== 0) {
+          const bit = may & -may;
+          may ^= bit;
+          const found = tryAt(31 - Math.clz32(bit), line, i);
+          if (found === false) dead |= bit;
+          else if (found !== null) return found;
+        }
+        i = next;
+      }
+      return null;
     },
   };
 }
 
-/** Names of the built-in formats, in priority order. */
-export const BUILT_IN_DATE_FORMATS: readonly string[] = BUILT_IN_TEMPLATES.map((factory) => factory().name);
+/**
+ * True when format `index`'s regex, tried at `start` in `line` where the line holds a text the
+ * regex matched before (`start` to `end`), matches exactly that text again: the look-behind holds
+ * (the scan only tries places where it does, but PHP's also refuses a `-`), and the character at
+ * `end` (NaN past the line's end) can neither continue an optional part of the format nor fail its
+ * closing look-ahead. Anything else is left to the regex.
+ */
+function endsAt(index: number, line: string, start: number, end: number): boolean {
+  const c = line.charCodeAt(end);
+  if (Number.isNaN(c)) return true;
+  switch (index) {
+    case 0: // RFC 5424: (?= |$)
+      return c === 32;
+    case 1: // ctime: (\d{4})(?!\d)
+    case 5: // nginx: (\d{2})(?!\d)
+      return !isDigit(c);
+    case 2: // ISO 8601: optional fraction [.,]\d, zone ` ?(Z|[+-]..)`, then (?![\d:]) or (?!\d)
+      return (
+        !isDigit(c) &&
+        c !== 46 &&
+        c !== 44 &&
+        c !== 58 &&
+        c !== 90 &&
+        c !== 43 &&
+        c !== 45 &&
+        (c !== 32 || !zoneMayStart(line.charCodeAt(end + 1)))
+      );
+    case 3: // Common Log Format: optional .fraction, ` [+-]\d{4}`, then (?!\d)
+      return !isDigit(c) && c !== 46 && (c !== 32 || !zoneMayStart(line.charCodeAt(end + 1)));
+    case 4: // PHP: (?<![\d-]), optional .fraction, zone ` +0100| UTC| Europe/Berlin`, then (?![\d:])
+      if (start > 0 && line.charCodeAt(start - 1) === 45) return false;
+      return (
+        c === 93 ||
+        (c === 32 && !zoneMayStart(line.charCodeAt(end + 1)) && !isLetter(line.charCodeAt(end + 1)))
+      );
+    case 6: // syslog: optional .fraction, then (?![\d:])
+      return !isDigit(c) && c !== 46 && c !== 58;
+    case 7: // MySQL: (?![\d:])
+      return !isDigit(c) && c !== 58;
+    case 8: // TAI64N: (?=\s|$)
+      return c === 32 || c === 9;
+    case 9: // epoch: optional .fraction, then (?=\]|\s|$)
+      return c === 93 || c === 32 || c === 9;
+    default:
+      return false;
+  }
+}
+
+/** `Z`, `+`, `-` or a digit: what a zone after a blank can start with. */
+function zoneMayStart(code: number): boolean {
+  return code === 90 || code === 43 || code === 45 || isDigit(code);
+}
+
+function isDigit(code: number): boolean {
+  return code >= 48 && code <= 57;
+}
+
+function isLetter(code: number): boolean {
+  return (code >= 65 && code <= 90) || (code >= 97 && code <= 122);
+}
