@@ -32,6 +32,15 @@ export interface LogTestReport {
   dateFormats: Record<string, number>;
   elapsedMs: number;
   linesPerSecond: number;
+  /** Byte ranges read at once (`--jobs`; 1: one pass in order). */
+  jobs: number;
+  /**
+   * Ranges read again in the main thread because the multi-line sessions a worker rebuilt at its
+   * start differed from those the previous range ended with (the result is exact either way).
+   */
+  reruns: number;
+  /** `--usedns` when not `no`: names were looked up. */
+  usedns?: 'warn' | 'yes';
   matchedLines?: { line: number; text: string; failures: LogMatch[] }[];
   missedLines?: { line: number; text: string }[];
   ignoredLines?: { line: number; text: string }[];
@@ -41,6 +50,28 @@ export interface CollectOptions {
   printMatched?: boolean;
   printMissed?: boolean;
   printIgnored?: boolean;
+}
+
+/** A line counted in the totals whose verdict waits for a DNS lookup ({@link LogTestCollector.settle}). */
+export interface PendingLine {
+  readonly line: number;
+  readonly text: string;
+}
+
+/**
+ * What a collector counted over one stretch of a log, as plain (structured-clone friendly) data;
+ * line numbers are relative to the stretch (its first line is 1).
+ */
+export interface PartialReport {
+  lines: LogTestReport['lines'];
+  failures: number;
+  hits: number[];
+  ignoreHits: number[];
+  /** Date format → lines, in the order first seen. */
+  dates: [string, number][];
+  matched: NonNullable<LogTestReport['matchedLines']>;
+  missed: NonNullable<LogTestReport['missedLines']>;
+  ignored: NonNullable<LogTestReport['ignoredLines']>;
 }
 
 /** Accumulates {@link LineResult}s into a {@link LogTestReport}. */
@@ -64,6 +95,8 @@ export class LogTestCollector {
   readonly #matched: NonNullable<LogTestReport['matchedLines']> = [];
   readonly #missed: NonNullable<LogTestReport['missedLines']> = [];
   readonly #ignored: NonNullable<LogTestReport['ignoredLines']> = [];
+  /** A line was settled after later ones were listed. */
+  #outOfOrder = false;
 
   constructor(filter: CompiledLogFilter, options: CollectOptions = {}) {
     this.#filter = filter;
@@ -72,11 +105,28 @@ export class LogTestCollector {
     this.#ignoreHits = filter.ignoreregex.map(() => 0);
   }
 
-  add(text: string, result: LineResult): void {
-    const lines = this.#lines;
-    const lineNo = ++lines.total;
+  /**
+   * Counts one line. A line waiting for a DNS lookup (`resolving`) is counted in the totals and
+   * its date format now, and its verdict later: the returned {@link PendingLine} goes to
+   * {@link settle} with the result the lookup gave.
+   */
+  add(text: string, result: LineResult): PendingLine | undefined {
+    const lineNo = ++this.#lines.total;
     if (result.dateFormat !== undefined)
       this.#dates.set(result.dateFormat, (this.#dates.get(result.dateFormat) ?? 0) + 1);
+    if (result.kind === 'info' && result.resolving !== undefined) return { line: lineNo, text };
+    this.#count(lineNo, text, result);
+    return undefined;
+  }
+
+  /** The verdict of a line {@link add} left pending (its line keeps its number). */
+  settle(pending: PendingLine, result: LineResult): void {
+    this.#outOfOrder = true;
+    this.#count(pending.line, pending.text, result);
+  }
+
+  #count(lineNo: number, text: string, result: LineResult): void {
+    const lines = this.#lines;
     if (result.regexIndex !== undefined && result.kind !== 'missed') bump(this.#hits, result.regexIndex);
     switch (result.kind) {
       case 'match':
@@ -107,7 +157,56 @@ export class LogTestCollector {
     this.#lines.truncated = count;
   }
 
-  report(log: string, elapsedMs: number): LogTestReport {
+  /** The counts so far, as plain data (line numbers relative to this collector's first line). */
+  partial(): PartialReport {
+    this.#sortLists();
+    return {
+      lines: { ...this.#lines },
+      failures: this.#failures,
+      hits: [...this.#hits],
+      ignoreHits: [...this.#ignoreHits],
+      dates: [...this.#dates],
+      matched: this.#matched,
+      missed: this.#missed,
+      ignored: this.#ignored,
+    };
+  }
+
+  /**
+   * Appends what another collector counted over the stretch of the log that follows this one's:
+   * counts are summed, its line numbers shifted by the lines counted here so far.
+   */
+  absorb(part: PartialReport): void {
+    const offset = this.#lines.total;
+    const lines = this.#lines;
+    for (const key of Object.keys(lines) as (keyof typeof lines)[]) lines[key] += part.lines[key];
+    this.#failures += part.failures;
+    part.hits.forEach((n, i) => {
+      this.#hits[i] = (this.#hits[i] ?? 0) + n;
+    });
+    part.ignoreHits.forEach((n, i) => {
+      this.#ignoreHits[i] = (this.#ignoreHits[i] ?? 0) + n;
+    });
+    for (const [format, n] of part.dates) this.#dates.set(format, (this.#dates.get(format) ?? 0) + n);
+    this.#sortLists();
+    for (const entry of part.matched) this.#matched.push({ ...entry, line: entry.line + offset });
+    for (const entry of part.missed) this.#missed.push({ ...entry, line: entry.line + offset });
+    for (const entry of part.ignored) this.#ignored.push({ ...entry, line: entry.line + offset });
+  }
+
+  /** Lines settled after a lookup were listed late: put the lists back in line order. */
+  #sortLists(): void {
+    if (!this.#outOfOrder) return;
+    this.#outOfOrder = false;
+    for (const list of [this.#matched, this.#missed, this.#ignored]) list.sort((a, b) => a.line - b.line);
+  }
+
+  report(
+    log: string,
+    elapsedMs: number,
+    run: { jobs: number; reruns: number } = { jobs: 1, reruns: 0 },
+  ): LogTestReport {
+    this.#sortLists();
     const filter = this.#filter;
     const report: LogTestReport = {
       filter: { name: filter.name, mode: filter.mode, description: filter.description },
@@ -123,6 +222,8 @@ export class LogTestCollector {
       dateFormats: Object.fromEntries([...this.#dates].sort((a, b) => b[1] - a[1])),
       elapsedMs: Math.round(elapsedMs * 1000) / 1000,
       linesPerSecond: elapsedMs > 0 ? Math.round((this.#lines.total * 1000) / elapsedMs) : 0,
+      jobs: run.jobs,
+      reruns: run.reruns,
     };
     if (this.#options.printMatched) report.matchedLines = this.#matched;
     if (this.#options.printMissed) report.missedLines = this.#missed;
@@ -172,7 +273,9 @@ export function formatReport(report: LogTestReport): string {
   if (lines.noDate > 0) notes.push(`${plural(lines.noDate, 'missed line')} had no date`);
   if (lines.badHost > 0)
     notes.push(
-      `${plural(lines.badHost, 'missed line')} named a host that is not an IP (DNS names are not resolved)`,
+      report.usedns === undefined
+        ? `${plural(lines.badHost, 'missed line')} named a host that is not an IP (DNS names are not resolved)`
+        : `${plural(lines.badHost, 'missed line')} named a host that is not an IP and did not resolve`,
     );
   if (lines.truncated > 0)
     notes.push(
@@ -180,8 +283,12 @@ export function formatReport(report: LogTestReport): string {
     );
   for (const note of notes) out.push(`       (${note})`);
   const seconds = report.elapsedMs / 1000;
+  const jobs =
+    report.jobs > 1
+      ? `, ${report.jobs} jobs${report.reruns > 0 ? ` (${plural(report.reruns, 'range')} read again for exact sessions)` : ''}`
+      : '';
   out.push(
-    `[processed in ${seconds.toFixed(3)} s, ${report.linesPerSecond.toLocaleString('en-US')} lines/s]`,
+    `[processed in ${seconds.toFixed(3)} s, ${report.linesPerSecond.toLocaleString('en-US')} lines/s${jobs}]`,
   );
   const listing = (
     title: string,

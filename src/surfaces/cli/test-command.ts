@@ -1,27 +1,26 @@
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { ConfigError, ErrorCodes, PortcullisError } from '../../core/errors.js';
+import { fail2banSpecOf, isFail2banReference } from '../../detection/filters/fail2ban/reference.js';
+import { USEDNS_VALUES, type UseDns } from '../../detection/filters/regex/dns.js';
+import { DEFAULT_MAX_LINE_LENGTH } from '../../sources/log/line-splitter.js';
 import {
-  fail2banSpecOf,
-  isFail2banReference,
-  loadFail2banReference,
-} from '../../detection/filters/fail2ban/reference.js';
-import { isBundledName } from '../../detection/filters/regex/filter-definition.js';
-import {
-  type CompiledLogFilter,
-  DEFAULT_MAX_LINE_LENGTH,
-  type LogFilterOptions,
-  loadLogFilter,
-} from '../../detection/filters/regex/log-filter.js';
-import { LineSplitter } from '../../sources/log/line-splitter.js';
-import { formatReport, LogTestCollector, type LogTestReport } from './log-test-report.js';
+  type CollectOptions,
+  formatReport,
+  LogTestCollector,
+  type LogTestReport,
+} from './log-test-report.js';
+import { DEFAULT_JOBS, PARALLEL_MIN_BYTES, planRanges, runParallel } from './test-parallel.js';
+// Types only: the filter engine is imported when needed, after a parallel run's workers started.
+import type { TestFilter, TestFilterOptions, TestFilterSpec } from './test-range.js';
 
 /**
  * `portcullis test LOG FILTER`: runs a log through a filter and says what it found, like
  * fail2ban-regex. LOG is a path or `-` (stdin), read as a stream: memory stays bounded whatever
- * its size. FILTER is a bundled filter name, a YAML filter file, or a single failregex.
+ * its size. FILTER is a bundled filter name, a YAML filter file, or a single failregex. A file of
+ * 16 MiB or more is read by `--jobs` threads at once (see `test-parallel.ts`), with the same result.
  */
 
 interface TestCommandOptions {
@@ -29,6 +28,8 @@ interface TestCommandOptions {
   datepattern?: string;
   logtimezone?: string;
   maxLineLength: string;
+  jobs?: string;
+  usedns: string;
   printMatched?: boolean;
   printMissed?: boolean;
   printIgnored?: boolean;
@@ -40,6 +41,8 @@ interface TestCommandOptions {
 /** Files at least this big get a progress bar (when stderr is a terminal). */
 const PROGRESS_MIN_BYTES = 32 * 1024 * 1024;
 const READ_CHUNK_BYTES = 1024 * 1024;
+/** More threads than this only cost memory. */
+const MAX_JOBS = 64;
 
 export function registerTestCommand(program: Command): void {
   program
@@ -57,6 +60,16 @@ export function registerTestCommand(program: Command): void {
       'zone of times written without one: UTC, +0100, Europe/Berlin (default: local)',
     )
     .option('--max-line-length <bytes>', 'cut longer lines before matching', String(DEFAULT_MAX_LINE_LENGTH))
+    .option(
+      '-j, --jobs <n>',
+      `threads reading a file of ${PARALLEL_MIN_BYTES / 1024 / 1024} MiB or more at once (1: one pass)`,
+      String(DEFAULT_JOBS),
+    )
+    .option(
+      '--usedns <mode>',
+      'a DNS name in place of the address: no (a miss), warn or yes (looked up)',
+      'no',
+    )
     .option('--print-matched', 'list the lines that produced failures')
     .option('--print-missed', 'list the lines that matched nothing')
     .option('--print-ignored', 'list the lines an ignoreregex dropped')
@@ -73,21 +86,31 @@ export function registerTestCommand(program: Command): void {
           `--max-line-length: expected a whole number of bytes, got ${JSON.stringify(options.maxLineLength)}`,
         ]);
       }
+      const jobs = Number(options.jobs ?? DEFAULT_JOBS);
+      if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > MAX_JOBS) {
+        throw new ConfigError([
+          `--jobs: expected a whole number from 1 to ${MAX_JOBS}, got ${JSON.stringify(options.jobs)}`,
+        ]);
+      }
+      if (!USEDNS_VALUES.includes(options.usedns as UseDns)) {
+        throw new ConfigError([`--usedns: expected no, warn or yes, got ${JSON.stringify(options.usedns)}`]);
+      }
       // fail2ban:NAME[params]: fail2ban's own filter file, read in place.
-      const spec = isFail2banReference(filterArg)
+      const spec: TestFilterSpec = isFail2banReference(filterArg)
         ? {
             ...fail2banSpecOf(filterArg),
             ...(options.skipUnsupported === true ? { unsupported: 'skip' } : {}),
           }
         : filterArg;
-      const filter = loadTestFilter(spec, {
+      const filterOptions: TestFilterOptions = {
         ...(options.mode === undefined ? {} : { mode: options.mode }),
         ...(options.datepattern === undefined ? {} : { datepattern: options.datepattern }),
         ...(options.logtimezone === undefined ? {} : { logtimezone: options.logtimezone }),
         maxLineLength,
-      });
-      const report = await runLogTest(log, filter, {
-        maxLineLength,
+        usedns: options.usedns as UseDns,
+      };
+      const report = await runLogTest(log, spec, filterOptions, {
+        jobs,
         printMatched: options.printMatched === true,
         printMissed: options.printMissed === true,
         printIgnored: options.printIgnored === true,
@@ -97,48 +120,39 @@ export function registerTestCommand(program: Command): void {
     });
 }
 
-/**
- * A bundled name or an existing file is a filter; anything else is taken as one failregex (as
- * fail2ban-regex does), so `portcullis test auth.log '^Failed .* from <HOST>'` works.
- */
-function loadTestFilter(
-  argument: string | Record<string, unknown>,
-  options: LogFilterOptions,
-): CompiledLogFilter {
-  const errorOptions = { ...options, where: 'filter', optionsWhere: '-' };
-  try {
-    if (typeof argument !== 'string') {
-      // Say on stderr what a fail2ban filter carries over differently (or leaves out).
-      const read = loadFail2banReference(argument, { mode: options.mode, where: 'filter' });
-      for (const note of read.notes) process.stderr.write(`note: ${read.file}: ${note}\n`);
-      return loadLogFilter(argument, errorOptions);
-    }
-    if (isBundledName(argument) || existsSync(argument)) return loadLogFilter(argument, errorOptions);
-    return loadLogFilter({ failregex: [argument] }, errorOptions);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    // Option problems read "-.mode: ..." here: show them as command-line options.
-    throw new ConfigError(error.problems.map((p) => p.replace(/^-\.(\w+):/, '--$1:')));
-  }
-}
-
-export interface RunLogTestOptions {
-  maxLineLength?: number;
-  printMatched?: boolean;
-  printMissed?: boolean;
-  printIgnored?: boolean;
+export interface RunLogTestOptions extends CollectOptions {
+  /** Threads for a regular file of {@link PARALLEL_MIN_BYTES} or more. Default 1 (one pass). */
+  jobs?: number;
   /** Draw a progress bar on stderr (only for files of 32 MiB or more). */
   progress?: boolean;
 }
 
-/** Streams `log` (a path or `-`) through `filter` and returns the report. */
+/**
+ * Streams `log` (a path or `-`) through the filter `spec` and returns the report. `usedns` names
+ * are looked up (each thread its own) and every lookup is awaited before the report is made.
+ */
 export async function runLogTest(
   log: string,
-  filter: CompiledLogFilter,
+  spec: TestFilterSpec,
+  filterOptions: TestFilterOptions,
   options: RunLogTestOptions = {},
 ): Promise<LogTestReport> {
-  const collector = new LogTestCollector(filter, options);
-  const splitter = new LineSplitter(options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH);
+  const warned = new Set<string>();
+  const onDnsWarning = (name: string, ips: readonly string[]) => {
+    if (warned.has(name.toLowerCase())) return;
+    warned.add(name.toLowerCase());
+    process.stderr.write(
+      `warning: --usedns warn: ${name} resolved to ${ips.join(', ')}; whoever controls its DNS chooses whom a ban of it hits\n`,
+    );
+  };
+  const load = async () =>
+    (await import('./test-range.js')).loadTestFilter(spec, filterOptions, { notes: true, onDnsWarning });
+  const collect: CollectOptions = {
+    printMatched: options.printMatched === true,
+    printMissed: options.printMissed === true,
+    printIgnored: options.printIgnored === true,
+  };
+  const maxLineLength = filterOptions.maxLineLength;
   let input: Readable;
   let size = 0;
   let name: string;
@@ -147,31 +161,78 @@ export async function runLogTest(
     name = '(standard input)';
   } else {
     name = resolve(log);
+    let regular = false;
     try {
-      size = statSync(name).size;
+      const stat = statSync(name);
+      size = stat.size;
+      regular = stat.isFile();
     } catch (error) {
       throw new PortcullisError(
         ErrorCodes.CONFIG_NOT_FOUND,
         `${log}: cannot read the log: ${(error as Error).message}`,
       );
     }
+    const jobs = options.jobs ?? 1;
+    if (regular && jobs > 1 && size >= PARALLEL_MIN_BYTES) {
+      const ranges = await planRanges(name, size, jobs, false);
+      if (ranges.length > 1) {
+        const progress =
+          options.progress === true && size >= PROGRESS_MIN_BYTES ? new ProgressBar(size) : undefined;
+        let bytes = 0;
+        const started = performance.now();
+        const run = await runParallel(
+          load,
+          spec,
+          filterOptions,
+          ranges,
+          { path: name, maxLineLength, collect },
+          {
+            onBytes: (n) => {
+              bytes += n;
+              progress?.update(bytes);
+            },
+            onDnsWarning,
+          },
+        );
+        const elapsedMs = performance.now() - started;
+        progress?.done();
+        return withUsedns(run.collector.report(name, elapsedMs, run), filterOptions.usedns);
+      }
+    }
     input = createReadStream(name, { highWaterMark: READ_CHUNK_BYTES });
   }
+  const loaded = await load();
+  const { feedLines } = await import('./test-range.js');
   const progress =
     options.progress === true && size >= PROGRESS_MIN_BYTES ? new ProgressBar(size) : undefined;
   const started = performance.now();
+  const collector = new LogTestCollector(loaded.filter, collect);
   let bytes = 0;
-  for await (const chunk of input as AsyncIterable<Buffer>) {
-    bytes += chunk.length;
-    for (const line of splitter.push(chunk)) collector.add(line, filter.processLine(line));
-    progress?.update(bytes);
-  }
-  const last = splitter.flush();
-  if (last !== undefined) collector.add(last, filter.processLine(last));
+  const truncated = await feedLines(
+    input as AsyncIterable<Buffer>,
+    maxLineLength,
+    (line) => each(loaded, collector, line),
+    (n) => {
+      bytes += n;
+      progress?.update(bytes);
+    },
+  );
+  await loaded.late.settled();
   const elapsedMs = performance.now() - started;
   progress?.done();
-  collector.truncated = splitter.truncatedLines;
-  return collector.report(name, elapsedMs);
+  collector.truncated = truncated;
+  return withUsedns(collector.report(name, elapsedMs), filterOptions.usedns);
+}
+
+function each({ filter, late }: TestFilter, collector: LogTestCollector, line: string): void {
+  const result = filter.processLine(line);
+  const pending = collector.add(line, result);
+  if (pending !== undefined) late.track(result, (verdict) => collector.settle(pending, verdict));
+}
+
+function withUsedns(report: LogTestReport, usedns: UseDns | undefined): LogTestReport {
+  if (usedns === 'warn' || usedns === 'yes') report.usedns = usedns;
+  return report;
 }
 
 /** `[#####.....]  45%  1.2/2.6 GB` on stderr, redrawn at most five times a second. */

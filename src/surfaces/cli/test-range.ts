@@ -1,0 +1,237 @@
+import { createReadStream, existsSync } from 'node:fs';
+import { ConfigError } from '../../core/errors.js';
+import { loadFail2banReference } from '../../detection/filters/fail2ban/reference.js';
+import { DnsCache, isDnsName } from '../../detection/filters/regex/dns.js';
+import { isBundledName } from '../../detection/filters/regex/filter-definition.js';
+import {
+  type CompiledLogFilter,
+  type LineResult,
+  type LogFilterOptions,
+  type LogMatch,
+  loadLogFilter,
+} from '../../detection/filters/regex/log-filter.js';
+import type { SessionSnapshot } from '../../detection/filters/regex/sessions.js';
+import { LineSplitter } from '../../sources/log/line-splitter.js';
+import { type CollectOptions, LogTestCollector, type PartialReport } from './log-test-report.js';
+import { warmUpStart } from './test-parallel.js';
+
+/**
+ * What `portcullis test` does to one stretch of a log, the same in the main thread and in a
+ * worker: load the filter from the command line's spec and options, stream the bytes through it,
+ * and settle the lines that wait for a DNS lookup (`--usedns`).
+ */
+
+/** The filter options `portcullis test` takes from its command line (plain data, for workers). */
+export interface TestFilterOptions {
+  mode?: string;
+  datepattern?: string;
+  logtimezone?: string;
+  maxLineLength: number;
+  usedns?: 'no' | 'warn' | 'yes';
+}
+
+/** What the command line named as the filter: a name, a file, one failregex, or a fail2ban reference. */
+export type TestFilterSpec = string | Record<string, unknown>;
+
+export interface TestFilter {
+  filter: CompiledLogFilter;
+  late: LateVerdicts;
+}
+
+const READ_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * A bundled name or an existing file is a filter; anything else is taken as one failregex (as
+ * fail2ban-regex does), so `portcullis test auth.log '^Failed .* from <HOST>'` works. `notes`:
+ * say on stderr what a fail2ban filter carries over differently (the main thread only).
+ */
+export function loadTestFilter(
+  spec: TestFilterSpec,
+  options: TestFilterOptions,
+  hooks: { notes?: boolean; onDnsWarning?: (name: string, ips: readonly string[]) => void } = {},
+): TestFilter {
+  const late = new LateVerdicts();
+  const filterOptions: LogFilterOptions = {
+    ...options,
+    where: 'filter',
+    optionsWhere: '-',
+    dns: late.cache,
+    onResolved: (matches) => late.resolved(matches),
+    ...(hooks.onDnsWarning === undefined ? {} : { onDnsWarning: hooks.onDnsWarning }),
+  };
+  try {
+    let filter: CompiledLogFilter;
+    if (typeof spec !== 'string') {
+      if (hooks.notes === true) {
+        const read = loadFail2banReference(spec, { mode: options.mode, where: 'filter' });
+        for (const note of read.notes) process.stderr.write(`note: ${read.file}: ${note}\n`);
+      }
+      filter = loadLogFilter(spec, filterOptions);
+    } else if (isBundledName(spec) || existsSync(spec)) filter = loadLogFilter(spec, filterOptions);
+    else filter = loadLogFilter({ failregex: [spec] }, filterOptions);
+    late.filter = filter;
+    return { filter, late };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    // Option problems read "-.mode: ..." here: show them as command-line options.
+    throw new ConfigError(error.problems.map((p) => p.replace(/^-\.(\w+):/, '--$1:')));
+  }
+}
+
+type Verdict = (result: LineResult) => void;
+
+/**
+ * The verdicts of lines that waited for DNS, each given to its own line. A name (`usedns`): the
+ * filter hands the failures of a name that resolved to `onResolved` from a reaction on the
+ * cache's one in-flight lookup of that name; a reaction added right after it, for the same line,
+ * runs next and takes them (none: the name did not resolve, a missed line with a bad host, as a
+ * cached failure gives). `ignorerdns` (an address being checked): failures arrive per address in
+ * the order the lines were read; one that never arrives was a verified crawler (ignored).
+ */
+export class LateVerdicts {
+  readonly cache = new DnsCache();
+  filter: CompiledLogFilter | undefined;
+  #last: LogMatch[] | undefined;
+  readonly #waiting = new Set<Promise<void>>();
+  readonly #byAddress = new Map<string, { result: LineResult; verdict: Verdict | null }[]>();
+
+  resolved(matches: LogMatch[]): void {
+    const first = matches[0];
+    if (first === undefined) return;
+    if (first.fields.dns !== undefined) {
+      this.#last = matches;
+      return;
+    }
+    const queue = this.#byAddress.get(first.ip);
+    const entry = queue?.shift();
+    if (queue?.length === 0) this.#byAddress.delete(first.ip);
+    entry?.verdict?.({ ...without(entry.result), kind: 'match', matches });
+  }
+
+  /** `result` is waiting (`resolving`); `verdict` (null: a line not counted) receives its outcome. */
+  track(result: LineResult, verdict: Verdict | null): void {
+    const name = result.resolving as string;
+    if (!isDnsName(name)) {
+      const queue = this.#byAddress.get(name) ?? [];
+      if (queue.length === 0) this.#byAddress.set(name, queue);
+      queue.push({ result, verdict });
+      return;
+    }
+    const done: Promise<void> = this.cache.resolve(name).then(() => {
+      this.#waiting.delete(done);
+      const matches = this.#last;
+      this.#last = undefined;
+      verdict?.(
+        matches === undefined
+          ? { ...without(result), kind: 'missed', matches: [], badHost: name }
+          : { ...without(result), kind: 'match', matches },
+      );
+    });
+    this.#waiting.add(done);
+  }
+
+  /** Waits for every lookup; lines still waiting then were verified crawlers. */
+  async settled(): Promise<void> {
+    await this.filter?.settled();
+    while (this.#waiting.size > 0) await Promise.all(this.#waiting);
+    for (const queue of this.#byAddress.values())
+      for (const { result, verdict } of queue)
+        verdict?.({ ...without(result), kind: 'ignored', matches: [] });
+    this.#byAddress.clear();
+  }
+}
+
+/** A waiting line's result without its waiting marks. */
+function without(result: LineResult): LineResult {
+  const { resolving: _resolving, ...rest } = result;
+  return rest;
+}
+
+/**
+ * One stretch of a log: `[start, end)` is counted. For a filter with sessions, the bytes from
+ * {@link warmUpStart}`(warmFrom, start)` to `start` are first fed to it, uncounted (`warmFrom`:
+ * the previous range's start; `start` for none).
+ */
+export interface RangeJob {
+  path: string;
+  start: number;
+  end: number;
+  warmFrom: number;
+  maxLineLength: number;
+  collect: CollectOptions;
+}
+
+export interface RangeResult {
+  partial: PartialReport;
+  /** Sessions when counting began (after the warm-up). */
+  startState: SessionSnapshot;
+  /** Sessions after the range's last line. */
+  endState: SessionSnapshot;
+}
+
+/** Streams one range of a file through the filter (bounded memory) and counts what it found. */
+export async function runRange(
+  { filter, late }: TestFilter,
+  job: RangeJob,
+  onBytes?: (bytes: number) => void,
+): Promise<RangeResult> {
+  const warmStart =
+    filter.usesSessions && job.warmFrom < job.start
+      ? await warmUpStart(job.path, job.warmFrom, job.start)
+      : job.start;
+  if (warmStart < job.start) {
+    await streamLines(job.path, warmStart, job.start, job.maxLineLength, (line) => {
+      const result = filter.processLine(line);
+      if (result.resolving !== undefined) late.track(result, null);
+    });
+  }
+  const startState = filter.sessionState();
+  const collector = new LogTestCollector(filter, job.collect);
+  const truncated = await streamLines(
+    job.path,
+    job.start,
+    job.end,
+    job.maxLineLength,
+    (line) => {
+      const result = filter.processLine(line);
+      const pending = collector.add(line, result);
+      if (pending !== undefined) late.track(result, (verdict) => collector.settle(pending, verdict));
+    },
+    onBytes,
+  );
+  const endState = filter.sessionState();
+  await late.settled();
+  collector.truncated = truncated;
+  return { partial: collector.partial(), startState, endState };
+}
+
+/** Feeds the lines of `[start, end)` to `each`; returns how many were cut to the length limit. */
+export function streamLines(
+  path: string,
+  start: number,
+  end: number,
+  maxLineLength: number,
+  each: (line: string) => void,
+  onBytes?: (bytes: number) => void,
+): Promise<number> {
+  const input =
+    end > start ? createReadStream(path, { start, end: end - 1, highWaterMark: READ_CHUNK_BYTES }) : [];
+  return feedLines(input as AsyncIterable<Buffer>, maxLineLength, each, onBytes);
+}
+
+/** Feeds the lines of a byte stream to `each`; returns how many were cut to the length limit. */
+export async function feedLines(
+  input: AsyncIterable<Buffer>,
+  maxLineLength: number,
+  each: (line: string) => void,
+  onBytes?: (bytes: number) => void,
+): Promise<number> {
+  const splitter = new LineSplitter(maxLineLength);
+  for await (const chunk of input) {
+    for (const line of splitter.push(chunk)) each(line);
+    onBytes?.(chunk.length);
+  }
+  const last = splitter.flush();
+  if (last !== undefined) each(last);
+  return splitter.truncatedLines;
+}
