@@ -13,7 +13,7 @@ import {
 import type { SessionSnapshot } from '../../detection/filters/regex/sessions.js';
 import { LineSplitter } from '../../sources/log/line-splitter.js';
 import { type CollectOptions, LogTestCollector, type PartialReport } from './log-test-report.js';
-import { warmUpStart } from './test-parallel.js';
+import { warmUpStart } from './test-cut.js';
 
 /**
  * What `portcullis test` does to one stretch of a log, the same in the main thread and in a
