@@ -3,14 +3,20 @@
 // failures-40: 40% failures) is read by a log jail from the beginning, through the bundled sshd
 // filter, reporting to a guard on a memory store. Side by side in one run: the file follower
 // alone, the follower + filter (reports dropped), and the whole jail. lines/s = lines / time until
-// the last report settled. Environment: BACKLOG (default 500000), ROUNDS (default 3), MIX.
+// the last report settled. Environment: BACKLOG (default 500000), ROUNDS (default 3), MIX,
+// FILTER (both, stub or real). CPU time is this process's (GC threads included): on a shared
+// machine it moves less than wall time.
+// The jail's own cost (everything but the regexes) is measured with a stub filter that hands back,
+// line by line, what the real sshd filter found in the same file (precomputed once): same lines,
+// same matches, same match rate, no regex work.
 import fs from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveConfig } from '../src/config/load.js';
+import { loadLogFilter } from '../src/detection/filters/regex/log-filter.js';
 import { createGuard } from '../src/guard.js';
 import { FileFollower } from '../src/sources/log/file-follower.js';
-import { startLogJails } from '../src/sources/log/log-jail.js';
+import { type LineFilter, type LineMatch, startLogJails } from '../src/sources/log/log-jail.js';
 import { MemoryStore } from '../src/stores/memory/memory-store.js';
 import { generateMix, MIXES } from './logs-mixes.js';
 import { fmt, machineLine, median } from './machine.js';
@@ -18,6 +24,8 @@ import { fmt, machineLine, median } from './machine.js';
 const BACKLOG = Number(process.env.BACKLOG ?? 500_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const MIX = process.env.MIX ?? 'failures-40';
+/** `stub`: only the stub-filter rows (the jail's own cost); `real`: only the real filter's. */
+const FILTER = process.env.FILTER ?? 'both';
 
 const dir = fs.mkdtempSync(path.join(tmpdir(), 'portcullis-bench-backlog-'));
 const file = path.join(dir, 'auth.log');
@@ -26,13 +34,45 @@ if (mix === undefined) throw new Error(`unknown MIX ${MIX}`);
 // The mix's dates are in 2026-10; the jail's findtime must cover them for reports to happen.
 await generateMix(mix, BACKLOG, file);
 
+// What the real filter finds in each line, in file order (for the stub filter).
+const NO_MATCHES: readonly LineMatch[] = [];
+const precomputed: { matches: readonly LineMatch[] }[] = [];
+{
+  const real = loadLogFilter('sshd', {});
+  const none = { matches: NO_MATCHES };
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (line === '') continue;
+    const matches = real.processLine(line).matches;
+    precomputed.push(matches.length === 0 ? none : { matches: [...matches] });
+  }
+}
+
+/** A filter that costs nothing: the real filter's results for the same lines, in order. */
+function stubFilter(): LineFilter {
+  let next = 0;
+  return { processLine: () => precomputed[next++] as { matches: readonly LineMatch[] } };
+}
+
 async function waitFor(done: () => boolean): Promise<void> {
   const deadline = Date.now() + 300_000;
   while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
 }
 
-async function followerOnly(): Promise<number> {
+/** Wall time and this process's CPU time (user + system, GC threads included), ms. */
+interface Run {
+  ms: number;
+  cpuMs: number;
+  reports?: number;
+}
+
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000;
+}
+
+async function followerOnly(): Promise<Run> {
   let lines = 0;
+  const cpu = process.cpuUsage();
   const started = performance.now();
   const follower = new FileFollower({
     path: file,
@@ -45,11 +85,12 @@ async function followerOnly(): Promise<number> {
   await follower.start();
   await waitFor(() => lines >= BACKLOG);
   const ms = performance.now() - started;
+  const cpuMs = cpuSince(cpu);
   await follower.close();
-  return ms;
+  return { ms, cpuMs };
 }
 
-async function jail(withGuard: boolean): Promise<{ ms: number; reports: number }> {
+async function jail(withGuard: boolean, stub = false): Promise<Run> {
   const config = resolveConfig(
     {
       jails: {
@@ -66,60 +107,68 @@ async function jail(withGuard: boolean): Promise<{ ms: number; reports: number }
     { env: {} },
   );
   const guard = await createGuard(config, { store: new MemoryStore(), env: {} });
-  let reports = 0;
+  const nothing = Promise.resolve({ outcome: 'counted', failures: 0 } as const);
+  const cpu = process.cpuUsage();
   const started = performance.now();
+  // The whole jail gets the guard itself, as `portcullis run` hands it over.
   const jails = await startLogJails(
-    {
-      config: guard.config,
-      positions: guard.positions,
-      report: withGuard
-        ? async (ip, options) => {
-            const result = await guard.report(ip, options);
-            reports++;
-            return result;
-          }
-        : async () => {
-            reports++;
-            return { banned: false, failures: 0 } as never;
-          },
-    },
-    { watch: false },
+    withGuard ? guard : { config: guard.config, positions: guard.positions, report: () => nothing },
+    stub ? { watch: false, makeFilter: stubFilter } : { watch: false },
   );
-  await waitFor(
-    () =>
-      (jails.stats().sshd?.lines ?? 0) >= BACKLOG &&
-      reports >= (jails.stats().sshd?.reports ?? 0) &&
-      (jails.stats().sshd?.matches ?? 0) <= reports,
-  );
+  const settled = () => {
+    const stats = jails.stats().sshd;
+    return (
+      stats !== undefined &&
+      stats.lines >= BACKLOG &&
+      stats.reports + stats.errors >= stats.matches - stats.tooOld
+    );
+  };
+  await waitFor(settled);
   const ms = performance.now() - started;
+  const cpuMs = cpuSince(cpu);
+  const reports = jails.stats().sshd?.reports ?? 0;
   await jails.close();
   await guard.close();
-  return { ms, reports };
+  return { ms, cpuMs, reports };
 }
 
 console.log(machineLine());
 console.log(
   `nproc ${availableParallelism()}, node ${process.version}; backlog ${fmt(BACKLOG)} lines (${mix.name}: ${mix.description}), ${ROUNDS} rounds`,
 );
-const follower: number[] = [];
-const filterOnly: number[] = [];
-const whole: number[] = [];
+const follower: Run[] = [];
+const filterOnly: Run[] = [];
+const whole: Run[] = [];
+const stubOnly: Run[] = [];
+const stubWhole: Run[] = [];
 let reportCount = 0;
 for (let r = 0; r < ROUNDS; r++) {
   follower.push(await followerOnly());
-  filterOnly.push((await jail(false)).ms);
-  const w = await jail(true);
-  whole.push(w.ms);
-  reportCount = w.reports;
+  if (FILTER !== 'real') {
+    stubOnly.push(await jail(false, true));
+    const w = await jail(true, true);
+    stubWhole.push(w);
+    reportCount = w.reports ?? 0;
+  }
+  if (FILTER !== 'stub') {
+    filterOnly.push(await jail(false));
+    const w = await jail(true);
+    whole.push(w);
+    reportCount = w.reports ?? 0;
+  }
 }
 fs.rmSync(dir, { recursive: true, force: true });
-console.log('| set-up | time (median) | lines/s |');
-console.log('| --- | --- | --- |');
+console.log('| set-up | time (median) | lines/s | CPU time (median) |');
+console.log('| --- | --- | --- | --- |');
 for (const [label, runs] of [
   ['file follower alone', follower],
+  ['follower + stub filter + report() that does nothing', stubOnly],
+  [`log jail, stub filter, memory store (${fmt(reportCount)} reports)`, stubWhole],
   ['follower + sshd filter + report() that does nothing', filterOnly],
   [`log jail, memory store (${fmt(reportCount)} reports)`, whole],
 ] as const) {
-  const ms = median([...runs]);
-  console.log(`| ${label} | ${fmt(ms)} ms | ${fmt((BACKLOG * 1000) / ms)} |`);
+  if (runs.length === 0) continue;
+  const ms = median(runs.map((run) => run.ms));
+  const cpuMs = median(runs.map((run) => run.cpuMs));
+  console.log(`| ${label} | ${fmt(ms)} ms | ${fmt((BACKLOG * 1000) / ms)} | ${fmt(cpuMs)} ms |`);
 }

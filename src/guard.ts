@@ -26,7 +26,7 @@ import type {
 import { decideBan, manualDecision } from './decisions/decide.js';
 import { DecisionBook, type DecisionListener, type SubscribeOptions } from './decisions/decision-book.js';
 import { StoreSync } from './decisions/store-sync.js';
-import { countHere, countShared } from './detection/jails/count.js';
+import { countHere, countShared, failureInput } from './detection/jails/count.js';
 import type { Jail } from './detection/jails/jail.js';
 import { JailSet } from './detection/jails/jail-set.js';
 import type { PositionStore, SourceContext } from './sources/source.js';
@@ -299,6 +299,19 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
     return result instanceof Promise ? this.#track(result) : Promise.resolve(result);
   }
 
+  /**
+   * `report()` without a promise when the answer is known at once: the outcome itself for a
+   * failure counted (or ignored, already banned, invalid) by this instance alone; a promise only
+   * when there is more to wait for (a ban's length and store write, the shared count of Redis).
+   * Same counting, same listeners, same order. Throws, instead of rejecting, for an unknown jail
+   * or after `close()`. For sources that report at a high rate (a log jail draining a backlog).
+   */
+  reportEager(ip: string, options: ReportOptions): ReportResult | Promise<ReportResult> {
+    const result = this.#reportNow(ip, options);
+    if (this.#reportListeners.size > 0) this.#tellReport(ip, options, result);
+    return result instanceof Promise ? this.#track(result) : result;
+  }
+
   /** Adds a {@link ReportListener}; returns the function that removes it. */
   onReport(listener: ReportListener): () => void {
     this.#reportListeners.add(listener);
@@ -359,7 +372,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
       this.#bannedHere,
     );
     if (options.match !== undefined && here.kind !== 'ignored' && here.kind !== 'already-banned')
-      this.#keepMatch(jail, here.key, here.input.timeMs, options.match);
+      this.#keepMatch(jail, here.key, here.timeMs, options.match);
     switch (here.kind) {
       case 'ignored':
       case 'already-banned':
@@ -388,7 +401,7 @@ export class Guard extends EventEmitter<GuardEventMap> implements SourceContext 
         // A store no other instance writes (SQLite, memory) counts exactly what this instance
         // just counted: nothing to ask it. A shared one (Redis) adds the other instances' failures.
         if (!this.#store.shared) return { outcome: 'counted', failures: here.failures };
-        return this.#countShared(jail, parsed, here.key, here.input, options.fields);
+        return this.#countShared(jail, parsed, here.key, failureInput(jail, here), options.fields);
     }
   }
 

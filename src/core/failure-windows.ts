@@ -1,10 +1,33 @@
 import type { FailureInput, FailureResult } from './types.js';
 
 interface Window {
-  /** Failure times and weights, oldest first: [t0, w0, t1, w1, ...]. */
-  points: number[];
+  /**
+   * Failure times and weights, oldest first: [t0, w0, t1, w1, ...]; `null` while the window holds
+   * one failure only, kept in `firstMs` and `firstWeight` (most clients fail once: no array).
+   */
+  points: number[] | null;
+  firstMs: number;
+  firstWeight: number;
   findTimeMs: number;
   lastMs: number;
+  /** The sum of the weights in the window, added up oldest first. */
+  count: number;
+  /** When it was last added to (a sequence number): the least recently seen is forgotten first. */
+  seen: number;
+}
+
+/** The windows of one jail, least recently seen first, and where eviction goes on in them. */
+interface JailWindows {
+  readonly windows: Map<string, Window>;
+  /**
+   * A live iterator over `windows`: everything before it was evicted or re-inserted behind it
+   * (except `head`), so its next entry is the least recently seen. A fresh `entries()` would step
+   * over every deleted slot left at the front each time: O(n) per eviction under a flood.
+   */
+  cursor: IterableIterator<[string, Window]> | undefined;
+  /** The least recently seen entry, read from the cursor but not evicted yet; `seen` as read. */
+  head: [string, Window] | undefined;
+  headSeen: number;
 }
 
 /**
@@ -12,90 +35,202 @@ interface Window {
  * and the fallback while Redis is away. A ban fires when `maxretry` failures fall within any
  * `findtime` span (a failure exactly `findtime` older than the newest one no longer counts).
  *
- * Memory is bounded: past `maxKeys` clients the least recently seen is forgotten, so a flood of
- * spoofed addresses costs a bounded amount of memory, not an unbounded one.
+ * Memory is bounded: past `maxKeys` clients (of all jails together) the least recently seen is
+ * forgotten, so a flood of spoofed addresses costs a bounded amount of memory, not an unbounded one.
+ *
+ * Cost: a failure newer than the window's others (log lines and HTTP events nearly always are)
+ * that pushes none out is O(1); otherwise O(failures in the window). Windows are kept per jail,
+ * keyed by the client key itself (no `jail + key` string built per failure).
  */
 export class FailureWindows {
-  readonly #windows = new Map<string, Window>();
+  readonly #jails = new Map<string, JailWindows>();
   readonly #maxKeys: number;
+  #size = 0;
+  #seen = 0;
+  #lastJail: string | undefined;
+  #last: JailWindows | undefined;
 
   constructor(maxKeys = 200_000) {
     this.#maxKeys = maxKeys;
   }
 
   get size(): number {
-    return this.#windows.size;
+    return this.#size;
   }
 
   add(input: FailureInput): FailureResult {
-    const id = windowId(input.jail, input.key);
-    let window = this.#windows.get(id);
-    if (window === undefined) {
-      window = { points: [], findTimeMs: input.findTimeMs, lastMs: input.timeMs };
-      if (this.#windows.size >= this.#maxKeys) {
-        const oldest = this.#windows.keys().next().value;
-        if (oldest !== undefined) this.#windows.delete(oldest);
-      }
-    } else {
-      // Re-insert so Map order stays "least recently seen first" for eviction.
-      this.#windows.delete(id);
+    const count = this.count(
+      input.jail,
+      input.key,
+      input.timeMs,
+      input.weight,
+      input.findTimeMs,
+      input.maxRetry,
+    );
+    return { count, reached: count >= input.maxRetry };
+  }
+
+  /**
+   * {@link add} without the objects: adds one failure and returns the weight within findtime.
+   * When it reaches `maxRetry` the window is forgotten (the ban starts a new count).
+   */
+  count(
+    jail: string,
+    key: string,
+    timeMs: number,
+    weight: number,
+    findTimeMs: number,
+    maxRetry: number,
+  ): number {
+    // Failures come in runs of one jail (a log jail's batch): the last one's windows first.
+    let ofJail = jail === this.#lastJail ? this.#last : this.#jails.get(jail);
+    if (ofJail === undefined) {
+      ofJail = { windows: new Map(), cursor: undefined, head: undefined, headSeen: 0 };
+      this.#jails.set(jail, ofJail);
     }
-    window.findTimeMs = input.findTimeMs;
-    window.lastMs = Math.max(window.lastMs, input.timeMs);
-    insertSorted(window.points, input.timeMs, input.weight);
-    const cutoff = window.lastMs - input.findTimeMs;
+    this.#lastJail = jail;
+    this.#last = ofJail;
+    const windows = ofJail.windows;
+    const window = windows.get(key);
+    if (window === undefined) {
+      if (this.#size >= this.#maxKeys) this.#evictOne();
+      // `timeMs <= timeMs - findTimeMs`: findtime 0, nothing stays in the window.
+      const kept = !(timeMs <= timeMs - findTimeMs);
+      const count = kept ? 0 + weight : 0;
+      if (count >= maxRetry) return count;
+      windows.set(key, {
+        points: kept ? null : [],
+        firstMs: timeMs,
+        firstWeight: weight,
+        findTimeMs,
+        lastMs: timeMs,
+        count,
+        seen: ++this.#seen,
+      });
+      this.#size++;
+      return count;
+    }
+    // Re-inserted below so Map order stays "least recently seen first" for eviction.
+    windows.delete(key);
+    window.seen = ++this.#seen;
+    window.findTimeMs = findTimeMs;
+    window.lastMs = Math.max(window.lastMs, timeMs);
+    let count: number;
+    let points = window.points;
+    if (points === null) {
+      // The second failure: the window gets its array (a late one goes first).
+      const late = window.firstMs > timeMs;
+      points = late
+        ? [timeMs, weight, window.firstMs, window.firstWeight]
+        : [window.firstMs, window.firstWeight, timeMs, weight];
+      window.points = points;
+      count = late ? Number.NaN : window.count + weight;
+    } else if (points.length === 0 || !((points[points.length - 2] as number) > timeMs)) {
+      points.push(timeMs, weight);
+      count = window.count + weight;
+    } else {
+      insertSorted(points, timeMs, weight);
+      count = Number.NaN;
+    }
+    const cutoff = window.lastMs - findTimeMs;
     let drop = 0;
-    while (drop < window.points.length && (window.points[drop] as number) <= cutoff) drop += 2;
-    if (drop > 0) window.points.splice(0, drop);
-    let count = 0;
-    for (let i = 1; i < window.points.length; i += 2) count += window.points[i] as number;
-    if (count >= input.maxRetry) return { count, reached: true };
-    this.#windows.set(id, window);
-    return { count, reached: false };
+    while (drop < points.length && (points[drop] as number) <= cutoff) drop += 2;
+    if (drop > 0) points.splice(0, drop);
+    // Added up oldest first, as always: the same sum to the last bit (weights need not be whole).
+    if (drop > 0 || Number.isNaN(count)) {
+      count = 0;
+      for (let i = 1; i < points.length; i += 2) count += points[i] as number;
+    }
+    window.count = count;
+    if (count >= maxRetry) {
+      this.#size--;
+      return count;
+    }
+    windows.set(key, window);
+    return count;
+  }
+
+  /** Forgets the least recently seen window of all jails. */
+  #evictOne(): void {
+    let oldest: JailWindows | undefined;
+    for (const ofJail of this.#jails.values()) {
+      const head = headOf(ofJail);
+      if (head !== undefined && (oldest === undefined || ofJail.headSeen < oldest.headSeen)) oldest = ofJail;
+    }
+    if (oldest === undefined) return;
+    oldest.windows.delete((oldest.head as [string, Window])[0]);
+    oldest.head = undefined;
+    this.#size--;
   }
 
   clear(jail: string, key: string): void {
-    this.#windows.delete(windowId(jail, key));
+    if (this.#jails.get(jail)?.windows.delete(key) === true) this.#size--;
   }
 
   /** Forgets windows with no failure inside their `findtime` at `nowMs`. */
   prune(nowMs: number): void {
-    for (const [id, window] of this.#windows) {
-      if (window.lastMs <= nowMs - window.findTimeMs) this.#windows.delete(id);
+    for (const { windows } of this.#jails.values()) {
+      for (const [key, window] of windows) {
+        if (window.lastMs <= nowMs - window.findTimeMs) {
+          windows.delete(key);
+          this.#size--;
+        }
+      }
     }
   }
 
   /** Per jail, the clients with a failure inside their `findtime` at `nowMs` (`portcullis status`). */
   liveByJail(nowMs: number): Map<string, number> {
     const out = new Map<string, number>();
-    for (const [id, window] of this.#windows) {
-      if (window.lastMs <= nowMs - window.findTimeMs) continue;
-      const jail = id.slice(0, id.indexOf('\u0000'));
-      out.set(jail, (out.get(jail) ?? 0) + 1);
+    for (const [jail, { windows }] of this.#jails) {
+      let live = 0;
+      for (const window of windows.values()) if (window.lastMs > nowMs - window.findTimeMs) live++;
+      if (live > 0) out.set(jail, live);
     }
     return out;
   }
 
   /** Every live window, for writing back to a store that returns from an outage. */
   *entries(): IterableIterator<{ jail: string; key: string; points: readonly number[]; findTimeMs: number }> {
-    for (const [id, window] of this.#windows) {
-      const split = id.indexOf('\u0000');
-      yield {
-        jail: id.slice(0, split),
-        key: id.slice(split + 1),
-        points: window.points,
-        findTimeMs: window.findTimeMs,
-      };
+    for (const [jail, { windows }] of this.#jails) {
+      for (const [key, window] of windows) {
+        yield {
+          jail,
+          key,
+          points: window.points ?? [window.firstMs, window.firstWeight],
+          findTimeMs: window.findTimeMs,
+        };
+      }
     }
   }
 
   clearAll(): void {
-    this.#windows.clear();
+    this.#jails.clear();
+    this.#size = 0;
+    this.#lastJail = undefined;
+    this.#last = undefined;
   }
 }
 
-function windowId(jail: string, key: string): string {
-  return `${jail}\u0000${key}`;
+/** The least recently seen window of one jail (read ahead from its cursor), if it has any. */
+function headOf(ofJail: JailWindows): [string, Window] | undefined {
+  for (;;) {
+    const head = ofJail.head;
+    // Still where it was read: not added to since (that moved it to the back), nor removed.
+    if (head !== undefined && ofJail.windows.get(head[0]) === head[1] && head[1].seen === ofJail.headSeen)
+      return head;
+    let next = ofJail.cursor?.next();
+    if (next === undefined || next.done === true) {
+      ofJail.cursor = ofJail.windows.entries();
+      next = ofJail.cursor.next();
+      if (next.done === true) {
+        ofJail.head = undefined;
+        return undefined;
+      }
+    }
+    ofJail.head = next.value;
+    ofJail.headSeen = next.value[1].seen;
+  }
 }
 
 function insertSorted(points: number[], timeMs: number, weight: number): void {

@@ -28,6 +28,11 @@ export interface FailureSink {
    * (`PC_ERR_CLOSED`).
    */
   report(ip: string, options: ReportOptions): Promise<ReportResult>;
+  /**
+   * Optional fast path of `report()`: the result itself when it is known at once, a promise only
+   * when there is more to wait for; throws where `report()` rejects. A `Guard` has it.
+   */
+  reportEager?(ip: string, options: ReportOptions): ReportResult | Promise<ReportResult>;
 }
 
 /** The configuration and jails in force. Both are replaced (new objects) by a reload. */

@@ -15,9 +15,9 @@ export type LocalCount =
   /** Already banned (or would-banned, in a dry-run jail): failures are not counted. */
   | { kind: 'already-banned' }
   /** This instance's own failures reached `maxretry` within `findtime`: ban `key` now. */
-  | { kind: 'reached'; key: string; input: FailureInput; failures: number }
+  | { kind: 'reached'; key: string; timeMs: number; weight: number; failures: number }
   /** Counted here; the shared count (every instance's failures) is asked next. */
-  | { kind: 'counted'; key: string; input: FailureInput; failures: number };
+  | { kind: 'counted'; key: string; timeMs: number; weight: number; failures: number };
 
 /** What the shared count concluded. */
 export type SharedCount =
@@ -46,16 +46,24 @@ export function countHere(
   const config = jail.config;
   if (banned(ip, config.dryRun)) return { kind: 'already-banned' };
   const key = jail.keyOf(ip);
-  const input: FailureInput = {
+  const failures = local.count(config.name, key, timeMs, weight, config.findTimeMs, config.maxRetry);
+  return { kind: failures >= config.maxRetry ? 'reached' : 'counted', key, timeMs, weight, failures };
+}
+
+/** The failure counted here, as the shared count ({@link countShared}) takes it. */
+export function failureInput(
+  jail: Jail,
+  counted: { readonly key: string; readonly timeMs: number; readonly weight: number },
+): FailureInput {
+  const config = jail.config;
+  return {
     jail: config.name,
-    key,
-    timeMs,
-    weight,
+    key: counted.key,
+    timeMs: counted.timeMs,
+    weight: counted.weight,
     findTimeMs: config.findTimeMs,
     maxRetry: config.maxRetry,
   };
-  const counted = local.add(input);
-  return { kind: counted.reached ? 'reached' : 'counted', key, input, failures: counted.count };
 }
 
 /** Adds a failure counted here to the count every instance shares (the store). */

@@ -1,6 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import type { JailConfig } from '../../config/types.js';
-import { clientKey, type ParsedIp } from '../../core/ip.js';
+import { formatIPv4, maskV6, type ParsedIp } from '../../core/ip.js';
+import { formatIPv6 } from '../../core/ipv6-text.js';
 import { CidrSet } from '../../core/prefix-trie.js';
 import { type CompiledHttpFilter, compileHttpFilter } from '../filters/http/compile.js';
 
@@ -39,7 +40,11 @@ export class Jail {
 
   /** The unit this jail counts and bans: the IPv4 address, or the IPv6 `/ipv6_prefix` network. */
   keyOf(ip: ParsedIp): string {
-    return clientKey(ip, this.config.ipv6Prefix);
+    // `clientKey(ip, ipv6Prefix)`, written out: it runs once per counted failure.
+    if (ip.family === 4) return formatIPv4(ip.v4);
+    const prefix = this.config.ipv6Prefix;
+    const address = formatIPv6(maskV6(ip.bytes, prefix));
+    return prefix === 128 ? address : `${address}/${prefix}`;
   }
 }
 

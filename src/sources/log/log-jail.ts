@@ -49,6 +49,8 @@ export interface LogJailGuard {
   readonly config: PortcullisConfig;
   readonly positions: PositionStore;
   report(ip: string, options: ReportOptions): Promise<ReportResult>;
+  /** `report()` answering synchronously when it can (a `Guard` has it): used when present. */
+  reportEager?(ip: string, options: ReportOptions): ReportResult | Promise<ReportResult>;
 }
 
 /** Options of {@link startLogJails}. */
@@ -128,9 +130,11 @@ export interface LogJails {
  * - after a crash (`kill -9`), the lines after the last saved position (about `saveIntervalMs` of
  *   input plus the batches in flight) are read and reported again; no line before it is, and none
  *   is skipped;
- * - a file whose inode or first line changed while stopped is read from 0; what the old file held
- *   after the saved position is not read. Lines older than findtime are never counted, so reading
- *   a file again cannot cause a ban storm.
+ * - a file whose inode or first line changed while stopped is read from 0; the old file, if it is
+ *   under a rotated name in the same directory (`auth.log.1`, also after `.1` → `.2`), is read on
+ *   from its saved position first, as is a rotated file that was still being read at the stop
+ *   (its position is saved too). Lines older than findtime are never counted, so reading a file
+ *   again cannot cause a ban storm.
  * `journalctl -o json` commands save the cursor of the last handled entry the same way and
  * restart with `--after-cursor`; other commands have no position.
  *
@@ -351,7 +355,7 @@ class LogJailRunner {
         this.stats.tooOld++;
         continue;
       }
-      this.#report(match.ip, match.timeMs, match.fields).catch((error) =>
+      this.#report(match.ip, match.timeMs, match.fields)?.catch((error) =>
         this.#error(error, `jail ${this.name}: report(${match.ip}) failed`),
       );
     }
@@ -414,15 +418,20 @@ class LogJailRunner {
     }
   }
 
-  /** Filters a batch and reports its failures; settles when every report has. */
+  /**
+   * Filters a batch and reports its failures, in line order; settles when every report has. A
+   * report the guard answers at once (a failure counted here) costs no promise: the batch returns
+   * one only when some report has more to wait for (a ban's store write, a Redis count).
+   */
   readonly #handle = (batch: LineBatch): void | Promise<void> => {
     const oldest = this.#clock.now() - this.#jail.findTimeMs;
-    this.stats.lines += batch.lines.length;
-    const pending: Promise<void>[] = [];
-    for (const raw of batch.lines) {
-      let line = raw;
+    const lines = batch.lines;
+    this.stats.lines += lines.length;
+    let pending: Promise<void>[] | undefined;
+    for (let i = 0; i < lines.length; i++) {
+      let line = lines[i] as string;
       if (this.#journald) {
-        const entry = parseJournalLine(raw);
+        const entry = parseJournalLine(line);
         if (entry === undefined) continue;
         line = entry.text;
         this.#lineTimeMs = entry.timeMs ?? this.#clock.now();
@@ -434,45 +443,90 @@ class LogJailRunner {
         this.#error(error, `jail ${this.name}: the filter failed on a line from ${batch.source}`);
         continue;
       }
-      for (const match of matches) {
+      for (let m = 0; m < matches.length; m++) {
+        const match = matches[m] as LineMatch;
         this.stats.matches++;
         const timeMs = this.#journald ? this.#lineTimeMs : match.timeMs;
         if (!(timeMs >= oldest)) {
           this.stats.tooOld++;
           continue;
         }
-        pending.push(this.#report(match.ip, timeMs, match.fields, line));
+        const waiting = this.#report(match.ip, timeMs, match.fields, line);
+        if (waiting === undefined) continue;
+        if (pending === undefined) pending = [waiting];
+        else pending.push(waiting);
       }
     }
-    if (pending.length === 0) return;
-    return Promise.all(pending).then(noop);
+    if (pending === undefined) return;
+    return pending.length === 1 ? (pending[0] as Promise<void>) : Promise.all(pending).then(noop);
   };
 
-  /** `line`: the text matched, for the ban's announcement (the guard keeps it only if shown). */
+  /**
+   * Reports one failure. Reports of one address are made in line order, one at a time: while one
+   * is still waiting (a ban being written), the next ones of that address wait behind it. Returns
+   * `undefined` when the report settled at once, else a promise that settles with it (and rejects
+   * only when the guard is closed). `line`: the text matched, for the ban's announcement (the
+   * guard keeps it only if shown).
+   */
   #report(
     ip: string,
     timeMs: number,
     fields: Readonly<Record<string, string>>,
     line?: string,
-  ): Promise<void> {
-    const run = async (): Promise<void> => {
-      try {
-        await this.#guard.report(ip, { jail: this.name, timeMs, fields, match: line });
-        this.stats.reports++;
-      } catch (error) {
-        // A closed guard means these lines were not counted: the batch fails, its position is not saved.
-        if (isPortcullisError(error, ErrorCodes.CLOSED)) throw error;
-        this.#error(error, `jail ${this.name}: report(${ip}) failed`);
-      }
-    };
-    const previous = this.#chains.get(ip);
-    const result = previous === undefined ? run() : previous.then(run);
-    const tail = result.then(noop, noop);
-    this.#chains.set(ip, tail);
-    void tail.then(() => {
-      if (this.#chains.get(ip) === tail) this.#chains.delete(ip);
-    });
-    return result;
+  ): Promise<void> | undefined {
+    const options: ReportOptions = { jail: this.name, timeMs, fields, match: line };
+    const previous = this.#chains.size === 0 ? undefined : this.#chains.get(ip);
+    if (previous === undefined) {
+      const waiting = this.#send(ip, options);
+      return waiting === undefined ? undefined : this.#enqueue(ip, waiting);
+    }
+    return this.#enqueue(
+      ip,
+      previous.then(() => this.#send(ip, options)),
+    );
+  }
+
+  /** Hands one report to the guard: `undefined` when it settled at once, else its promise. */
+  #send(ip: string, options: ReportOptions): Promise<void> | undefined {
+    const guard = this.#guard;
+    let result: ReportResult | PromiseLike<ReportResult>;
+    try {
+      result = guard.reportEager === undefined ? guard.report(ip, options) : guard.reportEager(ip, options);
+    } catch (error) {
+      return this.#failed(ip, error);
+    }
+    if (typeof (result as Partial<PromiseLike<ReportResult>>).then !== 'function') {
+      this.stats.reports++;
+      return undefined;
+    }
+    return Promise.resolve(result).then(this.#settled, (error: unknown) => this.#failed(ip, error));
+  }
+
+  readonly #settled = (): void => {
+    this.stats.reports++;
+  };
+
+  /** A report that failed: logged and counted, unless the guard is closed (then the batch fails). */
+  #failed(ip: string, error: unknown): Promise<never> | undefined {
+    // A closed guard means these lines were not counted: the batch fails, its position is not saved.
+    if (isPortcullisError(error, ErrorCodes.CLOSED)) return Promise.reject(error);
+    this.#error(error, `jail ${this.name}: report(${ip}) failed`);
+    return undefined;
+  }
+
+  /** Makes `waiting` the tail of the reports of `ip`; returns it. */
+  #enqueue(ip: string, waiting: Promise<void>): Promise<void> {
+    const chains = this.#chains;
+    const tail: Promise<void> = waiting.then(
+      () => {
+        if (chains.get(ip) === tail) chains.delete(ip);
+      },
+      () => {
+        if (chains.get(ip) === tail) chains.delete(ip);
+      },
+    );
+    chains.set(ip, tail);
+    return waiting;
   }
 
   #error(error: unknown, message: string): void {
