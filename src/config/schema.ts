@@ -2,7 +2,7 @@ import * as z from 'zod';
 import { DURATION_PATTERN, formatDuration, PERMANENT, parseDuration } from '../core/duration.js';
 import { checkCidr, parseHostPort } from '../core/ip.js';
 import { RATE_PATTERN } from '../detection/filters/http/rate.js';
-import { logFilterSchema } from '../detection/filters/regex/filter-definition.js';
+import { logFilterSchemaOf } from '../detection/filters/regex/filter-schema.js';
 import { adminSchema } from './admin.js';
 import { controlSchema } from './control.js';
 import { DEFAULTS } from './defaults.js';
@@ -213,7 +213,7 @@ export const jailSettingsShape = {
   source: sourceSchema.optional(),
   /** A bundled rule name (`sshd`, `scanners`), a rule file, or an inline filter. Default none. */
   filter: z
-    .union([z.string(), logFilterSchema, z.record(z.string(), z.unknown())])
+    .union([z.string(), logFilterSchemaOf(z), z.record(z.string(), z.unknown())])
     .optional()
     .describe('A bundled or file rule name, or an inline filter. Default none.'),
   /** log jails: the filter's mode, e.g. `aggressive`. Default the filter's own. */

@@ -1,4 +1,8 @@
-import ipaddr from 'ipaddr.js';
+import type IpaddrModule from 'ipaddr.js';
+import { lazyRequire } from './lazy-require.js';
+
+// Only IPv6 formatting needs it: loaded then, not by every process that parses an address.
+const ipaddr = lazyRequire<typeof IpaddrModule>('ipaddr.js');
 
 /**
  * IP handling for every source. Addresses are parsed strictly (four-part decimal IPv4 only, so
@@ -176,7 +180,7 @@ export function formatIp(ip: ParsedIp): string {
   if (ip.family === 4) return formatIPv4(ip.v4);
   const parts: number[] = [];
   for (let i = 0; i < 16; i += 2) parts.push(((ip.bytes[i] as number) << 8) | (ip.bytes[i + 1] as number));
-  return new ipaddr.IPv6(parts).toRFC5952String();
+  return new (ipaddr().IPv6)(parts).toRFC5952String();
 }
 
 /** What {@link checkCidr} makes of a range. */

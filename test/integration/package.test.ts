@@ -40,6 +40,8 @@ describe('npm pack', () => {
     expect(files).toContain('dist/index.js');
     expect(files).toContain('dist/index.d.ts');
     expect(files).toContain('rules/filters/sshd.yaml');
+    // The bundled filters parsed at build time: `portcullis test` starts without loading yaml.
+    expect(files).toContain('dist/detection/filters/regex/filter-cache/sshd.json');
     expect(files).toContain('schema/portcullis.schema.json');
     expect(files).toContain('LICENSE');
     // Maps would point at src/, which is not shipped: neither is shipped.

@@ -1,7 +1,6 @@
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
-import type { Command } from 'commander';
 import type { CommandConfig } from '../../actions/command/options.js';
 import type { EmailConfig } from '../../actions/email/options.js';
 import type { HostsdenyConfig } from '../../actions/hostsdeny/options.js';
@@ -17,7 +16,6 @@ import { urlForLogs } from '../../actions/notify/secrets.js';
 import type { ActionSpec } from '../../actions/registry.js';
 import type { SmsConfig } from '../../actions/sms/options.js';
 import type { WebhookConfig } from '../../actions/webhook/options.js';
-import { loadConfigFile } from '../../config/load.js';
 
 /**
  * `portcullis actions check -c FILE`: per configured action, what it would create on the host
@@ -271,6 +269,8 @@ export async function checkAction(
 
 /** Checks every action of a configuration file. */
 export async function checkActionsOfFile(file: string, probe: HostProbe = hostProbe) {
+  // Imported here: registering the command (every `portcullis --help`) must not load the config schema.
+  const { loadConfigFile } = await import('../../config/load.js');
   const config = loadConfigFile(file);
   const baseDir = dirname(resolve(file));
   const reports: ActionReport[] = [];
@@ -282,7 +282,8 @@ export async function checkActionsOfFile(file: string, probe: HostProbe = hostPr
   return { file, ok: reports.every((r) => r.ok), actions: reports };
 }
 
-function formatReport(result: Awaited<ReturnType<typeof checkActionsOfFile>>): string {
+/** The human form of {@link checkActionsOfFile}'s result. */
+export function formatActionsReport(result: Awaited<ReturnType<typeof checkActionsOfFile>>): string {
   if (result.actions.length === 0) return `${result.file}: no action configured\n`;
   const lines: string[] = [];
   for (const report of result.actions) {
@@ -300,21 +301,4 @@ function formatReport(result: Awaited<ReturnType<typeof checkActionsOfFile>>): s
       : `${result.file}: ${failed} of ${result.actions.length} action(s) cannot run here`,
   );
   return `${lines.join('\n')}\n`;
-}
-
-/** Adds `portcullis actions check`. */
-export function registerActionsCommand(program: Command, defaultConfig: string): void {
-  const actions = program.command('actions').description('inspect the configured actions');
-  actions
-    .command('check')
-    .description(
-      'print what each action would create and whether its programs and permissions are there; exits 1 if one is missing',
-    )
-    .option('-c, --config <file>', 'configuration file', defaultConfig)
-    .option('--json', 'one JSON document')
-    .action(async (options: { config: string; json?: boolean }) => {
-      const result = await checkActionsOfFile(options.config);
-      process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatReport(result));
-      if (!result.ok) process.exitCode = 1;
-    });
 }

@@ -1,18 +1,49 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { CONTROL_DEFAULTS, type ControlConfig, controlOf, defaultSocketPath } from '../../config/control.js';
-import { loadConfigFile } from '../../config/load.js';
+import type * as Yaml from 'yaml';
+import type * as ControlModule from '../../config/control.js';
+import type { ControlConfig } from '../../config/control.js';
+import type * as LoadModule from '../../config/load.js';
 import { PERMANENT, parseDuration } from '../../core/duration.js';
 import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
 import type { Decision } from '../../core/types.js';
-import { createGuard, type Guard } from '../../guard.js';
+import type * as GuardModule from '../../guard.js';
+import type { Guard } from '../../guard.js';
 import type { BannedAnswer, JailReport, ReloadAnswer, StatusReport } from '../../operate/control.js';
-import { configPath, createControl } from '../../operate/create-control.js';
-import { requestControl } from '../control/client.js';
+import type * as CreateControlModule from '../../operate/create-control.js';
+import type * as ClientModule from '../control/client.js';
 import type { ControlArgs, ControlOp } from '../control/protocol.js';
 import { plural, relativeTime, shortDuration, statsRows, table } from './human.js';
+
+// What the commands use, imported when one of them runs: registering them (every `portcullis
+// --help`) must not load the guard, the configuration schema and every action.
+let parseYaml: typeof Yaml.parse;
+let CONTROL_DEFAULTS: typeof ControlModule.CONTROL_DEFAULTS;
+let controlOf: typeof ControlModule.controlOf;
+let defaultSocketPath: typeof ControlModule.defaultSocketPath;
+let loadConfigFile: typeof LoadModule.loadConfigFile;
+let createGuard: typeof GuardModule.createGuard;
+let configPath: typeof CreateControlModule.configPath;
+let createControl: typeof CreateControlModule.createControl;
+let requestControl: typeof ClientModule.requestControl;
+
+async function loadModules(): Promise<void> {
+  const [yaml, control, load, guard, create, client] = await Promise.all([
+    import('yaml'),
+    import('../../config/control.js'),
+    import('../../config/load.js'),
+    import('../../guard.js'),
+    import('../../operate/create-control.js'),
+    import('../control/client.js'),
+  ]);
+  parseYaml = yaml.parse;
+  ({ CONTROL_DEFAULTS, controlOf, defaultSocketPath } = control);
+  ({ loadConfigFile } = load);
+  ({ createGuard } = guard);
+  ({ configPath, createControl } = create);
+  ({ requestControl } = client);
+}
 
 /** Exit status when no daemon answers on the control socket. */
 export const EXIT_NO_DAEMON = 3;
@@ -234,6 +265,7 @@ export function registerControlCommands(program: Command, defaultConfig: string)
 function run<A extends unknown[]>(action: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
+      await loadModules();
       await action(...args);
     } catch (error) {
       if (isPortcullisError(error, ErrorCodes.NO_DAEMON)) {

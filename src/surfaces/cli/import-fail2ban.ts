@@ -1,6 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
 import { formatDuration } from '../../core/duration.js';
 import { ConfigError } from '../../core/errors.js';
 import { checkCidr } from '../../core/ip.js';
@@ -529,28 +528,4 @@ function key(name: string): string {
 
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ');
-}
-
-/** `portcullis import fail2ban [dir] [-o file]`. */
-export function registerImportCommand(program: Command): void {
-  const command = program.command('import').description("turn another tool's setup into a portcullis.yaml");
-  command
-    .command('fail2ban')
-    .description('import the enabled jails of a fail2ban setup (jail.conf, jail.d/, jail.local)')
-    .argument('[dir]', 'fail2ban configuration directory', undefined)
-    .option('-o, --output <file>', 'write the YAML here instead of standard output')
-    .action((dir: string | undefined, options: { output?: string }) => {
-      const result = importFail2ban(dir ?? fail2banDir());
-      if (options.output === undefined) process.stdout.write(result.yaml);
-      else {
-        try {
-          writeFileSync(options.output, result.yaml, { flag: 'wx' });
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-          throw new ConfigError([`${options.output}: exists already; not overwritten`]);
-        }
-      }
-      for (const line of result.notCarried) process.stderr.write(`not carried over: ${line}\n`);
-      process.stderr.write(`imported ${result.jails.length} jail(s): ${result.jails.join(', ') || 'none'}\n`);
-    });
 }

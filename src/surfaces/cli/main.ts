@@ -1,10 +1,15 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type * as Commander from 'commander';
 import type { NftablesConfig } from '../../actions/nftables/options.js';
 import { formatDuration } from '../../core/duration.js';
-import { ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
+import { ConfigError, ErrorCodes, isPortcullisError, PortcullisError } from '../../core/errors.js';
 import { plural } from '../../core/plural.js';
+
+// commander is CommonJS: `require` skips the ESM wrapper and the scan of its exports an `import`
+// costs (~10 ms of every call's start-up). Same instance as the `import type`s elsewhere.
+const { Command } = createRequire(import.meta.url)('commander') as typeof Commander;
 
 /** Exit statuses: 0 fine, 1 runtime failure, 2 invalid configuration or usage. */
 const EXIT_FAILURE = 1;
@@ -24,9 +29,20 @@ const program = new Command()
   });
 
 const DEFAULT_CONFIG = process.env.PORTCULLIS_CONFIG ?? 'portcullis.yaml';
-// Each command loads its modules when it runs (dynamic import), and `portcullis test` registers
-// only itself: start-up is part of every CLI call's time (`test` is raced against fail2ban-regex).
-const onlyTest = process.argv[2] === 'test';
+// Each command loads its modules when it runs (dynamic import), and a call naming a command
+// registers only the module of that command (`portcullis test` does not load the control
+// commands): start-up is part of every CLI call's time (`test` is raced against fail2ban-regex).
+// The commands defined here cost nothing to register. Anything else (no command, --help, a
+// typo, `help`, a command missing from this table) registers every module, for the full list.
+const MODULE_COMMANDS: Readonly<Record<'control' | 'test', readonly string[]>> = {
+  control: ['status', 'ban', 'unban', 'banned', 'reload', 'stop', 'ping'],
+  test: ['test'],
+};
+const OWN_COMMANDS = ['run', 'check-config', 'schema', 'init', 'decisions', 'flush', 'actions', 'import'];
+const asked = process.argv[2] ?? '';
+const known =
+  OWN_COMMANDS.includes(asked) || Object.values(MODULE_COMMANDS).some((names) => names.includes(asked));
+const wanted = (module: keyof typeof MODULE_COMMANDS) => !known || MODULE_COMMANDS[module].includes(asked);
 
 program
   .command('run')
@@ -77,7 +93,8 @@ program
     process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
   });
 
-if (!onlyTest) (await import('./control-commands.js')).registerControlCommands(program, DEFAULT_CONFIG);
+if (wanted('control'))
+  (await import('./control-commands.js')).registerControlCommands(program, DEFAULT_CONFIG);
 
 program
   .command('init')
@@ -152,9 +169,47 @@ program
     for (const table of new Set(tables)) process.stdout.write(`removed nftables table inet ${table}\n`);
   });
 
-(await import('./test-command.js')).registerTestCommand(program);
-if (!onlyTest) (await import('./actions-check.js')).registerActionsCommand(program, DEFAULT_CONFIG);
-if (!onlyTest) (await import('./import-fail2ban.js')).registerImportCommand(program);
+if (wanted('test')) (await import('./test-command.js')).registerTestCommand(program);
+
+program
+  .command('actions')
+  .description('inspect the configured actions')
+  .command('check')
+  .description(
+    'print what each action would create and whether its programs and permissions are there; exits 1 if one is missing',
+  )
+  .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+  .option('--json', 'one JSON document')
+  .action(async (options: { config: string; json?: boolean }) => {
+    const { checkActionsOfFile, formatActionsReport } = await import('./actions-check.js');
+    const result = await checkActionsOfFile(options.config);
+    process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatActionsReport(result));
+    if (!result.ok) process.exitCode = 1;
+  });
+
+program
+  .command('import')
+  .description("turn another tool's setup into a portcullis.yaml")
+  .command('fail2ban')
+  .description('import the enabled jails of a fail2ban setup (jail.conf, jail.d/, jail.local)')
+  .argument('[dir]', 'fail2ban configuration directory', undefined)
+  .option('-o, --output <file>', 'write the YAML here instead of standard output')
+  .action(async (dir: string | undefined, options: { output?: string }) => {
+    const { importFail2ban } = await import('./import-fail2ban.js');
+    const { fail2banDir } = await import('../../detection/filters/fail2ban/filter-file.js');
+    const result = importFail2ban(dir ?? fail2banDir());
+    if (options.output === undefined) process.stdout.write(result.yaml);
+    else {
+      try {
+        writeFileSync(options.output, result.yaml, { flag: 'wx' });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        throw new ConfigError([`${options.output}: exists already; not overwritten`]);
+      }
+    }
+    for (const line of result.notCarried) process.stderr.write(`not carried over: ${line}\n`);
+    process.stderr.write(`imported ${result.jails.length} jail(s): ${result.jails.join(', ') || 'none'}\n`);
+  });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (

@@ -1,5 +1,6 @@
-import * as z from 'zod';
+import type * as Z from 'zod';
 import { ConfigError } from '../../../core/errors.js';
+import { lazyRequire } from '../../../core/lazy-require.js';
 import type { Fail2banDefinition } from './definition.js';
 import {
   type Fail2banFilter,
@@ -9,45 +10,24 @@ import {
   readFail2banFilter,
   readFail2banJournalmatch,
 } from './filter-file.js';
+import {
+  type Fail2banFilterSpec,
+  fail2banFilterSchemaOf,
+  quickFail2banFilterSpec,
+} from './reference-schema.js';
 
-/**
- * How a jail names a fail2ban filter:
- *
- * - `filter: fail2ban:dovecot` or `fail2ban:dovecot[mode=aggressive]` — looked up as
- *   `$PORTCULLIS_FAIL2BAN_DIR/filter.d/dovecot.conf` (default `/etc/fail2ban`);
- * - `filter: { fail2ban: /etc/fail2ban/filter.d/sshd.conf, mode: aggressive, unsupported: skip }`
- *   — a name or a path, with the options below (Debian's sshd.conf has regexes RE2 cannot run,
- *   so it loads only with `unsupported: skip`, or use the bundled `sshd`).
- */
-export const fail2banFilterSchema = z
-  .strictObject({
-    fail2ban: z
-      .string()
-      .min(1)
-      .describe('A fail2ban filter name (sshd, looked up in <fail2ban_dir>/filter.d) or a .conf path.'),
-    mode: z
-      .string()
-      .optional()
-      .describe("The filter's mode parameter (sshd: normal, ddos, extra, aggressive)."),
-    params: z
-      .record(z.string(), z.string())
-      .optional()
-      .describe("Other filter parameters, as fail2ban's filter = name[key=value]."),
-    fail2ban_dir: z
-      .string()
-      .optional()
-      .describe('Where names are looked up. Default $PORTCULLIS_FAIL2BAN_DIR or /etc/fail2ban.'),
-    logtype: z.enum(['file', 'journal']).optional().describe('common.conf log type. Default file.'),
-    unsupported: z
-      .enum(['refuse', 'skip'])
-      .optional()
-      .describe(
-        'A regex RE2 cannot run: refuse the filter (default) or leave that failregex out, with a warning.',
-      ),
-  })
-  .describe('A fail2ban filter file, read in place.');
+export type { Fail2banFilterSpec } from './reference-schema.js';
 
-export type Fail2banFilterSpec = z.output<typeof fail2banFilterSchema>;
+// zod only to name what is wrong with a reference the quick check does not accept.
+const zod = lazyRequire<typeof Z>('zod');
+let schema: ReturnType<typeof fail2banFilterSchemaOf> | undefined;
+
+function checkReference(spec: unknown) {
+  const quick = quickFail2banFilterSpec(spec);
+  if (quick !== undefined) return { success: true as const, data: quick };
+  schema ??= fail2banFilterSchemaOf(zod());
+  return schema.safeParse(spec);
+}
 
 const PREFIX = 'fail2ban:';
 
@@ -126,7 +106,7 @@ function resolveReference(
   if (typeof spec === 'string') {
     parsed = fail2banSpecOf(spec, where);
   } else {
-    const result = fail2banFilterSchema.safeParse(spec);
+    const result = checkReference(spec);
     if (!result.success) {
       throw new ConfigError(
         result.error.issues.map((issue) => {

@@ -1,11 +1,21 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
-import * as z from 'zod';
+import type * as Z from 'zod';
 import { closest } from '../../../core/closest.js';
 import { ConfigError } from '../../../core/errors.js';
+import { lazyRequire } from '../../../core/lazy-require.js';
 import { isFail2banReference, resolveFail2banDefinition } from '../fail2ban/reference.js';
+import {
+  builtLogFilterSchema,
+  type LogFilterModeSpec,
+  type LogFilterSpec,
+  logFilterSchemaOf,
+  quickLogFilterSpec,
+} from './filter-schema.js';
+import { parseFilterYaml } from './filter-yaml.js';
+
+export type { LogFilterSpec } from './filter-schema.js';
 
 /** The bundled log filters: `rules/filters/<name>.yaml` at the package root. */
 export const BUNDLED_LOG_FILTERS_DIR = fileURLToPath(new URL('../../../../rules/filters/', import.meta.url));
@@ -13,58 +23,19 @@ export const BUNDLED_LOG_FILTERS_DIR = fileURLToPath(new URL('../../../../rules/
 /** Default lines of one session (`<F-MLFID>`) the filter remembers. */
 export const DEFAULT_MAXLINES = 10;
 
-const regexList = z.union([z.string(), z.array(z.string())]);
+// What a filter's YAML and zod cost to load is paid only when a filter needs them: a bundled filter
+// comes parsed from the build (filter-yaml.ts), and zod is asked only about a filter the quick
+// check does not accept, to name its problems.
+const zod = lazyRequire<typeof Z>('zod');
 
-const modeShape = {
-  prefregex: z.string().optional().describe('Replaces the top-level prefregex in this mode.'),
-  failregex: regexList.optional().describe('Added after the top-level failregex list in this mode.'),
-  ignoreregex: regexList.optional().describe('Added after the top-level ignoreregex list in this mode.'),
-  datepattern: z.string().optional(),
-  maxlines: z.number().int().min(1).max(1000).optional(),
-  vars: z.record(z.string(), z.string()).optional(),
-};
-
-/**
- * A log filter, in `rules/filters/<name>.yaml`, in a file a jail names, or inline under a jail's
- * `filter:`. See the README section "Log filters" for the meaning of each key.
- */
-export const logFilterSchema = z
-  .strictObject({
-    description: z.string().optional().describe('What the filter catches.'),
-    extends: z
-      .string()
-      .optional()
-      .describe('A bundled filter name or file this one builds on: lists are appended, the rest overrides.'),
-    prefregex: z
-      .string()
-      .optional()
-      .describe('Gate every line must pass; its <F-CONTENT>...</F-CONTENT> part is what failregex sees.'),
-    failregex: regexList.optional().describe('A line matching one of these (in order) is a failure.'),
-    ignoreregex: regexList.optional().describe('A failure whose content matches one of these is ignored.'),
-    datepattern: z.string().optional().describe('strftime-style date pattern instead of detection.'),
-    ignorerdns: z
-      .string()
-      .optional()
-      .describe(
-        "A failure is ignored when the client's reverse DNS name matches this regex and resolves back to the client (a real Googlebot). The failure is counted when the lookups settle.",
-      ),
-    maxlines: z
-      .number()
-      .int()
-      .min(1)
-      .max(1000)
-      .optional()
-      .describe('Lines of one <F-MLFID> session remembered (to carry its host to a later line). Default 10.'),
-    vars: z.record(z.string(), z.string()).optional().describe('<name> in a regex is replaced by vars.name.'),
-    mode: z.string().optional().describe('The mode used when the jail names none. Default "normal".'),
-    modes: z
-      .record(z.string(), z.strictObject(modeShape))
-      .optional()
-      .describe("Variants selected by the jail's mode."),
-  })
-  .describe('A log filter: prefregex, failregex, ignoreregex with <HOST>-style tags, run on RE2.');
-
-export type LogFilterSpec = z.output<typeof logFilterSchema>;
+/** The schema's verdict on `raw`, without loading zod when the quick check accepts it. */
+function checkSpec(
+  raw: unknown,
+): { success: true; data: LogFilterSpec } | { success: false; error: Z.ZodError } {
+  const quick = quickLogFilterSpec(raw);
+  if (quick !== undefined) return { success: true, data: quick };
+  return (builtLogFilterSchema() ?? logFilterSchemaOf(zod())).safeParse(raw);
+}
 
 /** A pattern and where it was written, for error messages (`rules/filters/sshd.yaml: failregex.2`). */
 export interface RegexSource {
@@ -159,7 +130,7 @@ export function resolveFilterDefinition(
       name = 'inline';
       raw = current;
     }
-    const parsed = logFilterSchema.safeParse(raw);
+    const parsed = checkSpec(raw);
     if (!parsed.success) {
       throw new ConfigError(
         parsed.error.issues.map((issue) => {
@@ -206,7 +177,7 @@ function readFilterFile(
   }
   let raw: unknown;
   try {
-    raw = parse(text, { uniqueKeys: true });
+    raw = parseFilterYaml(text, file);
   } catch (error) {
     throw new ConfigError([`${file}: invalid YAML: ${(error as Error).message.split('\n')[0]}`]);
   }
@@ -234,8 +205,7 @@ function applyMode(
   const failregex: RegexSource[] = [];
   const ignoreregex: RegexSource[] = [];
   const vars: Record<string, string> = {};
-  type ModeSpec = z.output<z.ZodObject<typeof modeShape>>;
-  const modes = new Map<string, { mode: ModeSpec; prefix: string }[]>();
+  const modes = new Map<string, { mode: LogFilterModeSpec; prefix: string }[]>();
   for (const { spec, origin } of chain) {
     const at = origin.prefix;
     if (spec.description !== undefined) description = spec.description;

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import RE2 from 're2';
 import { ConfigError } from '../../../core/errors.js';
 import { normalizeIp, parseCidr } from '../../../core/ip.js';
 import { createDateDetector, type DateDetector, stripDate } from '../../../sources/log/dates.js';
+import { RE2 } from '../re2-cache.js';
 import { compileRe2, type GroupIndex, hasHostGroup, positionalGroups, Re2CompileError } from './compile.js';
 import { DnsCache, type DnsCacheOptions, isDnsName, type UseDns } from './dns.js';
 import {
