@@ -6,7 +6,8 @@
 // ROUNDS times each, alternating, and prints wall time (start-up included), processing time,
 // lines/s, matched lines and the ratios.
 // Environment: LINES (default 1000000), ROUNDS (default 3), MIXES (comma list, default all),
-// PORTCULLIS_CLI (a main.js to run instead of dist/ or the sources).
+// PORTCULLIS_CLI (a main.js to run instead of dist/ or the sources), JOBS (default "1,2": each
+// `--jobs` value gets its own column; 1 is one thread, 2 the main thread and a worker).
 // fail2ban is only needed here: `apt-get install -y fail2ban` (its service need not run).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -73,9 +74,12 @@ function fail2banRegex(file: string, filter: string): Run {
   };
 }
 
-function portcullisTest(command: readonly string[], file: string, filter: string): Run {
+const JOBS = (process.env.JOBS ?? '1,2').split(',').map(Number);
+
+function portcullisTest(command: readonly string[], file: string, filter: string, jobs: number): Run {
   const started = performance.now();
-  const result = spawnSync(process.execPath, [...command, 'test', file, filter, '--json', '--no-progress'], {
+  const args = [...command, 'test', file, filter, '--json', '--no-progress', '--jobs', String(jobs)];
+  const result = spawnSync(process.execPath, args, {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });
@@ -128,30 +132,33 @@ for (const c of CASES) {
     `\n${c.name}: ${c.description}; ${fmt(lines)} lines, ${fmt(statSync(c.file).size / 2 ** 20, 1)} MiB; portcullis ${c.filter} vs ${c.fail2ban}, ${ROUNDS} rounds`,
   );
   const f2bRuns: Run[] = [];
-  const pcRuns: Run[] = [];
+  const pcRuns = new Map<number, Run[]>(JOBS.map((jobs) => [jobs, []]));
   for (let round = 0; round < ROUNDS; round++) {
     // Alternate, so machine noise hits both alike.
-    pcRuns.push(portcullisTest(command, c.file, c.filter));
+    for (const jobs of JOBS) pcRuns.get(jobs)?.push(portcullisTest(command, c.file, c.filter, jobs));
     f2bRuns.push(fail2banRegex(c.file, c.fail2ban));
   }
   const f2b = summarise('fail2ban-regex', f2bRuns);
-  const pc = summarise('portcullis test', pcRuns);
-  for (const row of [f2b, pc]) {
+  const rows = [f2b, ...JOBS.map((jobs) => summarise(`portcullis -j${jobs}`, pcRuns.get(jobs) as Run[]))];
+  for (const row of rows) {
     console.log(
       `  ${row.name.padEnd(16)} wall ${fmt(row.wallMs / 1000, 2)} s, processing ${fmt(row.processMs / 1000, 2)} s, ${fmt((row.lines * 1000) / row.processMs)} lines/s, ${fmt(row.matched)} matched`,
     );
   }
-  const wall = f2b.wallMs / pc.wallMs;
-  const processing = f2b.processMs / pc.processMs;
-  console.log(
-    `  portcullis is ${fmt(wall, 1)}x on wall time, ${fmt(processing, 1)}x on processing time (goal: 20x on wall)`,
-  );
+  const cells: string[] = [];
+  for (const pc of rows.slice(1)) {
+    const wall = f2b.wallMs / pc.wallMs;
+    console.log(
+      `  ${pc.name} is ${fmt(wall, 1)}x on wall time, ${fmt(f2b.processMs / pc.processMs, 1)}x on processing time (goal: 20x on wall)`,
+    );
+    cells.push(`${fmt(pc.wallMs / 1000, 2)} s`, `**${fmt(wall, 1)}x**`);
+  }
   table.push(
-    `| ${c.name} | ${fmt(lines)} | ${fmt(f2b.wallMs / 1000, 2)} s | ${fmt(pc.wallMs / 1000, 2)} s | **${fmt(wall, 1)}x** | ${fmt(processing, 1)}x | ${fmt(f2b.matched)} / ${fmt(pc.matched)} |`,
+    `| ${c.name} | ${fmt(lines)} | ${fmt(f2b.wallMs / 1000, 2)} s | ${cells.join(' | ')} | ${fmt(f2b.matched)} / ${fmt((rows[1] as Run).matched)} |`,
   );
 }
 console.log(
-  '\n| mix | lines | fail2ban-regex wall | portcullis test wall | wall ratio | processing ratio | matched (f2b / pc) |',
+  `\n| mix | lines | fail2ban-regex wall | ${JOBS.map((jobs) => `portcullis -j${jobs} wall | ratio`).join(' | ')} | matched (f2b / pc) |`,
 );
-console.log('| --- | --- | --- | --- | --- | --- | --- |');
+console.log(`| --- | --- | --- | ${JOBS.map(() => '--- | ---').join(' | ')} | --- |`);
 for (const row of table) console.log(row);

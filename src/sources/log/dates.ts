@@ -345,8 +345,19 @@ function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
     const known = format.lastText;
     let end = at + known.length;
     let timeMs: number;
-    if (known !== '' && line.startsWith(known, at) && endsAt(index, line, at, end)) timeMs = format.lastMs;
-    else {
+    const cached = known !== '' && line.startsWith(known, at) && endsAt(index, line, at, end);
+    const parsed = cached ? ASK : parseFast(index, line, at, zone, now);
+    if (cached) timeMs = format.lastMs;
+    else if (parsed !== ASK) {
+      // The format's regex, written out by hand for its common shapes (no match object, no
+      // substrings); anything unusual was left to the regex (ASK).
+      if (parsed === NO_MATCH) return null;
+      if (parsed === NOT_A_TIME) return false;
+      end = fastEnd;
+      timeMs = fastMs;
+      format.lastText = line.slice(at, end);
+      format.lastMs = timeMs;
+    } else {
       const re = format.sticky;
       re.lastIndex = at;
       const m = re.exec(line);
@@ -477,6 +488,202 @@ function endsAt(index: number, line: string, start: number, end: number): boolea
     default:
       return false;
   }
+}
+
+// What parseFast says: the regex must decide, the format has no date here, it has one that is not
+// a real time, or it has one (its end and time in fastEnd and fastMs).
+const ASK = 0;
+const NO_MATCH = 1;
+const NOT_A_TIME = 2;
+const MATCHED = 3;
+let fastEnd = 0;
+let fastMs = 0;
+
+/** Month abbreviations as written in the formats' regexes (`Oct`, not `OCT`) → 1-12. */
+const MONTH_OF = new Map<number, number>(MONTHS.split('|').map((name, i) => [nameKey(name, 0), i + 1]));
+
+/** The number written by the two digits at `at`, or -1. */
+function two(line: string, at: number): number {
+  const a = line.charCodeAt(at) - 48;
+  const b = line.charCodeAt(at + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/** `HH:MM:SS` at `at` as `[h, m, s]` into `hms`, or false. */
+function clock(line: string, at: number, hms: number[]): boolean {
+  const h = two(line, at);
+  const m = two(line, at + 3);
+  const sec = two(line, at + 6);
+  if (h < 0 || m < 0 || sec < 0 || line.charCodeAt(at + 2) !== 58 || line.charCodeAt(at + 5) !== 58)
+    return false;
+  hms[0] = h;
+  hms[1] = m;
+  hms[2] = sec;
+  return true;
+}
+const HMS = [0, 0, 0];
+
+/**
+ * The regex of format `index` (ISO 8601, Common Log Format, syslog) tried at `at`, by hand, for
+ * the shapes logs really write: the same end and the same time as the regex and its `toMs`, or
+ * ASK for anything else (a fraction, a zone after a blank, a digit where the regex would
+ * backtrack), and then the regex runs. The scan only calls this where the format's look-behind
+ * holds. The differential tests hold it to the regexes.
+ */
+function parseFast(index: number, line: string, at: number, zone: TimeZone, now: () => number): number {
+  if (index === 3) {
+    // Common Log Format: dd/MMM/YYYY:HH:MM:SS, then ` +0000` or nothing, then no digit.
+    const day = two(line, at);
+    const month = MONTH_OF.get(nameKey(line, at + 3));
+    const century = two(line, at + 7);
+    const year = two(line, at + 9);
+    if (
+      day < 0 ||
+      month === undefined ||
+      century < 0 ||
+      year < 0 ||
+      line.charCodeAt(at + 2) !== 47 ||
+      line.charCodeAt(at + 6) !== 47 ||
+      line.charCodeAt(at + 11) !== 58 ||
+      !clock(line, at + 12, HMS)
+    )
+      return ASK;
+    let end = at + 20;
+    let offsetMs: number | undefined;
+    const c = line.charCodeAt(end);
+    if (c === 46 || isDigit(c)) return ASK;
+    if (c === 32) {
+      const sign = line.charCodeAt(end + 1);
+      if (sign === 43 || sign === 45) {
+        const hours = two(line, end + 2);
+        const minutes = two(line, end + 4);
+        if (hours < 0 || minutes < 0 || isDigit(line.charCodeAt(end + 6))) return ASK;
+        offsetMs = zoneOffsetMs(line.slice(end + 1, end + 6));
+        end += 6;
+      }
+    }
+    const ms = wallToEpochMs(
+      zone,
+      century * 100 + year,
+      month,
+      day,
+      HMS[0] as number,
+      HMS[1] as number,
+      HMS[2] as number,
+      0,
+      offsetMs,
+    );
+    if (Number.isNaN(ms)) return NOT_A_TIME;
+    fastEnd = end;
+    fastMs = ms;
+    return MATCHED;
+  }
+  if (index === 6) {
+    // syslog: MMM, a blank, the day as ` 3`, `3` or `13`, a blank, HH:MM:SS, then no `.`, digit or `:`.
+    const month = MONTH_OF.get(nameKey(line, at));
+    if (month === undefined || line.charCodeAt(at + 3) !== 32) return ASK;
+    const d0 = line.charCodeAt(at + 4);
+    const d1 = line.charCodeAt(at + 5);
+    let day: number;
+    let p: number;
+    if (d0 === 32 && isDigit(d1)) {
+      day = d1 - 48;
+      p = at + 6;
+    } else if (isDigit(d0) && isDigit(d1)) {
+      day = (d0 - 48) * 10 + d1 - 48;
+      p = at + 6;
+    } else if (isDigit(d0) && d1 === 32) {
+      day = d0 - 48;
+      p = at + 5;
+    } else return ASK;
+    if (line.charCodeAt(p) !== 32 || !clock(line, p + 1, HMS)) return ASK;
+    const end = p + 9;
+    const c = line.charCodeAt(end);
+    if (c === 46 || c === 58 || isDigit(c)) return ASK;
+    const ms = inferYear(
+      zone,
+      now(),
+      month,
+      day,
+      HMS[0] as number,
+      HMS[1] as number,
+      HMS[2] as number,
+      0,
+      undefined,
+    );
+    if (Number.isNaN(ms)) return NOT_A_TIME;
+    fastEnd = end;
+    fastMs = ms;
+    return MATCHED;
+  }
+  if (index === 2) {
+    // ISO 8601: YYYY-MM-DD, `T` or one blank, HH:MM:SS, an optional `.fff` (1-9 digits), then
+    // `Z`, `+01:00`, `+0100`, `+01` or nothing, then no digit (nor `:` without a zone).
+    const century = two(line, at);
+    const year = two(line, at + 2);
+    const month = two(line, at + 5);
+    const day = two(line, at + 8);
+    const sep = line.charCodeAt(at + 10);
+    if (
+      century < 0 ||
+      year < 0 ||
+      month < 0 ||
+      day < 0 ||
+      line.charCodeAt(at + 4) !== 45 ||
+      line.charCodeAt(at + 7) !== 45 ||
+      (sep !== 84 && sep !== 32) ||
+      !clock(line, at + 11, HMS)
+    )
+      return ASK;
+    let end = at + 19;
+    let fraction = 0;
+    let c = line.charCodeAt(end);
+    if (c === 46 || c === 44) {
+      let digits = end + 1;
+      while (isDigit(line.charCodeAt(digits))) digits++;
+      const count = digits - end - 1;
+      if (count < 1 || count > 9) return ASK;
+      fraction = fractionMs(line.slice(end + 1, digits));
+      end = digits;
+      c = line.charCodeAt(end);
+    }
+    let offsetMs: number | undefined;
+    if (c === 90) {
+      if (isDigit(line.charCodeAt(end + 1))) return ASK;
+      offsetMs = 0;
+      end += 1;
+    } else if (c === 43 || c === 45) {
+      if (two(line, end + 1) < 0) return ASK;
+      let zoneEnd = end + 3;
+      const colon = line.charCodeAt(zoneEnd) === 58;
+      if (two(line, zoneEnd + (colon ? 1 : 0)) >= 0) zoneEnd += colon ? 3 : 2;
+      else if (colon) return ASK;
+      if (isDigit(line.charCodeAt(zoneEnd))) return ASK;
+      offsetMs = zoneOffsetMs(line.slice(end, zoneEnd));
+      end = zoneEnd;
+    } else if (c === 58 || isDigit(c)) return ASK;
+    else if (c === 32) {
+      // A blank then `Z`, `+`, `-` may be a zone the regex takes; a blank then anything else ends it.
+      const next = line.charCodeAt(end + 1);
+      if (next === 90 || next === 43 || next === 45) return ASK;
+    }
+    const ms = wallToEpochMs(
+      zone,
+      century * 100 + year,
+      month,
+      day,
+      HMS[0] as number,
+      HMS[1] as number,
+      HMS[2] as number,
+      fraction,
+      offsetMs,
+    );
+    if (Number.isNaN(ms)) return NOT_A_TIME;
+    fastEnd = end;
+    fastMs = ms;
+    return MATCHED;
+  }
+  return ASK;
 }
 
 /** `Z`, `+`, `-` or a digit: what a zone after a blank can start with. */
