@@ -4,7 +4,7 @@
 // filter, reporting to a guard on a memory store. Side by side in one run: the file follower
 // alone, the follower + filter (reports dropped), and the whole jail. lines/s = lines / time until
 // the last report settled. Environment: BACKLOG (default 500000), ROUNDS (default 3), MIX,
-// FILTER (both, stub or real). CPU time is this process's (GC threads included): on a shared
+// FILTER (both, stub or real), FROM (dist or src; default dist when built). CPU time is this process's (GC threads included): on a shared
 // machine it moves less than wall time.
 // The jail's own cost (everything but the regexes) is measured with a stub filter that hands back,
 // line by line, what the real sshd filter found in the same file (precomputed once): same lines,
@@ -12,14 +12,33 @@
 import fs from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import { resolveConfig } from '../src/config/load.js';
-import { loadLogFilter } from '../src/detection/filters/regex/log-filter.js';
-import { createGuard } from '../src/guard.js';
-import { FileFollower } from '../src/sources/log/file-follower.js';
-import { type LineFilter, type LineMatch, startLogJails } from '../src/sources/log/log-jail.js';
-import { MemoryStore } from '../src/stores/memory/memory-store.js';
+import { fileURLToPath } from 'node:url';
+import type { LineFilter, LineMatch } from '../src/sources/log/log-jail.js';
 import { generateMix, MIXES } from './logs-mixes.js';
 import { fmt, machineLine, median } from './machine.js';
+
+// The code measured: dist/ when built (what `portcullis run` runs), else the sources through tsx
+// (whose compiled output wraps every function, ~5-10% slower); FROM=src forces the sources.
+const distDir = fileURLToPath(new URL('../dist/', import.meta.url));
+const FROM = process.env.FROM ?? (fs.existsSync(path.join(distDir, 'guard.js')) ? 'dist' : 'src');
+const base = FROM === 'dist' ? '../dist' : '../src';
+const ext = FROM === 'dist' ? 'js' : 'ts';
+const { resolveConfig } = (await import(
+  `${base}/config/load.${ext}`
+)) as typeof import('../src/config/load.js');
+const { loadLogFilter } = (await import(
+  `${base}/detection/filters/regex/log-filter.${ext}`
+)) as typeof import('../src/detection/filters/regex/log-filter.js');
+const { createGuard } = (await import(`${base}/guard.${ext}`)) as typeof import('../src/guard.js');
+const { FileFollower } = (await import(
+  `${base}/sources/log/file-follower.${ext}`
+)) as typeof import('../src/sources/log/file-follower.js');
+const { startLogJails } = (await import(
+  `${base}/sources/log/log-jail.${ext}`
+)) as typeof import('../src/sources/log/log-jail.js');
+const { MemoryStore } = (await import(
+  `${base}/stores/memory/memory-store.${ext}`
+)) as typeof import('../src/stores/memory/memory-store.js');
 
 const BACKLOG = Number(process.env.BACKLOG ?? 500_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -133,6 +152,7 @@ async function jail(withGuard: boolean, stub = false): Promise<Run> {
 }
 
 console.log(machineLine());
+console.log(`code: ${FROM === 'dist' ? 'dist/ (npm run build)' : 'src/ through tsx'}`);
 console.log(
   `nproc ${availableParallelism()}, node ${process.version}; backlog ${fmt(BACKLOG)} lines (${mix.name}: ${mix.description}), ${ROUNDS} rounds`,
 );

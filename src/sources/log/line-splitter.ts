@@ -1,3 +1,5 @@
+import { isAscii } from 'node:buffer';
+
 /** Longest line kept, in bytes, unless a source says otherwise. */
 export const DEFAULT_MAX_LINE_LENGTH = 16_384;
 
@@ -11,7 +13,8 @@ const CARRIAGE_RETURN = 13;
  * bytes after the last `\n` are held until the line is completed (or {@link flush}ed).
  *
  * Complete lines are decoded in one call per chunk: a `\n` byte can never be part of a multi-byte
- * UTF-8 sequence, so decoding many lines at once gives exactly what decoding each would.
+ * UTF-8 sequence, so decoding many lines at once gives exactly what decoding each would. Bytes that
+ * are all ASCII (most logs) are copied as Latin-1, the same characters at a fraction of the cost.
  */
 export class LineSplitter {
   readonly #max: number;
@@ -90,13 +93,20 @@ export class LineSplitter {
         const newline = region.indexOf(NEWLINE, from);
         const end = newline === -1 ? region.length : newline;
         if (end - from > this.#max) this.#truncated++;
-        out.push(stripCr(this.#decoder.decode(region.subarray(from, Math.min(end, from + this.#max)))));
+        out.push(stripCr(this.#decode(region.subarray(from, Math.min(end, from + this.#max)))));
         if (newline === -1) return;
         from = newline + 1;
       }
     }
-    const lines = this.#decoder.decode(region).split('\n');
+    const lines = this.#decode(region).split('\n');
     for (const line of lines) out.push(stripCr(line));
+  }
+
+  /** UTF-8 → string; ASCII, which is the same in Latin-1, by the cheaper copy. */
+  #decode(bytes: Uint8Array): string {
+    if (isAscii(bytes))
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+    return this.#decoder.decode(bytes);
   }
 
   #hold(chunk: Uint8Array, from: number, to: number): void {
@@ -116,7 +126,7 @@ export class LineSplitter {
   #takeHeld(): string {
     if (this.#discarding) this.#truncated++;
     const line =
-      this.#pending === undefined ? '' : this.#decoder.decode(this.#pending.subarray(0, this.#pendingLength));
+      this.#pending === undefined ? '' : this.#decode(this.#pending.subarray(0, this.#pendingLength));
     this.reset();
     return stripCr(line);
   }

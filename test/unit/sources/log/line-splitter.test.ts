@@ -67,4 +67,45 @@ describe('LineSplitter', () => {
   it('rejects a maxLineLength below 1', () => {
     expect(() => new LineSplitter(0)).toThrow(/maxLineLength/);
   });
+
+  it('decodes exactly as a UTF-8 decoder does, whether a chunk is all ASCII or not (invalid bytes included)', () => {
+    let state = 7;
+    const next = () => {
+      state = (state * 1103515245 + 12345) & 0x7fffffff;
+      return state;
+    };
+    const alphabets = [
+      [0x41, 0x7a, 0x20, 0x0a, 0x0d, 0x00, 0x7f], // ASCII only: the Latin-1 copy
+      [0x41, 0x0a, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80], // UTF-8 sequences
+      [0x41, 0x0a, 0xff, 0xc3, 0x80, 0xed, 0xa0, 0x80, 0xf4, 0x90], // invalid and overlong bytes
+    ];
+    for (const alphabet of alphabets) {
+      for (let round = 0; round < 200; round++) {
+        const length = next() % 300;
+        const data = Buffer.from(Array.from({ length }, () => alphabet[next() % alphabet.length] as number));
+        const splitter = new LineSplitter(64);
+        const got: string[] = [];
+        for (let at = 0; at < data.length; ) {
+          const size = 1 + (next() % 40);
+          got.push(...splitter.push(data.subarray(at, at + size)));
+          at += size;
+        }
+        const last = splitter.flush();
+        if (last !== undefined) got.push(last);
+        // The reference: each line alone through TextDecoder, cut to 64 bytes, CR dropped.
+        const expected: string[] = [];
+        let from = 0;
+        for (;;) {
+          const newline = data.indexOf(0x0a, from);
+          const end = newline === -1 ? data.length : newline;
+          if (newline === -1 && end === from) break;
+          const line = new TextDecoder().decode(data.subarray(from, Math.min(end, from + 64)));
+          expected.push(line.endsWith('\r') ? line.slice(0, -1) : line);
+          if (newline === -1) break;
+          from = newline + 1;
+        }
+        expect(got).toEqual(expected);
+      }
+    }
+  });
 });
