@@ -236,6 +236,7 @@ class RegexLogFilter implements CompiledLogFilter {
   /** Named groups compiled as non-capturing (an unused <F-MLFID>). */
   readonly #drop: ReadonlySet<string>;
   readonly #missedResults = new Map<string | undefined, LineResult>();
+  #lastMissed: LineResult | undefined;
   readonly #hosts = new Map<string, string>();
   /** Finds which failregexes' key literals a line holds (`null`: some regex has no key). */
   readonly #keys: KeyScanner | null;
@@ -422,8 +423,8 @@ class RegexLogFilter implements CompiledLogFilter {
       end--;
     }
     if (end < text.length) text = text.slice(0, end);
-    const missed = this.#missedResult(dateFormat);
-    if (this.#prefixPrefilter !== null && !this.#prefixPrefilter.test(text)) return missed;
+    if (this.#prefixPrefilter !== null && !this.#prefixPrefilter.test(text))
+      return this.#missedResult(dateFormat);
 
     let prefixMatch: Captures | null | undefined;
     let regexes: readonly FailRegex[] = this.#regexes;
@@ -442,13 +443,13 @@ class RegexLogFilter implements CompiledLogFilter {
         if (regex.setIndex < 0) allInSet = false;
         if (regex.fullJs === null) allTwinned = false;
       }
-      if (candidates.length === 0) return missed;
+      if (candidates.length === 0) return this.#missedResult(dateFormat);
       regexes = candidates;
       if (candidates.length >= 2 && allInSet && !allTwinned && this.#set !== null) {
         // Two candidates or more that the set can judge, not all with a twin (each of which
         // costs less than one RE2 call): one call says which (if any) match.
         const hits = this.#set.set.match(text);
-        if (hits.length === 0) return missed;
+        if (hits.length === 0) return this.#missedResult(dateFormat);
         let firstHit = hits[0] as number;
         for (const hit of hits) if (hit < firstHit) firstHit = hit;
         regexes = [this.#set.regexes[firstHit] as FailRegex];
@@ -481,7 +482,7 @@ class RegexLogFilter implements CompiledLogFilter {
             const twin = usableTwin(this.#prefix.js, text);
             prefixMatch = twin !== null ? twin.exec(text) : this.#prefix.re.exec(text);
           }
-          if (prefixMatch === null) return missed;
+          if (prefixMatch === null) return this.#missedResult(dateFormat);
           pm = prefixMatch;
           const content = prefixMatch[this.#prefix.slots.content] ?? '';
           const twin = usableTwin(regex.ownJs, content);
@@ -495,7 +496,7 @@ class RegexLogFilter implements CompiledLogFilter {
       if (m === null) continue;
       return this.#matched(regex.index, m, slots, pm, text, timeMs, dateFormat, regex.noSession);
     }
-    return missed;
+    return this.#missedResult(dateFormat);
   }
 
   /** normalizeIp with a small cache: attackers repeat, and IPv6 formatting is slow. */
@@ -512,6 +513,8 @@ class RegexLogFilter implements CompiledLogFilter {
 
   /** Missed lines are most lines: their (read-only) results are shared, one per date format. */
   #missedResult(dateFormat: string | undefined): LineResult {
+    // A log keeps its date format: the last one answers without a map lookup.
+    if (this.#lastMissed !== undefined && this.#lastMissed.dateFormat === dateFormat) return this.#lastMissed;
     let result = this.#missedResults.get(dateFormat);
     if (result === undefined) {
       result = Object.freeze(
@@ -521,6 +524,7 @@ class RegexLogFilter implements CompiledLogFilter {
       );
       this.#missedResults.set(dateFormat, result);
     }
+    this.#lastMissed = result;
     return result;
   }
 
