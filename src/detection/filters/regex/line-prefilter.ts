@@ -21,6 +21,8 @@ export interface LinePrefilter {
   readonly rest: (text: string) => boolean;
 }
 
+/** Texts longer than this are searched for keys around their blanks only (when every key has one). */
+const SPACED_MIN_LENGTH = 512;
 /** Clauses with more literals than this are tested by one regex (fixed strings) instead of a loop. */
 const LOOP_MAX = 4;
 const ALWAYS = (): boolean => true;
@@ -63,6 +65,10 @@ export class KeyScanner {
   readonly #unkeyed: number[];
   readonly #seen: Uint32Array;
   #generation = 0;
+  #sorted = true;
+  /** Every key holds a blank (see candidates), and the longest key's length. */
+  readonly #spaced: boolean;
+  readonly #longest: number;
 
   /** `keys[i]`: the key of owner `i`, `null` for an owner that is always a candidate. */
   constructor(keys: readonly (readonly string[] | null)[]) {
@@ -75,6 +81,8 @@ export class KeyScanner {
       this.#owners.set(literal, owners);
     }
     this.#unkeyed = keys.flatMap((key, i) => (key === null ? [i] : []));
+    this.#spaced = literals.length > 0 && literals.every((literal) => literal.includes(' '));
+    this.#longest = Math.max(0, ...literals.map((literal) => literal.length));
     this.#seen = new Uint32Array(keys.length);
     this.#re =
       literals.length === 0
@@ -95,26 +103,48 @@ export class KeyScanner {
       this.#seen.fill(0);
       this.#generation = 0;
     }
-    const generation = ++this.#generation;
+    this.#generation++;
+    this.#sorted = true;
+    if (this.#spaced && text.length > SPACED_MIN_LENGTH) {
+      // Every key holds a blank, so an occurrence lies within a key's length of a blank: only the
+      // text around the blanks is searched (a long line is mostly one blob without any).
+      const reach = this.#longest - 1;
+      let from = -1;
+      let to = -1;
+      for (let blank = text.indexOf(' '); blank !== -1; blank = text.indexOf(' ', blank + 1)) {
+        const start = blank - reach;
+        if (from !== -1 && start > to) {
+          this.#scan(text.slice(Math.max(0, from), to), into);
+          from = -1;
+        }
+        if (from === -1) from = start;
+        to = blank + reach + 1;
+      }
+      if (from !== -1) this.#scan(text.slice(Math.max(0, from), Math.min(text.length, to)), into);
+    } else this.#scan(text, into);
+    if (this.#unkeyed.length > 0) {
+      for (const owner of this.#unkeyed) into.push(owner);
+      this.#sorted = false;
+    }
+    if (!this.#sorted) into.sort((a, b) => a - b);
+    return into;
+  }
+
+  /** Adds the owners of every key that starts anywhere in `text` to `into` (once each). */
+  #scan(text: string, into: number[]): void {
+    const generation = this.#generation;
     const seen = this.#seen;
     const re = this.#re;
     re.lastIndex = 0;
-    let sorted = true;
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
       re.lastIndex = m.index + 1;
       for (const owner of this.#owners.get(m[0]) as number[]) {
         if (seen[owner] === generation) continue;
         seen[owner] = generation;
-        if (into.length > 0 && (into[into.length - 1] as number) > owner) sorted = false;
+        if (into.length > 0 && (into[into.length - 1] as number) > owner) this.#sorted = false;
         into.push(owner);
       }
     }
-    if (this.#unkeyed.length > 0) {
-      for (const owner of this.#unkeyed) into.push(owner);
-      sorted = false;
-    }
-    if (!sorted) into.sort((a, b) => a - b);
-    return into;
   }
 }
 
