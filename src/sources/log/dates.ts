@@ -345,7 +345,8 @@ function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
     const known = format.lastText;
     let end = at + known.length;
     let timeMs: number;
-    const cached = known !== '' && line.startsWith(known, at) && endsAt(index, line, at, end);
+    const cached =
+      known !== '' && line.slice(at, at + known.length) === known && endsAt(index, line, at, end);
     const parsed = cached ? ASK : parseFast(index, line, at, zone, now);
     if (cached) timeMs = format.lastMs;
     else if (parsed !== ASK) {
@@ -400,7 +401,11 @@ function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
       if (last !== null && last.start === 0) {
         const index = previousIndex;
         const known = (formats[index] as (typeof formats)[number]).lastText;
-        if (last.end === known.length && line.startsWith(known) && endsAt(index, line, 0, last.end))
+        if (
+          last.end === known.length &&
+          line.slice(0, known.length) === known &&
+          endsAt(index, line, 0, last.end)
+        )
           return last;
       }
       const length = line.length;
