@@ -322,7 +322,7 @@ function nameKey(text: string, at: number): number {
  * Each format remembers its last date text and time: most lines carry the previous line's date
  * text (same second), and when the line holds it at the place being tried, followed by a character
  * that ends the format's regex there (see {@link endsAt}), that is the regex's match without
- * running it: a `startsWith`, no regex, no substring.
+ * running it: one comparison, no regex.
  */
 function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
   const formats = BUILT_IN_DATE_SPECS.map((spec) => ({

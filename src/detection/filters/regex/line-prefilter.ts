@@ -98,7 +98,7 @@ export class KeyScanner {
 
   /** Indexes of the owners that may match `text`, ascending; reuses `into`. */
   candidates(text: string, into: number[]): number[] {
-    into.length = 0;
+    if (into.length !== 0) into.length = 0; // setting a length costs a call even when it is 0
     if (this.#generation === 0xffffffff) {
       this.#seen.fill(0);
       this.#generation = 0;

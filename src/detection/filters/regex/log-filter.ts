@@ -439,7 +439,7 @@ class RegexLogFilter implements CompiledLogFilter {
     if (this.#keys !== null) {
       const indexes = this.#keys.candidates(text, this.#candidateIndexes);
       const candidates = this.#candidates;
-      candidates.length = 0;
+      if (candidates.length !== 0) candidates.length = 0;
       let allInSet = true;
       let allTwinned = true;
       for (let i = 0; i < indexes.length; i++) {
