@@ -65,11 +65,6 @@ export function enableLinearFallback(): boolean {
 
 /** The twin of an RE2 `pattern` already accepted by RE2, or `null` when none can safely be made. */
 export function jsTwin(pattern: string): JsTwin | null {
-  const r = jsTwinInner(pattern);
-  if (process.env.DEBUG_TWIN) console.error(r === null ? 'NO ' : 'OK ', pattern.slice(0, 200));
-  return r;
-}
-function jsTwinInner(pattern: string): JsTwin | null {
   if (process.env.PORTCULLIS_NO_JS_TWIN === '1' || !enableLinearFallback()) return null;
   const translated = translate(tokenize(pattern));
   if (translated === null) return null;
