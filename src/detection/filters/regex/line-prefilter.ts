@@ -1,4 +1,5 @@
 import { literalPrefilter, requiredClauses } from '../literal-prefilter.js';
+import { escapeRegex } from './regex-syntax.js';
 
 /**
  * The cheap test a log line must pass before a regex runs on it: the literal text every match of
@@ -90,7 +91,7 @@ export class KeyScanner {
         : new RegExp(
             [...literals]
               .sort((a, b) => b.length - a.length)
-              .map(escapeJs)
+              .map(escapeRegex)
               .join('|'),
             'g',
           );
@@ -109,9 +110,18 @@ export class KeyScanner {
       // Every key holds a blank, so an occurrence lies within a key's length of a blank: only the
       // text around the blanks is searched (a long line is mostly one blob without any).
       const reach = this.#longest - 1;
+      // Blanks every few characters (free text) would put the whole line in windows anyway: past
+      // this many, one search of the whole line costs less than the search for each blank.
+      let budget = text.length >> 4;
       let from = -1;
       let to = -1;
       for (let blank = text.indexOf(' '); blank !== -1; blank = text.indexOf(' ', blank + 1)) {
+        if (--budget < 0) {
+          // Start again over the whole line; owners already seen are not added twice.
+          this.#scan(text, into);
+          from = -1;
+          break;
+        }
         const start = blank - reach;
         if (from !== -1 && start > to) {
           this.#scan(text.slice(Math.max(0, from), to), into);
@@ -164,12 +174,8 @@ export function anyLiteral(literals: readonly string[]): (text: string) => boole
   const re = new RegExp(
     [...literals]
       .sort((a, b) => b.length - a.length)
-      .map(escapeJs)
+      .map(escapeRegex)
       .join('|'),
   );
   return (text) => re.test(text);
-}
-
-function escapeJs(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }

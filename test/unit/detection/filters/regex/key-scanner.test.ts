@@ -45,8 +45,10 @@ describe('KeyScanner', () => {
         // at the start, the end, across where the windows around blanks would meet.
         const length = next() % 4 === 0 ? 20 + (next() % 200) : 500 + (next() % 4000);
         const chars: string[] = [];
+        // Free text has a blank every few characters, a blob hardly any.
+        const blankEvery = round % 3 === 0 ? 5 : 97;
         for (let i = 0; i < length; i++)
-          chars.push(next() % 97 === 0 ? ' ' : (alphabet[next() % alphabet.length] as string));
+          chars.push(next() % blankEvery === 0 ? ' ' : (alphabet[next() % alphabet.length] as string));
         let text = chars.join('');
         for (let k = next() % 4; k > 0; k--) {
           const at = next() % (text.length + 1);
@@ -63,6 +65,9 @@ describe('KeyScanner', () => {
     expect(scanner.candidates(`${blob} x${blob}`, [])).toEqual([6]);
     expect(scanner.candidates(`${blob}Invalid user ${blob}`, [])).toEqual([2]);
     expect(scanner.candidates(`${blob}Invalid${blob}`, [])).toEqual([]);
+    // Free text: blanks every few characters, a key far past where searching blank by blank stops.
+    const words = 'ab cd '.repeat(400);
+    expect(scanner.candidates(`${words}Invalid user ${words}Failed none for `, [])).toEqual([0, 1, 2, 5]);
     expect(scanner.candidates(`${blob}Failed none for${blob} x`, [])).toEqual([1, 6]);
     expect(scanner.candidates(`${blob} LongKeyWithItsBlankFirst0123456789abcdef${blob}`, [])).toEqual([7]);
     expect(scanner.candidates(`${blob}LongKeyWithItsBlankLast0123456789abcdefg ${blob}`, [])).toEqual([7]);
