@@ -9,10 +9,15 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `portcullis ...args` from the sources, to completion. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+/**
+ * Runs `portcullis ...args` from the sources, to completion; `wrap` is a command to run it under
+ * (`['ip', 'netns', 'exec', name]`).
+ */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, wrap: string[] = []): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    const argv = [process.execPath, '--import', 'tsx', CLI, ...args];
+    const [command, ...rest] = [...wrap, ...argv] as [string, ...string[]];
+    const child = spawn(command, rest, {
       env: { ...process.env, ...env },
     });
     let stdout = '';
