@@ -88,23 +88,54 @@ export function createDateDetector(options: DateDetectorOptions = {}): DateDetec
 }
 
 /**
+ * Where the line without its date comes from: `line[0, before)`, then `sep`, then
+ * `line[after, length)`. `sep` is `' '` only when both sides are there.
+ */
+export interface DateCut {
+  before: number;
+  sep: '' | ' ';
+  after: number;
+}
+
+/**
  * The line without its date: the date text (and brackets around it) cut out, the two sides joined
  * by one space when the date was separated from them by whitespace, else directly.
  */
 export function stripDate(line: string, match: DateMatch): string {
+  return cutText(line, stripCut(line, match, { before: 0, sep: '', after: 0 }));
+}
+
+/** {@link stripDate}'s cut, written into `into` (a filter reuses one object for every line). */
+export function stripCut(line: string, match: DateMatch, into: DateCut): DateCut {
   const { start, end } = match;
+  let after = end;
+  while (after < line.length && isSpace(line.charCodeAt(after))) after++;
   if (start === 0) {
-    let from = end;
-    while (from < line.length && isSpace(line.charCodeAt(from))) from++;
-    return line.slice(from);
+    into.before = 0;
+    into.sep = '';
+    into.after = after;
+    return into;
   }
   let before = start;
   while (before > 0 && isSpace(line.charCodeAt(before - 1))) before--;
-  let after = end;
-  while (after < line.length && isSpace(line.charCodeAt(after))) after++;
-  if (after === line.length) return line.slice(0, before);
-  const spaced = before < start || after > end;
-  return spaced ? `${line.slice(0, before)} ${line.slice(after)}` : line.slice(0, before) + line.slice(after);
+  into.before = before;
+  if (after === line.length) {
+    into.sep = '';
+    into.after = after;
+    return into;
+  }
+  into.sep = before < start || after > end ? ' ' : '';
+  into.after = after;
+  return into;
+}
+
+/** The text a cut describes. */
+export function cutText(line: string, cut: DateCut): string {
+  if (cut.before === 0) return line.slice(cut.after);
+  if (cut.after >= line.length) return line.slice(0, cut.before);
+  return cut.sep === ''
+    ? line.slice(0, cut.before) + line.slice(cut.after)
+    : `${line.slice(0, cut.before)} ${line.slice(cut.after)}`;
 }
 
 function isSpace(code: number): boolean {
@@ -297,6 +328,13 @@ const NAME_STARTS = new Map<number, number>();
 for (const day of ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun']) NAME_STARTS.set(nameKey(day, 0), CTIME);
 for (const month of MONTHS.split('|')) NAME_STARTS.set(nameKey(month, 0), SYSLOG);
 
+/**
+ * The ends of the places a date can start past a line's first characters (see find): two digits
+ * and `-` or `/` (the end of a run of two or four), or a capitalised name of three letters and a
+ * blank (not part of the match: every match is 3 characters long).
+ */
+const PLACES = /[0-9][0-9][-/]|[A-Z][a-z][a-z](?= )/g;
+
 function nameKey(text: string, at: number): number {
   return (text.charCodeAt(at) << 16) | (text.charCodeAt(at + 1) << 8) | text.charCodeAt(at + 2);
 }
@@ -413,6 +451,24 @@ function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
       let dead = 0;
       let i = 0;
       while (i < length) {
+        if (i > 1) {
+          // Past the places where a date can only start the line (or follow a leading `[`), a
+          // date starts a run of two or four digits followed by `-` or `/`, or a three-letter
+          // name and a blank: the regex engine finds the next such ending (a superset: runs of
+          // other lengths, names preceded by a letter or not in the list) faster than a loop.
+          PLACES.lastIndex = i;
+          if (!PLACES.test(line)) return null;
+          const found = PLACES.lastIndex - 3;
+          if (isDigit(line.charCodeAt(found))) {
+            // Back to the start of the run of digits (the run's end is the match's).
+            i = found;
+            while (i > 0 && isDigit(line.charCodeAt(i - 1))) i--;
+          } else if (isLetter(line.charCodeAt(found - 1))) {
+            // Inside a run of letters: not a place a date starts.
+            i = found + 3;
+            continue;
+          } else i = found;
+        }
         const c = line.charCodeAt(i);
         let may = 0;
         let next = i + 1;

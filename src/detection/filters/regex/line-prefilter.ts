@@ -1,3 +1,4 @@
+import type { DateCut } from '../../../sources/log/dates.js';
 import { literalPrefilter, requiredClauses } from '../literal-prefilter.js';
 import { escapeRegex } from './regex-syntax.js';
 
@@ -70,6 +71,13 @@ export class KeyScanner {
   /** Every key holds a blank (see candidates), and the longest key's length. */
   readonly #spaced: boolean;
   readonly #longest: number;
+  /**
+   * Each pair of adjacent characters of a key literal (`c1 << 16 | c2`) → where it occurs in which
+   * literal: a key created by cutting a date out of a line holds the pair of characters at the join.
+   */
+  readonly #pairs = new Map<number, { literal: string; at: number; owners: number[] }[]>();
+  /** Owners of a one-character key that is a blank (a cut joined by a blank creates one). */
+  readonly #blankOwners: number[];
 
   /** `keys[i]`: the key of owner `i`, `null` for an owner that is always a candidate. */
   constructor(keys: readonly (readonly string[] | null)[]) {
@@ -85,6 +93,16 @@ export class KeyScanner {
     this.#spaced = literals.length > 0 && literals.every((literal) => literal.includes(' '));
     this.#longest = Math.max(0, ...literals.map((literal) => literal.length));
     this.#seen = new Uint32Array(keys.length);
+    for (const literal of literals) {
+      const owners = this.#owners.get(literal) as number[];
+      for (let at = 0; at + 1 < literal.length; at++) {
+        const pair = (literal.charCodeAt(at) << 16) | literal.charCodeAt(at + 1);
+        const entries = this.#pairs.get(pair) ?? [];
+        if (entries.length === 0) this.#pairs.set(pair, entries);
+        entries.push({ literal, at, owners });
+      }
+    }
+    this.#blankOwners = this.#owners.get(' ') ?? [];
     this.#re =
       literals.length === 0
         ? /$^/g
@@ -99,6 +117,58 @@ export class KeyScanner {
 
   /** Indexes of the owners that may match `text`, ascending; reuses `into`. */
   candidates(text: string, into: number[]): number[] {
+    this.#begin(into);
+    this.#search(text, into);
+    return this.#finish(into);
+  }
+
+  /**
+   * {@link candidates} of the text `cut` makes of `line` (its date cut out), without making it: a
+   * key in that text lies in one side (so in `line`, searched whole: a key found only in the date
+   * is a harmless extra candidate) or across the join, where its characters are compared one by one.
+   */
+  candidatesOfCut(line: string, cut: DateCut, into: number[]): number[] {
+    this.#begin(into);
+    this.#search(line, into);
+    const { before, sep, after } = cut;
+    if (before > 0 && after < line.length) {
+      // A key across the join holds the pair of characters on each side of it (with a blank
+      // between them: one of the two pairs the blank makes, or the blank alone).
+      const first = line.charCodeAt(after);
+      const last = line.charCodeAt(before - 1);
+      if (sep === '') this.#acrossAt(line, cut, (last << 16) | first, before - 1, into);
+      else {
+        this.#acrossAt(line, cut, (last << 16) | 32, before - 1, into);
+        this.#acrossAt(line, cut, (32 << 16) | first, before, into);
+        this.#add(this.#blankOwners, into);
+      }
+    }
+    return this.#finish(into);
+  }
+
+  /** Adds the owners of keys holding `pair` where their occurrence would cross the join. */
+  #acrossAt(line: string, cut: DateCut, pair: number, pairAt: number, into: number[]): void {
+    const entries = this.#pairs.get(pair);
+    if (entries === undefined) return;
+    const { before, sep, after } = cut;
+    // Positions in the cut text: [0, before) is the line's, then `sep`, then the line from `after`.
+    const sideEnd = before + sep.length;
+    const length = line.length - after + sideEnd;
+    for (const { literal, at, owners } of entries) {
+      const start = pairAt - at;
+      if (start < 0 || start + literal.length > length) continue;
+      let same = true;
+      for (let k = 0; k < literal.length && same; k++) {
+        const p = start + k;
+        const code =
+          p < before ? line.charCodeAt(p) : p < sideEnd ? 32 : line.charCodeAt(after + p - sideEnd);
+        same = code === literal.charCodeAt(k);
+      }
+      if (same) this.#add(owners, into);
+    }
+  }
+
+  #begin(into: number[]): void {
     if (into.length !== 0) into.length = 0; // setting a length costs a call even when it is 0
     if (this.#generation === 0xffffffff) {
       this.#seen.fill(0);
@@ -106,6 +176,18 @@ export class KeyScanner {
     }
     this.#generation++;
     this.#sorted = true;
+  }
+
+  #finish(into: number[]): number[] {
+    if (this.#unkeyed.length > 0) {
+      for (const owner of this.#unkeyed) into.push(owner);
+      this.#sorted = false;
+    }
+    if (!this.#sorted) into.sort((a, b) => a - b);
+    return into;
+  }
+
+  #search(text: string, into: number[]): void {
     if (this.#spaced && text.length > SPACED_MIN_LENGTH) {
       // Every key holds a blank, so an occurrence lies within a key's length of a blank: only the
       // text around the blanks is searched (a long line is mostly one blob without any).
@@ -132,12 +214,18 @@ export class KeyScanner {
       }
       if (from !== -1) this.#scan(text.slice(Math.max(0, from), Math.min(text.length, to)), into);
     } else this.#scan(text, into);
-    if (this.#unkeyed.length > 0) {
-      for (const owner of this.#unkeyed) into.push(owner);
-      this.#sorted = false;
+  }
+
+  /** Adds `owners` to `into`, those already there excepted. */
+  #add(owners: readonly number[], into: number[]): void {
+    const generation = this.#generation;
+    const seen = this.#seen;
+    for (const owner of owners) {
+      if (seen[owner] === generation) continue;
+      seen[owner] = generation;
+      if (into.length > 0 && (into[into.length - 1] as number) > owner) this.#sorted = false;
+      into.push(owner);
     }
-    if (!this.#sorted) into.sort((a, b) => a - b);
-    return into;
   }
 
   /** Adds the owners of every key that starts anywhere in `text` to `into` (once each). */

@@ -2,7 +2,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../../../core/errors.js';
 import { normalizeIp, parseCidr } from '../../../core/ip.js';
-import { createDateDetector, type DateDetector, stripDate } from '../../../sources/log/dates.js';
+import {
+  createDateDetector,
+  cutText,
+  type DateCut,
+  type DateDetector,
+  stripCut,
+} from '../../../sources/log/dates.js';
 import { RE2 } from '../re2-cache.js';
 import { compileRe2, type GroupIndex, hasHostGroup, positionalGroups, Re2CompileError } from './compile.js';
 import { DnsCache, type DnsCacheOptions, isDnsName, type UseDns } from './dns.js';
@@ -245,6 +251,8 @@ class RegexLogFilter implements CompiledLogFilter {
   /** Finds which failregexes' key literals a line holds (`null`: some regex has no key). */
   readonly #keys: KeyScanner | null;
   readonly #candidateIndexes: number[] = [];
+  /** Where the text of the line being processed comes from (one object, reused). */
+  readonly #cut: DateCut = { before: 0, sep: '', after: 0 };
   readonly #candidates: FailRegex[] = [];
   /**
    * Every composed failregex in one RE2.Set: a line that passes the literal prefilter of two
@@ -415,12 +423,20 @@ class RegexLogFilter implements CompiledLogFilter {
     let timeMs: number;
     let dateFormat: string | undefined;
     const date = this.#dates === null ? null : this.#dates.find(line);
+    // The failregexes whose keys the text holds, when found before the text is made.
+    let keyed: number[] | null = null;
     if (date !== null) {
       // fail2ban's filters expect the text around the date as it was (` host sshd[1]: ...`),
       // brackets around it included (`- - [] "GET ...`: its filters match `\[\]`).
-      text = this.#cutDateOnly ? cutDateExact(line, date) : stripDate(line, date);
+      const cut = this.#cutDateOnly ? cutExact(line, date, this.#cut) : stripCut(line, date, this.#cut);
       timeMs = date.timeMs;
       dateFormat = date.format;
+      if (this.#keys !== null && this.#prefixPrefilter === null) {
+        // Most lines hold no key: they are turned down without making their text (a copy).
+        keyed = this.#keys.candidatesOfCut(line, cut, this.#candidateIndexes);
+        if (keyed.length === 0) return this.#missedResult(dateFormat);
+      }
+      text = cutText(line, cut);
     } else {
       timeMs = this.#now();
     }
@@ -437,7 +453,7 @@ class RegexLogFilter implements CompiledLogFilter {
     let prefixMatch: Captures | null | undefined;
     let regexes: readonly FailRegex[] = this.#regexes;
     if (this.#keys !== null) {
-      const indexes = this.#keys.candidates(text, this.#candidateIndexes);
+      const indexes = keyed ?? this.#keys.candidates(text, this.#candidateIndexes);
       const candidates = this.#candidates;
       if (candidates.length !== 0) candidates.length = 0;
       let allInSet = true;
@@ -894,11 +910,13 @@ function first(m: Captures, indexes: readonly number[]): string | undefined {
 }
 
 /** The line without its date text, as fail2ban cuts it: brackets around the date stay (`[]`). */
-function cutDateExact(line: string, date: { start: number; end: number }): string {
+/** The cut of `dateCut: exact` (fail2ban's filters): the date's text only, its brackets stay. */
+function cutExact(line: string, date: { start: number; end: number }, into: DateCut): DateCut {
   const bracketed = date.end - date.start >= 2 && line[date.start] === '[' && line[date.end - 1] === ']';
-  return bracketed
-    ? line.slice(0, date.start + 1) + line.slice(date.end - 1)
-    : line.slice(0, date.start) + line.slice(date.end);
+  into.before = bracketed ? date.start + 1 : date.start;
+  into.after = bracketed ? date.end - 1 : date.end;
+  into.sep = '';
+  return into;
 }
 
 function collectFields(m: Captures, slots: Slots, into: Record<string, string>): void {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { KeyScanner } from '../../../../../src/detection/filters/regex/line-prefilter.js';
+import { cutText, type DateCut } from '../../../../../src/sources/log/dates.js';
 
 /**
  * The key scanner says which regexes can match a line from their key literals; it must name
@@ -71,5 +72,51 @@ describe('KeyScanner', () => {
     expect(scanner.candidates(`${blob}Failed none for${blob} x`, [])).toEqual([1, 6]);
     expect(scanner.candidates(`${blob} LongKeyWithItsBlankFirst0123456789abcdef${blob}`, [])).toEqual([7]);
     expect(scanner.candidates(`${blob}LongKeyWithItsBlankLast0123456789abcdefg ${blob}`, [])).toEqual([7]);
+  });
+
+  it('finds the keys of a line with its date cut out without making that text: keys created at the join too', () => {
+    // Keys with blanks and without, one of a single blank, keys that start or end with the
+    // characters around a cut.
+    const keys = [[' 404 '], ['- "GET'], ['"GET /wp'], ['][x'], ['ab'], [' '], ['zz"'], null];
+    for (const withNull of [false, true]) {
+      const owners = withNull ? keys : keys.slice(0, -1);
+      const scanner = new KeyScanner(owners);
+      const next = random(23);
+      // The generator's low bits repeat with a short period: take high ones.
+      const pick = (n: number) => (next() >>> 12) % n;
+      const alphabet = ' -"GET/wp404[]xabz'.split('');
+      for (let round = 0; round < 20000; round++) {
+        const length = 1 + pick(40);
+        const chars: string[] = [];
+        for (let i = 0; i < length; i++) chars.push(alphabet[pick(alphabet.length)] as string);
+        const line = chars.join('');
+        const a = pick(length + 1);
+        const b = a + pick(length + 1 - a);
+        const cut: DateCut = { before: a, sep: pick(2) === 0 ? '' : ' ', after: b };
+        if (cut.before === 0 || cut.after >= line.length) cut.sep = '';
+        const text = cutText(line, cut);
+        const found = scanner.candidatesOfCut(line, cut, []);
+        const where = JSON.stringify({ line, cut, text });
+        // Every regex whose key the text holds is named (more is allowed: a key only in the date).
+        for (const owner of naive(owners, text)) expect(found, where).toContain(owner);
+        // ... and nothing that neither the line nor the text holds.
+        const either = new Set([...naive(owners, text), ...naive(owners, line)]);
+        for (const owner of found) expect(either.has(owner), where).toBe(true);
+        expect(
+          [...found].sort((x, y) => x - y),
+          where,
+        ).toEqual(found);
+      }
+    }
+  });
+
+  it('names the keys an access log line holds only once its date is cut out', () => {
+    const scanner = new KeyScanner([['- "GET /'], [' 404 ']]);
+    const line = '192.0.2.1 - [03/Oct/2026:06:00:00 +0000] "GET / HTTP/1.1" 200 5';
+    const cut: DateCut = { before: line.indexOf(' ['), sep: ' ', after: line.indexOf('"') };
+    expect(cutText(line, cut)).toBe('192.0.2.1 - "GET / HTTP/1.1" 200 5');
+    expect(scanner.candidates(line, [])).toEqual([]);
+    expect(scanner.candidatesOfCut(line, cut, [])).toEqual([0]);
+    expect(scanner.candidatesOfCut(line, { before: 0, sep: '', after: line.indexOf('"') }, [])).toEqual([]);
   });
 });

@@ -172,6 +172,21 @@ describe('lines', () => {
     expect(anchored.processLine('x denied 192.0.2.7').kind).toBe('missed');
   });
 
+  it('finds a regex whose literal text only appears once the date is cut out (keys across the join)', () => {
+    const line = '192.0.2.7 - [03/Oct/2026:06:00:00 +0000] "GET /wp-login.php HTTP/1.1" 404 5';
+    // Ours: the date and its brackets go, the sides are joined by one blank: `- "GET /wp` is made.
+    const ours = loadLogFilter({ failregex: '^<HOST> - "GET /wp' }, options);
+    expect(ours.processLine(line).matches[0]?.ip).toBe('192.0.2.7');
+    expect(ours.processLine(line.replace('/wp', '/ok')).kind).toBe('missed');
+    // fail2ban's: only the date's text goes, `[]` stays: `- [] "GET /wp` is made.
+    const dir = mkdtempSync(join(tmpdir(), 'pc-join-'));
+    const conf = join(dir, 'join.conf');
+    writeFileSync(conf, '[Definition]\nfailregex = ^<HOST> - \\[\\] "GET /wp\n');
+    const theirs = loadLogFilter({ fail2ban: conf }, options);
+    expect(theirs.processLine(line).matches[0]?.ip).toBe('192.0.2.7');
+    expect(theirs.processLine(line.replace('/wp', '/ok')).kind).toBe('missed');
+  });
+
   it('prefregex gates lines and hands its content to failregex', () => {
     const spec = {
       prefregex: '^app\\[\\d+\\]: <F-CONTENT>.+</F-CONTENT>$',
