@@ -12,7 +12,7 @@ import {
   LogTestCollector,
   type LogTestReport,
 } from './log-test-report.js';
-import { DEFAULT_JOBS, PARALLEL_MIN_BYTES, planRanges, runParallel } from './test-parallel.js';
+import { DEFAULT_JOBS, PARALLEL_MIN_BYTES, planPieces, planRanges, runParallel } from './test-parallel.js';
 // Types only: the filter engine is imported when needed, after a parallel run's workers started.
 import type { TestFilter, TestFilterOptions, TestFilterSpec } from './test-range.js';
 
@@ -174,8 +174,11 @@ export async function runLogTest(
     }
     const jobs = options.jobs ?? 1;
     if (regular && jobs > 1 && size >= PARALLEL_MIN_BYTES) {
-      const ranges = await planRanges(name, size, jobs, false);
-      if (ranges.length > 1) {
+      const plans = {
+        plain: await planPieces(name, size, jobs),
+        sessions: await planRanges(name, size, jobs, false),
+      };
+      if (plans.plain.length > 1) {
         const progress =
           options.progress === true && size >= PROGRESS_MIN_BYTES ? new ProgressBar(size) : undefined;
         let bytes = 0;
@@ -184,7 +187,8 @@ export async function runLogTest(
           load,
           spec,
           filterOptions,
-          ranges,
+          plans,
+          jobs,
           { path: name, maxLineLength, collect },
           {
             onBytes: (n) => {

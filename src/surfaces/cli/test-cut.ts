@@ -31,17 +31,43 @@ export function cutTarget(size: number, jobs: number, k: number): number {
 }
 
 /** Plans the ranges of a `size`-byte file; `warmUp`: give ranges after the first a warm-up. */
-export async function planRanges(
+export function planRanges(path: string, size: number, jobs: number, warmUp: boolean): Promise<ByteRange[]> {
+  const targets: number[] = [];
+  for (let k = 1; k < jobs; k++) targets.push(cutTarget(size, jobs, k));
+  return rangesAt(path, size, targets, warmUp);
+}
+
+/** The smallest piece {@link planPieces} makes (but the last). */
+export const PIECE_MIN_BYTES = 2 * 1024 * 1024;
+
+/**
+ * The pieces a filter without sessions is read in, which the threads take one after the other
+ * as each is free (test-parallel.ts): each piece is `1 / (2 * jobs)` of what is left after the
+ * pieces before it, at least {@link PIECE_MIN_BYTES}, so the first are big (few pieces) and the
+ * last small (the threads finish together, whatever their start-up or the machine's load).
+ */
+export function planPieces(path: string, size: number, jobs: number): Promise<ByteRange[]> {
+  const targets: number[] = [];
+  for (let at = 0; ; ) {
+    at += Math.max(PIECE_MIN_BYTES, Math.ceil((size - at) / (2 * jobs)));
+    if (at >= size) break;
+    targets.push(at);
+  }
+  return rangesAt(path, size, targets, false);
+}
+
+/** Ranges starting at the first line start at or after each target (ascending). */
+async function rangesAt(
   path: string,
   size: number,
-  jobs: number,
+  targets: readonly number[],
   warmUp: boolean,
 ): Promise<ByteRange[]> {
   const file = await open(path, 'r');
   try {
     const starts = [0];
-    for (let k = 1; k < jobs; k++) {
-      const at = await lineStartAtOrAfter(file, Math.max(cutTarget(size, jobs, k), starts.at(-1) ?? 0), size);
+    for (const target of targets) {
+      const at = await lineStartAtOrAfter(file, Math.max(target, starts.at(-1) ?? 0), size);
       if (at > (starts.at(-1) ?? 0) && at < size) starts.push(at);
     }
     const ranges: ByteRange[] = [];

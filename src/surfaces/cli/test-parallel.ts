@@ -11,40 +11,63 @@ export {
   cutTarget,
   lineStartAtOrAfter,
   PARALLEL_MIN_BYTES,
+  PIECE_MIN_BYTES,
+  planPieces,
   planRanges,
   WARMUP_BYTES,
   warmUpStart,
 } from './test-cut.js';
 
 /**
- * `portcullis test --jobs N` on a big file: the file is cut into N byte ranges at line starts,
- * the main thread reads the first and worker threads the others, each with its own filter loaded
- * from the same command line; the partial reports are merged in order.
+ * `portcullis test --jobs N` on a big file: the file is cut into pieces at line starts, the main
+ * thread and N - 1 worker threads (each with its own filter loaded from the same command line)
+ * take the next piece not yet taken whenever they are free, and the partial reports are merged
+ * in the file's order.
  *
- * Exactness. A filter without multi-line sessions judges each line alone: any cut between lines
- * gives what one pass gives. A filter with sessions (sshd) remembers earlier lines, and a session
- * can cross a cut: worker k first feeds its filter the {@link WARMUP_BYTES} before its range
- * (without counting them) and says which sessions it then holds; the range before it says which
- * it ended with. Equal (deep, order included): range k saw what one pass would have. Different:
- * range k is read again in the main thread from the previous range's end state, and counted in
- * `reruns`. Either way the report is the one `--jobs 1` gives (apart from timings and `jobs`).
+ * A filter without multi-line sessions judges each line alone: any cut between lines gives what
+ * one pass gives, so the file is cut into many pieces, big first and small last (`planPieces`):
+ * a thread that started late (a worker loads its modules and compiles its filter first) or runs
+ * slower (a busy machine) takes fewer, and all finish together.
+ *
+ * A filter with sessions (sshd) remembers earlier lines, and a session can cross a cut: the file
+ * is cut into N ranges (`planRanges`), thread k reads range k, and first feeds its filter the
+ * {@link WARMUP_BYTES} before it (without counting them) and says which sessions it then holds;
+ * the range before it says which it ended with. Equal (deep, order included): the range saw what
+ * one pass would have. Different: the range is read again in the main thread from the previous
+ * range's end state, and counted in `reruns`. A piece whose worker failed is read again there too.
+ * Either way the report is the one `--jobs 1` gives (apart from timings and `jobs`).
  */
 
 /** `--jobs` default: one per core, at most four. */
 export const DEFAULT_JOBS = Math.min(availableParallelism(), 4);
 
-/** What a worker is given (structured-clone data). */
+/** The two ways of cutting a file; a thread reads its filter's. */
+export interface PiecePlans {
+  /** For filters without sessions. */
+  plain: ByteRange[];
+  /** For filters with sessions. */
+  sessions: ByteRange[];
+}
+
+/** What a worker is given (structured-clone data; `next` is shared). */
 export interface WorkerJob {
   spec: TestFilterSpec;
   filterOptions: TestFilterOptions;
-  range: RangeJob;
+  base: RangeBase;
+  plans: PiecePlans;
+  /** One Int32: the index of the next piece to take (`Atomics.add`). */
+  next: SharedArrayBuffer;
+  /** This worker's number (1 to jobs - 1). */
+  thread: number;
 }
+
+type RangeBase = Omit<RangeJob, 'start' | 'end' | 'warmFrom'>;
 
 /** What a worker posts. */
 export type WorkerMessage =
   | { type: 'progress'; bytes: number }
   | { type: 'warning'; name: string; ips: readonly string[] }
-  | { type: 'done'; result: RangeResult };
+  | { type: 'done'; index: number; result: RangeResult };
 
 export interface ParallelRun {
   collector: LogTestCollector;
@@ -52,70 +75,109 @@ export interface ParallelRun {
   reruns: number;
 }
 
+/** The pieces a filter is read in. */
+export function piecesOf(filter: { readonly usesSessions: boolean }, plans: PiecePlans): ByteRange[] {
+  return filter.usesSessions ? plans.sessions : plans.plain;
+}
+
 /**
- * Reads `ranges` at once (the first in this thread, the others in workers) and merges their
- * reports in order, reading a range again here when its sessions did not line up. The workers
- * start first: their start-up (modules, filter) overlaps this thread's `loadMain`.
+ * Reads the pieces of thread `thread` (0: the main thread): with sessions its own range (piece
+ * `thread`, so which thread reads which range, and so when a range is read again, does not depend
+ * on timing); without, the next piece free in `next` until none is left.
+ */
+export async function takePieces(
+  filter: { readonly usesSessions: boolean },
+  plans: PiecePlans,
+  thread: number,
+  next: SharedArrayBuffer,
+  read: (index: number) => Promise<void>,
+): Promise<void> {
+  if (filter.usesSessions) {
+    if (thread < plans.sessions.length) await read(thread);
+    return;
+  }
+  const count = plans.plain.length;
+  const counter = new Int32Array(next);
+  for (let k = Atomics.add(counter, 0, 1); k < count; k = Atomics.add(counter, 0, 1)) await read(k);
+}
+
+/** The job of piece `index`: warmed up from the previous piece's start (with sessions only). */
+export function pieceJob(base: RangeBase, pieces: readonly ByteRange[], index: number): RangeJob {
+  const piece = pieces[index] as ByteRange;
+  return { ...base, start: piece.start, end: piece.end, warmFrom: pieces[index - 1]?.start ?? piece.start };
+}
+
+/**
+ * Reads the file's pieces in this thread and `jobs - 1` workers and merges their reports in
+ * order, reading a piece again here when its sessions did not line up or its worker failed. The
+ * workers start first: their start-up (modules, filter) overlaps this thread's `loadMain`.
  */
 export async function runParallel(
   loadMain: () => Promise<TestFilter>,
   spec: TestFilterSpec,
   filterOptions: TestFilterOptions,
-  ranges: readonly ByteRange[],
-  base: Omit<RangeJob, 'start' | 'end' | 'warmFrom'>,
+  plans: PiecePlans,
+  jobs: number,
+  base: RangeBase,
   hooks: {
     onBytes?: (bytes: number) => void;
     onDnsWarning?: (name: string, ips: readonly string[]) => void;
   } = {},
 ): Promise<ParallelRun> {
-  const jobOf = (k: number): RangeJob => {
-    const range = ranges[k] as ByteRange;
-    return { ...base, start: range.start, end: range.end, warmFrom: ranges[k - 1]?.start ?? range.start };
-  };
+  const next = new SharedArrayBuffer(4);
+  const results = new Map<number, RangeResult>();
   const workers: Worker[] = [];
-  const fromWorkers = ranges.slice(1).map((_, i) =>
-    startWorker({ spec, filterOptions, range: jobOf(i + 1) }, hooks, workers).then(
-      (result) => ({ ok: true as const, result }),
-      (error: unknown) => ({ ok: false as const, error }),
-    ),
-  );
+  const failures: string[] = [];
+  const threads = Math.min(jobs, Math.max(plans.plain.length, plans.sessions.length));
+  const finished: Promise<void>[] = [];
+  for (let i = 1; i < threads; i++) {
+    finished.push(
+      startWorker({ spec, filterOptions, base, plans, next, thread: i }, hooks, workers, results).catch(
+        (error: unknown) => {
+          failures.push((error as Error)?.message ?? String(error));
+        },
+      ),
+    );
+  }
   let main: TestFilter;
-  let first: RangeResult;
+  let pieces: ByteRange[];
   const { runRange } = await import('./test-range.js');
   try {
     main = await loadMain();
-    first = await runRange(main, jobOf(0), hooks.onBytes);
+    pieces = piecesOf(main.filter, plans);
+    await takePieces(main.filter, plans, 0, next, async (k) => {
+      results.set(k, await runRange(main, pieceJob(base, pieces, k), hooks.onBytes));
+    });
+    await Promise.all(finished);
   } catch (error) {
     // A bad filter, or the file went away: the workers' work is moot.
     await Promise.all(workers.map((worker) => worker.terminate()));
     throw error;
   }
   const collector = new LogTestCollector(main.filter, base.collect);
-  collector.absorb(first.partial);
-  let previousEnd: SessionSnapshot = first.endState;
+  let previousEnd: SessionSnapshot | null = null;
   let reruns = 0;
-  for (let k = 1; k < ranges.length; k++) {
-    const range = ranges[k] as ByteRange;
-    const outcome = await (fromWorkers[k - 1] as (typeof fromWorkers)[number]);
-    let result: RangeResult;
-    if (
-      outcome.ok &&
-      (!main.filter.usesSessions || isDeepStrictEqual(outcome.result.startState, previousEnd))
-    ) {
-      result = outcome.result;
-    } else {
-      if (!outcome.ok)
+  for (let k = 0; k < pieces.length; k++) {
+    let result = results.get(k);
+    const linedUp =
+      previousEnd === null || !main.filter.usesSessions || result === undefined
+        ? true
+        : isDeepStrictEqual(result.startState, previousEnd);
+    if (result === undefined || !linedUp) {
+      const piece = pieces[k] as ByteRange;
+      if (result === undefined)
         process.stderr.write(
-          `note: the worker reading bytes ${range.start}-${range.end} failed (${(outcome.error as Error)?.message ?? outcome.error}); reading them again in the main thread\n`,
+          `note: the worker reading bytes ${piece.start}-${piece.end} failed (${failures.join('; ') || 'no reason given'}); reading them again in the main thread\n`,
         );
-      main.filter.restoreSessions(previousEnd);
-      result = await runRange(main, { ...jobOf(k), warmFrom: range.start });
+      if (previousEnd === null) main.filter.reset();
+      else main.filter.restoreSessions(previousEnd);
+      result = await runRange(main, { ...pieceJob(base, pieces, k), warmFrom: piece.start });
       reruns++;
     }
     collector.absorb(result.partial);
     previousEnd = result.endState;
   }
-  return { collector, jobs: ranges.length, reruns };
+  return { collector, jobs: Math.min(threads, pieces.length), reruns };
 }
 
 /**
@@ -136,20 +198,24 @@ function startWorker(
   job: WorkerJob,
   hooks: { onBytes?: (bytes: number) => void; onDnsWarning?: (name: string, ips: readonly string[]) => void },
   started: Worker[],
-): Promise<RangeResult> {
+  results: Map<number, RangeResult>,
+): Promise<void> {
   return new Promise((resolve, reject) => {
-    let result: RangeResult | undefined;
+    let failure: Error | undefined;
     const worker = createWorker(job);
     started.push(worker);
     worker.on('message', (message: WorkerMessage) => {
       if (message.type === 'progress') hooks.onBytes?.(message.bytes);
       else if (message.type === 'warning') hooks.onDnsWarning?.(message.name, message.ips);
-      else result = message.result;
+      else results.set(message.index, message.result);
     });
-    worker.on('error', reject);
+    worker.on('error', (error) => {
+      failure = error;
+    });
     worker.on('exit', (code) => {
-      if (result !== undefined) resolve(result);
-      else reject(new Error(`exited with code ${code} before reporting`));
+      if (failure !== undefined) reject(failure);
+      else if (code !== 0) reject(new Error(`exited with code ${code}`));
+      else resolve();
     });
   });
 }

@@ -2,7 +2,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cutTarget, planRanges, WARMUP_BYTES } from '../../../../src/surfaces/cli/test-parallel.js';
+import {
+  cutTarget,
+  PIECE_MIN_BYTES,
+  planPieces,
+  planRanges,
+  takePieces,
+  WARMUP_BYTES,
+} from '../../../../src/surfaces/cli/test-parallel.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-ranges-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -57,5 +64,73 @@ describe('planRanges (the cut rule of portcullis test --jobs)', () => {
     const eight = await planRanges(path, size, 8, true);
     for (let k = 1; k < eight.length; k++) expect(eight[k]?.warmStart).toBe(eight[k - 1]?.start);
     expect(eight.every((r) => r.start % line.length === 0)).toBe(true);
+  });
+});
+
+describe('planPieces (what a filter without sessions is cut into)', () => {
+  it('cuts big pieces first and small ones last, each at a line start, covering the file', async () => {
+    const line = `${'p'.repeat(999)}\n`;
+    const lines = Math.ceil((40 * 1024 * 1024) / line.length);
+    const size = lines * line.length;
+    const path = file('pieces.log', line.repeat(lines));
+    const pieces = await planPieces(path, size, 2);
+    expect(pieces[0]?.start).toBe(0);
+    expect(pieces.at(-1)?.end).toBe(size);
+    for (let k = 1; k < pieces.length; k++) expect(pieces[k]?.start).toBe(pieces[k - 1]?.end);
+    expect(pieces.every((p) => p.start % line.length === 0 && p.warmStart === p.start)).toBe(true);
+    const sizes = pieces.map((p) => p.end - p.start);
+    // A quarter of the file first (1 / (2 * jobs)), then a quarter of what is left, ...
+    expect(Math.abs((sizes[0] as number) - size / 4)).toBeLessThan(line.length);
+    for (let k = 1; k < sizes.length - 1; k++) {
+      expect(sizes[k]).toBeLessThanOrEqual((sizes[k - 1] as number) + line.length);
+      expect(sizes[k]).toBeGreaterThan(PIECE_MIN_BYTES - line.length);
+    }
+    expect(pieces.length).toBeGreaterThan(6);
+    expect(pieces.length).toBeLessThan(20);
+  });
+});
+
+describe('takePieces (which thread reads which piece)', () => {
+  const plans = {
+    plain: Array.from({ length: 12 }, (_, k) => ({ start: k * 10, end: (k + 1) * 10, warmStart: k * 10 })),
+    sessions: [0, 1, 2].map((k) => ({ start: k * 40, end: (k + 1) * 40, warmStart: k * 40 })),
+  };
+
+  it('without sessions: a thread that starts late or reads slowly takes fewer pieces; each piece is read once', async () => {
+    const next = new SharedArrayBuffer(4);
+    const read: [number, number][] = [];
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const fast = takePieces({ usesSessions: false }, plans, 0, next, async (k) => {
+      read.push([0, k]);
+      await pause(2);
+    });
+    const late = pause(15).then(() =>
+      takePieces({ usesSessions: false }, plans, 1, next, async (k) => {
+        read.push([1, k]);
+        await pause(20);
+      }),
+    );
+    await Promise.all([fast, late]);
+    expect(read.map(([, k]) => k).sort((a, b) => a - b)).toEqual(plans.plain.map((_, k) => k));
+    const byLate = read.filter(([thread]) => thread === 1);
+    expect(byLate.length).toBeGreaterThan(0);
+    expect(byLate.length).toBeLessThan(read.length / 3);
+  });
+
+  it('with sessions: thread k reads range k only, whatever the timing', async () => {
+    const next = new SharedArrayBuffer(4);
+    const read: [number, number][] = [];
+    await Promise.all(
+      [0, 1, 2, 3].map((thread) =>
+        takePieces({ usesSessions: true }, plans, thread, next, async (k) => {
+          read.push([thread, k]);
+        }),
+      ),
+    );
+    expect(read.sort((a, b) => a[0] - b[0])).toEqual([
+      [0, 0],
+      [1, 1],
+      [2, 2],
+    ]);
   });
 });
