@@ -333,6 +333,9 @@ for (const month of MONTHS.split('|')) NAME_STARTS.set(nameKey(month, 0), SYSLOG
  * and `-` or `/` (the end of a run of two or four), or a capitalised name of three letters and a
  * blank (not part of the match: every match is 3 characters long).
  */
+/** Starts of dates remembered one by one (see tryAt). */
+const RECENT_STARTS = 64;
+
 const PLACES = /[0-9][0-9][-/]|[A-Z][a-z][a-z](?= )/g;
 
 function nameKey(text: string, at: number): number {
@@ -373,6 +376,9 @@ function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
   // The last date returned (returned again, the same object, while nothing changes), and its format.
   let previous: DateMatch | null = null;
   let previousIndex = 0;
+  // The last date returned at each start (up to RECENT_STARTS; beyond, one slot), and its format.
+  const recent: (DateMatch | undefined)[] = new Array(RECENT_STARTS + 1).fill(undefined);
+  const recentIndex = new Int32Array(RECENT_STARTS + 1);
 
   /**
    * The date of format `index` at `at`: a match, `null` when there is none there, or `false` when
@@ -416,17 +422,25 @@ function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
       start--;
       end++;
     }
-    const last = previous;
+    // The same date at the same place as a recent line (an access log's date moves with the
+    // length of the client's address): the same object again, no new one.
+    const slot = Math.min(start, RECENT_STARTS);
+    const last = recent[slot];
     if (
-      last !== null &&
+      last !== undefined &&
       last.start === start &&
       last.end === end &&
       last.timeMs === timeMs &&
-      previousIndex === index
-    )
+      recentIndex[slot] === index
+    ) {
+      previous = last;
+      previousIndex = index;
       return last;
+    }
     previous = { timeMs, start, end, format: format.name };
     previousIndex = index;
+    recent[slot] = previous;
+    recentIndex[slot] = index;
     return previous;
   };
 

@@ -81,6 +81,9 @@ export class LogTestCollector {
   readonly #hits: number[];
   readonly #ignoreHits: number[];
   readonly #dates = new Map<string, number>();
+  /** The date format of the latest dated lines, and how many of them are not in #dates yet. */
+  #format: string | undefined;
+  #formatLines = 0;
   readonly #lines = {
     total: 0,
     matched: 0,
@@ -112,8 +115,14 @@ export class LogTestCollector {
    */
   add(text: string, result: LineResult): PendingLine | undefined {
     const lineNo = ++this.#lines.total;
-    if (result.dateFormat !== undefined)
-      this.#dates.set(result.dateFormat, (this.#dates.get(result.dateFormat) ?? 0) + 1);
+    if (result.dateFormat !== undefined) {
+      // A log keeps its format: lines are counted for the current one, and the map told when it changes.
+      if (result.dateFormat !== this.#format) {
+        this.#flushFormat();
+        this.#format = result.dateFormat;
+      }
+      this.#formatLines++;
+    }
     if (result.kind === 'info' && result.resolving !== undefined) return { line: lineNo, text };
     this.#count(lineNo, text, result);
     return undefined;
@@ -160,6 +169,7 @@ export class LogTestCollector {
   /** The counts so far, as plain data (line numbers relative to this collector's first line). */
   partial(): PartialReport {
     this.#sortLists();
+    this.#flushFormat();
     return {
       lines: { ...this.#lines },
       failures: this.#failures,
@@ -187,11 +197,18 @@ export class LogTestCollector {
     part.ignoreHits.forEach((n, i) => {
       this.#ignoreHits[i] = (this.#ignoreHits[i] ?? 0) + n;
     });
+    this.#flushFormat();
     for (const [format, n] of part.dates) this.#dates.set(format, (this.#dates.get(format) ?? 0) + n);
     this.#sortLists();
     for (const entry of part.matched) this.#matched.push({ ...entry, line: entry.line + offset });
     for (const entry of part.missed) this.#missed.push({ ...entry, line: entry.line + offset });
     for (const entry of part.ignored) this.#ignored.push({ ...entry, line: entry.line + offset });
+  }
+
+  #flushFormat(): void {
+    if (this.#format === undefined || this.#formatLines === 0) return;
+    this.#dates.set(this.#format, (this.#dates.get(this.#format) ?? 0) + this.#formatLines);
+    this.#formatLines = 0;
   }
 
   /** Lines settled after a lookup were listed late: put the lists back in line order. */
@@ -207,6 +224,7 @@ export class LogTestCollector {
     run: { jobs: number; reruns: number } = { jobs: 1, reruns: 0 },
   ): LogTestReport {
     this.#sortLists();
+    this.#flushFormat();
     const filter = this.#filter;
     const report: LogTestReport = {
       filter: { name: filter.name, mode: filter.mode, description: filter.description },
