@@ -4,8 +4,10 @@
 // filter, reporting to a guard on a memory store. Side by side in one run: the file follower
 // alone, the follower + filter (reports dropped), and the whole jail. lines/s = lines / time until
 // the last report settled. Environment: BACKLOG (default 500000), ROUNDS (default 3), MIX,
-// FILTER (both, stub or real), FROM (dist or src; default dist when built). CPU time is this process's (GC threads included): on a shared
-// machine it moves less than wall time.
+// FILTER (both, stub or real), FROM (dist or src; default dist when built), STORE (memory or
+// sqlite), MAXRETRY (default: never reached, so nothing is banned; 3: most offenders banned).
+// CPU time is this process's (GC threads included): on a shared machine it moves less than wall
+// time.
 // The jail's own cost (everything but the regexes) is measured with a stub filter that hands back,
 // line by line, what the real sshd filter found in the same file (precomputed once): same lines,
 // same matches, same match rate, no regex work.
@@ -39,12 +41,19 @@ const { startLogJails } = (await import(
 const { MemoryStore } = (await import(
   `${base}/stores/memory/memory-store.${ext}`
 )) as typeof import('../src/stores/memory/memory-store.js');
+const { SqliteStore } = (await import(
+  `${base}/stores/sqlite/sqlite-store.${ext}`
+)) as typeof import('../src/stores/sqlite/sqlite-store.js');
 
 const BACKLOG = Number(process.env.BACKLOG ?? 500_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const MIX = process.env.MIX ?? 'failures-40';
 /** `stub`: only the stub-filter rows (the jail's own cost); `real`: only the real filter's. */
 const FILTER = process.env.FILTER ?? 'both';
+/** `memory` (default) or `sqlite` (a file in a temporary directory: the embedded default store). */
+const STORE = process.env.STORE ?? 'memory';
+/** The jail's maxretry: by default no address is ever banned (the counting path alone); 3 bans. */
+const MAXRETRY = Number(process.env.MAXRETRY ?? 1_000_000_000);
 
 const dir = fs.mkdtempSync(path.join(tmpdir(), 'portcullis-bench-backlog-'));
 const file = path.join(dir, 'auth.log');
@@ -116,7 +125,7 @@ async function jail(withGuard: boolean, stub = false): Promise<Run> {
         sshd: {
           source: { log: file, start: 'beginning' },
           filter: 'sshd',
-          maxretry: 1_000_000_000,
+          maxretry: MAXRETRY,
           findtime: '1000w',
           ignoreip: [],
           ignoreself: false,
@@ -125,7 +134,11 @@ async function jail(withGuard: boolean, stub = false): Promise<Run> {
     },
     { env: {} },
   );
-  const guard = await createGuard(config, { store: new MemoryStore(), env: {} });
+  const store =
+    STORE === 'sqlite'
+      ? new SqliteStore({ path: path.join(dir, `bans-${Date.now()}-${Math.random()}.db`), watchIntervalMs: 0 })
+      : new MemoryStore();
+  const guard = await createGuard(config, { store, env: {} });
   const nothing = Promise.resolve({ outcome: 'counted', failures: 0 } as const);
   const cpu = process.cpuUsage();
   const started = performance.now();
@@ -146,6 +159,8 @@ async function jail(withGuard: boolean, stub = false): Promise<Run> {
   const ms = performance.now() - started;
   const cpuMs = cpuSince(cpu);
   const reports = jails.stats().sshd?.reports ?? 0;
+  await guard.idle();
+  bans = (await guard.decisions()).length;
   await jails.close();
   await guard.close();
   return { ms, cpuMs, reports };
@@ -156,6 +171,8 @@ console.log(`code: ${FROM === 'dist' ? 'dist/ (npm run build)' : 'src/ through t
 console.log(
   `nproc ${availableParallelism()}, node ${process.version}; backlog ${fmt(BACKLOG)} lines (${mix.name}: ${mix.description}), ${ROUNDS} rounds`,
 );
+let bans = 0;
+const bansNote = () => (bans > 0 ? `, ${fmt(bans)} bans` : '');
 const follower: Run[] = [];
 const filterOnly: Run[] = [];
 const whole: Run[] = [];
@@ -183,9 +200,9 @@ console.log('| --- | --- | --- | --- |');
 for (const [label, runs] of [
   ['file follower alone', follower],
   ['follower + stub filter + report() that does nothing', stubOnly],
-  [`log jail, stub filter, memory store (${fmt(reportCount)} reports)`, stubWhole],
+  [`log jail, stub filter, ${STORE} store (${fmt(reportCount)} reports)`, stubWhole],
   ['follower + sshd filter + report() that does nothing', filterOnly],
-  [`log jail, memory store (${fmt(reportCount)} reports)`, whole],
+  [`log jail, ${STORE} store (${fmt(reportCount)} reports${bansNote()})`, whole],
 ] as const) {
   if (runs.length === 0) continue;
   const ms = median(runs.map((run) => run.ms));

@@ -132,6 +132,13 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
   readonly #watchIntervalMs: number;
   #watchTimer: NodeJS.Timeout | undefined;
   #dataVersion = -1;
+  /** Decisions put but not written yet (see putDecision), and the write's timer. */
+  #pendingPuts: {
+    decision: Decision;
+    resolve: (stored: Decision) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  #flushTimer: NodeJS.Immediate | undefined;
 
   constructor(options: SqliteStoreOptions) {
     super();
@@ -211,23 +218,57 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
     this.#windows.clear(jail, key);
   }
 
+  /**
+   * Stores a decision with the others put in the same turn of the event loop: one transaction for
+   * all of them at the next turn, or at once before any other operation on the file (so a delete,
+   * a count of earlier bans or a saved log position never gets ahead of a ban put before it). A
+   * burst of bans (a log backlog) costs one commit, not one each (~80 µs here).
+   */
   async putDecision(decision: Decision): Promise<Decision> {
-    return this.#run('store a decision', (c) => c.put(decision));
+    this.#run('store a decision', () => undefined); // closed or not open: rejects now
+    return new Promise((resolve, reject) => {
+      this.#pendingPuts.push({ decision, resolve, reject });
+      this.#flushTimer ??= setImmediate(() => this.#flushPuts());
+    });
+  }
+
+  /** Writes the decisions {@link putDecision} holds, in one transaction. */
+  #flushPuts(): void {
+    if (this.#flushTimer !== undefined) {
+      clearImmediate(this.#flushTimer);
+      this.#flushTimer = undefined;
+    }
+    const pending = this.#pendingPuts;
+    if (pending.length === 0) return;
+    this.#pendingPuts = [];
+    let stored: Decision[];
+    try {
+      stored = this.#run('store a decision', (c) => c.putMany(pending.map((put) => put.decision)));
+    } catch (error) {
+      for (const put of pending) put.reject(error);
+      return;
+    }
+    pending.forEach((put, i) => {
+      put.resolve(stored[i] as Decision);
+    });
   }
 
   async deleteDecision(target: string): Promise<Decision | undefined> {
+    this.#flushPuts();
     const row = this.#run('delete a decision', (c) => c.statements.deleteBan.get(target));
     return row === undefined ? undefined : toDecision(row);
   }
 
   /** One IMMEDIATE transaction for the whole batch: all of it is stored, or none. */
   async putDecisions(decisions: readonly Decision[]): Promise<Decision[]> {
+    this.#flushPuts();
     if (decisions.length === 0) return this.#run('store decisions', () => []);
     return this.#run('store decisions', (c) => c.putMany(decisions));
   }
 
   /** One IMMEDIATE transaction for the whole batch: all of it is removed, or none. */
   async deleteDecisions(targets: readonly string[]): Promise<(Decision | undefined)[]> {
+    this.#flushPuts();
     if (targets.length === 0) return this.#run('delete decisions', () => []);
     return this.#run('delete decisions', (c) => c.deleteMany(targets));
   }
@@ -238,6 +279,7 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
    * left open across an `await` (better-sqlite3 forbids other statements while one iterates).
    */
   async loadDecisions(nowMs: number, onBatch: (batch: Decision[]) => void): Promise<number> {
+    this.#flushPuts();
     let delivered = 0;
     let rows = this.#run('load decisions', (c) =>
       c.statements.loadFirst.all({ nowMs, limit: LOAD_BATCH_SIZE }),
@@ -257,6 +299,7 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
   }
 
   async countBans(target: string, jail: string | null, sinceMs: number): Promise<number> {
+    this.#flushPuts();
     return this.#run('count bans', (c) =>
       jail === null
         ? (c.statements.countAll.get(target, sinceMs) ?? 0)
@@ -265,6 +308,7 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
   }
 
   async purge(nowMs: number, historyBeforeMs: number): Promise<void> {
+    this.#flushPuts();
     this.#run('purge', (c) => c.purge(nowMs, historyBeforeMs));
     this.#windows.prune(nowMs);
   }
@@ -275,6 +319,7 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
   }
 
   async setPosition(id: string, position: LogPosition): Promise<void> {
+    this.#flushPuts();
     this.#run('save a log position', (c) =>
       c.statements.setPosition.run(id, position.offset, position.inode, position.headHash),
     );
@@ -282,6 +327,7 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
 
   /** Idempotent. Closing checkpoints the WAL into the main file. */
   async close(): Promise<void> {
+    if (!this.#closed && this.#connection !== undefined) this.#flushPuts();
     this.#closed = true;
     clearInterval(this.#watchTimer);
     const connection = this.#connection;

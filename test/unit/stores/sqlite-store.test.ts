@@ -125,6 +125,44 @@ describe('SqliteStore', () => {
     expect((await loadAll(daemon, T0)).map((d) => d.target)).toEqual(['192.0.2.2']);
   });
 
+  it('writes the bans put in one turn of the event loop in one transaction, before anything else touches the file', async () => {
+    const file = freshPath();
+    const daemon = track(new SqliteStore({ path: file, watchIntervalMs: 0 }));
+    await daemon.open();
+    const reader = new Database(file, { readonly: true });
+    try {
+      const commits = () => Number(reader.pragma('data_version', { simple: true }));
+      const before = commits();
+      // A burst (a log backlog's bans): all enforced at once by the caller, written together.
+      const targets = Array.from({ length: 500 }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
+      const stored = await Promise.all(targets.map((target) => daemon.putDecision(decision(target))));
+      expect(stored.map((d) => d.target)).toEqual(targets);
+      // Another connection sees one commit, holding all 500.
+      expect(commits()).toBe(before + 1);
+      expect(reader.prepare('SELECT count(*) FROM bans').pluck().get()).toBe(500);
+
+      // A delete, a count of earlier bans or a saved position right after a put comes after it.
+      const put = daemon.putDecision(decision('203.0.113.9'));
+      expect((await daemon.deleteDecision('203.0.113.9'))?.target).toBe('203.0.113.9');
+      expect((await put).target).toBe('203.0.113.9');
+      void daemon.putDecision(decision('203.0.113.10'));
+      expect(await daemon.countBans('203.0.113.10', null, 0)).toBe(1);
+      void daemon.putDecision(decision('203.0.113.11'));
+      await daemon.setPosition('auth', { offset: 42, inode: 7, headHash: 'h' });
+      expect(reader.prepare('SELECT count(*) FROM bans WHERE target = ?').pluck().get('203.0.113.11')).toBe(
+        1,
+      );
+      // Closing writes what is still held.
+      void daemon.putDecision(decision('203.0.113.12'));
+      await daemon.close();
+      expect(reader.prepare('SELECT count(*) FROM bans WHERE target = ?').pluck().get('203.0.113.12')).toBe(
+        1,
+      );
+    } finally {
+      reader.close();
+    }
+  });
+
   it('overwrites a saved log position', async () => {
     const store = track(new SqliteStore({ path: freshPath() }));
     await store.open();
