@@ -32,7 +32,7 @@ export interface LogTestReport {
   dateFormats: Record<string, number>;
   elapsedMs: number;
   linesPerSecond: number;
-  /** Byte ranges read at once (`--jobs`; 1: one pass in order). */
+  /** Threads that read the file (`--jobs`; 1: one pass in order). */
   jobs: number;
   /**
    * Ranges read again in the main thread because the multi-line sessions a worker rebuilt at its
