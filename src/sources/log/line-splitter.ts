@@ -4,6 +4,8 @@ import { isAscii } from 'node:buffer';
 export const DEFAULT_MAX_LINE_LENGTH = 16_384;
 
 const NEWLINE = 0x0a;
+/** Complete lines are decoded this many bytes at a time (a string under V8's large-object size). */
+const SLICE_BYTES = 64 * 1024;
 const CARRIAGE_RETURN = 13;
 
 /**
@@ -52,24 +54,40 @@ export class LineSplitter {
    */
   push(chunk: Uint8Array): string[] {
     const out: string[] = [];
+    this.forEachLine(chunk, (line) => out.push(line));
+    return out;
+  }
+
+  /**
+   * {@link push} handing each line to `each` as soon as it is decoded: a big chunk is decoded a
+   * few tens of KiB at a time, so no chunk-sized string is made (V8 puts strings over 128 KiB in
+   * its large-object space, old generation: each one brings the next full collection closer) and
+   * no array of thousands of lines outlives a young-generation collection.
+   */
+  forEachLine(chunk: Uint8Array, each: (line: string) => void): void {
     const firstNewline = chunk.indexOf(NEWLINE);
     if (firstNewline === -1) {
       this.#hold(chunk, 0, chunk.length);
-      return out;
+      return;
     }
     let start = 0;
     if (this.#held > 0) {
       this.#hold(chunk, 0, firstNewline);
-      out.push(this.#takeHeld());
+      each(this.#takeHeld());
       start = firstNewline + 1;
     }
     const lastNewline = chunk.lastIndexOf(NEWLINE);
-    if (lastNewline >= start) {
-      this.#splitComplete(chunk.subarray(start, lastNewline), out);
-      start = lastNewline + 1;
+    while (lastNewline >= start) {
+      // Up to the last `\n` within SLICE_BYTES (or the next one, for a longer line).
+      let end = lastNewline;
+      if (end - start > SLICE_BYTES) {
+        end = chunk.lastIndexOf(NEWLINE, start + SLICE_BYTES);
+        if (end < start) end = chunk.indexOf(NEWLINE, start + SLICE_BYTES);
+      }
+      this.#splitComplete(chunk.subarray(start, end), each);
+      start = end + 1;
     }
     if (start < chunk.length) this.#hold(chunk, start, chunk.length);
-    return out;
   }
 
   /** Returns the held partial line as a line (the stream ended), or `undefined` when there is none. */
@@ -85,7 +103,7 @@ export class LineSplitter {
   }
 
   /** `region` holds whole lines separated by `\n`, the last one's `\n` excluded. */
-  #splitComplete(region: Uint8Array, out: string[]): void {
+  #splitComplete(region: Uint8Array, each: (line: string) => void): void {
     if (region.length > this.#max && hasLongLine(region, this.#max)) {
       // Rare: cut lines one by one.
       let from = 0;
@@ -93,13 +111,13 @@ export class LineSplitter {
         const newline = region.indexOf(NEWLINE, from);
         const end = newline === -1 ? region.length : newline;
         if (end - from > this.#max) this.#truncated++;
-        out.push(stripCr(this.#decode(region.subarray(from, Math.min(end, from + this.#max)))));
+        each(stripCr(this.#decode(region.subarray(from, Math.min(end, from + this.#max)))));
         if (newline === -1) return;
         from = newline + 1;
       }
     }
     const lines = this.#decode(region).split('\n');
-    for (const line of lines) out.push(stripCr(line));
+    for (let i = 0; i < lines.length; i++) each(stripCr(lines[i] as string));
   }
 
   /** UTF-8 → string; ASCII, which is the same in Latin-1, by the cheaper copy. */

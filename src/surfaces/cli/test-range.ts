@@ -228,7 +228,7 @@ export async function feedLines(
 ): Promise<number> {
   const splitter = new LineSplitter(maxLineLength);
   for await (const chunk of input) {
-    for (const line of splitter.push(chunk)) each(line);
+    splitter.forEachLine(chunk, each);
     onBytes?.(chunk.length);
   }
   const last = splitter.flush();

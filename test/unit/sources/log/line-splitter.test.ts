@@ -108,4 +108,41 @@ describe('LineSplitter', () => {
       }
     }
   });
+
+  it('gives the same lines, one by one, from chunks of 1 MiB (decoded 64 KiB at a time) as line by line', () => {
+    let state = 11;
+    const next = () => {
+      state = (state * 1103515245 + 12345) & 0x7fffffff;
+      return state >>> 8;
+    };
+    // Lines of every length around the slice size: short ones, ones of 60-70 KiB, CRLF, empty
+    // lines, non-ASCII, and one longer than maxLineLength; chunks cut anywhere.
+    const parts: string[] = [];
+    for (let total = 0; total < 3 * 1024 * 1024; total += (parts.at(-1) as string).length) {
+      const kind = next() % 10;
+      const length = kind === 0 ? 60_000 + (next() % 10_000) : kind === 1 ? 0 : next() % 300;
+      const text = 'x'.repeat(length).replace(/x/g, () => 'ab cé\u2028z'[next() % 7] as string);
+      parts.push(`${text}${kind === 2 ? '\r\n' : '\n'}`);
+    }
+    parts.push('y'.repeat(200_000)); // no newline at the end, longer than the limit
+    const data = Buffer.from(parts.join(''), 'utf8');
+    const max = 100_000;
+    const splitter = new LineSplitter(max);
+    const got: string[] = [];
+    for (let at = 0; at < data.length; ) {
+      const size = (1 << 20) - (next() % 4096);
+      splitter.forEachLine(data.subarray(at, at + size), (line) => got.push(line));
+      at += size;
+    }
+    const last = splitter.flush();
+    if (last !== undefined) got.push(last);
+    const expected = parts.map((part) => {
+      const line = part.replace(/\r?\n$/, '');
+      const cut = Buffer.from(line, 'utf8').subarray(0, max);
+      return new TextDecoder().decode(cut);
+    });
+    expect(got.length).toBe(expected.length);
+    expect(got).toEqual(expected);
+    expect(splitter.truncatedLines).toBe(1);
+  });
 });
