@@ -136,7 +136,10 @@ async function jail(withGuard: boolean, stub = false): Promise<Run> {
   );
   const store =
     STORE === 'sqlite'
-      ? new SqliteStore({ path: path.join(dir, `bans-${Date.now()}-${Math.random()}.db`), watchIntervalMs: 0 })
+      ? new SqliteStore({
+          path: path.join(dir, `bans-${Date.now()}-${Math.random()}.db`),
+          watchIntervalMs: 0,
+        })
       : new MemoryStore();
   const guard = await createGuard(config, { store, env: {} });
   const nothing = Promise.resolve({ outcome: 'counted', failures: 0 } as const);
