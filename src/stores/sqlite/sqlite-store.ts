@@ -139,6 +139,7 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
     reject: (error: unknown) => void;
   }[] = [];
   #flushTimer: NodeJS.Immediate | undefined;
+  readonly #pendingTargets = new Set<string>();
 
   constructor(options: SqliteStoreOptions) {
     super();
@@ -220,14 +221,16 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
 
   /**
    * Stores a decision with the others put in the same turn of the event loop: one transaction for
-   * all of them at the next turn, or at once before any other operation on the file (so a delete,
-   * a count of earlier bans or a saved log position never gets ahead of a ban put before it). A
-   * burst of bans (a log backlog) costs one commit, not one each (~80 µs here).
+   * all of them at the next turn, or at once before anything that must come after them (an unban,
+   * a load of the decisions, a purge, a saved log position, closing, and a count of earlier bans
+   * of a target one of them bans). A burst of bans (a log backlog) costs one commit, not one each
+   * (~80 µs here).
    */
   async putDecision(decision: Decision): Promise<Decision> {
     this.#run('store a decision', () => undefined); // closed or not open: rejects now
     return new Promise((resolve, reject) => {
       this.#pendingPuts.push({ decision, resolve, reject });
+      this.#pendingTargets.add(decision.target);
       this.#flushTimer ??= setImmediate(() => this.#flushPuts());
     });
   }
@@ -241,6 +244,7 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
     const pending = this.#pendingPuts;
     if (pending.length === 0) return;
     this.#pendingPuts = [];
+    this.#pendingTargets.clear();
     let stored: Decision[];
     try {
       stored = this.#run('store a decision', (c) => c.putMany(pending.map((put) => put.decision)));
@@ -299,7 +303,8 @@ export class SqliteStore extends EventEmitter<StoreEventMap> implements Store {
   }
 
   async countBans(target: string, jail: string | null, sinceMs: number): Promise<number> {
-    this.#flushPuts();
+    // Only a held ban of this target changes the count (bantime_increment asks at every ban).
+    if (this.#pendingTargets.has(target)) this.#flushPuts();
     return this.#run('count bans', (c) =>
       jail === null
         ? (c.statements.countAll.get(target, sinceMs) ?? 0)

@@ -146,7 +146,13 @@ describe('SqliteStore', () => {
       expect((await daemon.deleteDecision('203.0.113.9'))?.target).toBe('203.0.113.9');
       expect((await put).target).toBe('203.0.113.9');
       void daemon.putDecision(decision('203.0.113.10'));
+      // bantime_increment counts a target's earlier bans at each ban: another target's count
+      // leaves the held ones held, this target's writes them first.
+      const held = commits();
+      expect(await daemon.countBans('203.0.113.99', null, 0)).toBe(0);
+      expect(commits()).toBe(held);
       expect(await daemon.countBans('203.0.113.10', null, 0)).toBe(1);
+      expect(commits()).toBe(held + 1);
       void daemon.putDecision(decision('203.0.113.11'));
       await daemon.setPosition('auth', { offset: 42, inode: 7, headHash: 'h' });
       expect(reader.prepare('SELECT count(*) FROM bans WHERE target = ?').pluck().get('203.0.113.11')).toBe(
