@@ -163,9 +163,10 @@ describe('portcullis import fail2ban', () => {
     expect(config.jails.find((j) => j.name === 'sshd')?.banTimeIncrement?.factor).toBe(2);
   });
 
-  it('uses the bundled twin for a fail2ban filter RE2 cannot run, and says so', () => {
-    // sshd's "Failed password" regexes use conditionals: leaving them out would miss attacks.
-    expect(result.yaml).toMatch(/ {4}filter: "sshd"/);
+  it("reads fail2ban's own filter where RE2 can run it, the bundled twin where it cannot, and says so", () => {
+    // sshd's conditionals and `(?:(?! from ).)*?` are written out exactly (python-rewrite.ts).
+    expect(result.yaml).toMatch(/ {4}filter: \{"fail2ban":"sshd","mode":"normal","fail2ban_dir":"[^"]+"\}/);
+    // apache-auth's prefregex has a look-ahead: leaving it out would change every failregex.
     expect(result.yaml).toMatch(/ {4}filter: "apache-auth"/);
   });
 
@@ -175,7 +176,7 @@ describe('portcullis import fail2ban', () => {
     const notes = result.notCarried.join('\n');
     expect(notes).toContain('ignoreip gateway.example.net: not an address or CIDR range');
     expect(notes).toContain('postfix: action abuseipdb: no portcullis equivalent');
-    expect(notes).toContain("sshd: filter sshd: fail2ban's cannot run on RE2");
+    expect(notes).toContain("apache-auth: filter apache-auth: fail2ban's cannot run on RE2");
     expect(notes).toContain('whois lookups and log lines are not added');
   });
 

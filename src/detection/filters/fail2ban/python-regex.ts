@@ -1,3 +1,5 @@
+import { rewritePythonIdioms } from './python-rewrite.js';
+
 /**
  * Python `re` syntax (as fail2ban writes it, with its tags) to the RE2 syntax portcullis filters
  * use, keeping the meaning or refusing. Only constructs with the same meaning on both engines are
@@ -30,6 +32,8 @@
  * | `<HOST>` | `(?:<ADDR>\|<DNS>)` (`<ADDR>` with `usedns = no`) | fail2ban's: `<HOST>(?::\d+)?` leaves the port out |
  * | `<DNS>` | a host-name group | never an IP: such a match is a missed line (`bad host`) |
  * | other `<UPPER>` | `[<]UPPER[>]` | fail2ban leaves unknown tags as literal text |
+ * | `(?P<g>x)? ... (?(g)y\|z)` | `(?:(?P<g>x) ... y\|... z)` | written out per choice (python-rewrite.ts) |
+ * | `(?:(?! from ).)*?` before ` from ` or `$` | a regex of the texts ` from ` does not start in | the same texts (python-rewrite.ts) |
  */
 
 /** Why a regex cannot be carried over. */
@@ -76,7 +80,8 @@ export const BOUNDARY_NOTE =
  * portcullis syntax. Throws {@link UnsupportedRegexError} with the reason.
  */
 export function translatePythonRegex(source: string, options: TranslateOptions = {}): string {
-  const tagged = translateTags(source, options.usedns === 'no');
+  // Conditionals and `(?:(?!text).)*` where they can be written out exactly (python-rewrite.ts).
+  const tagged = rewritePythonIdioms(translateTags(source, options.usedns === 'no'));
   const state: SyntaxState = { ascii: false, boundary: false };
   const out = translateSyntax(tagged, state);
   if (state.boundary) options.notes?.add(BOUNDARY_NOTE);

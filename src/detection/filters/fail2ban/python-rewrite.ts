@@ -1,0 +1,400 @@
+/**
+ * Exact rewrites of two Python regex idioms fail2ban's filters (sshd's among them) use and RE2
+ * cannot run, into regexes without them, before the rest of the translation (python-regex.ts).
+ * Anything else, or either idiom in a shape not listed here, is left as it is (and refused there).
+ *
+ * 1. **Conditionals** `(?(name)yes|no)` after the place that decides whether group `name` took
+ *    part: a greedy optional group `(?P<name>...)?` (or a lazy one), or a group one of whose
+ *    alternatives holds `(?P<name>...)` directly. That place and everything after it in the same
+ *    sequence are written out once per choice, in the order Python tries them, with the
+ *    conditional replaced by the branch that choice implies:
+ *    `A (?P<g>x)? B (?(g)y|z) C` → `A (?:(?P<g>x) B y C|B z C)`. The same texts match, with the
+ *    same groups, preferred in the same order (RE2's leftmost-first alternation is Python's
+ *    backtracking order). The copies repeat group names; the filter compiler numbers each.
+ * 2. **Tempered tokens** `(?:(?!L).)*` and `(?:(?!L).)*?` with `L` a literal text, followed (past
+ *    group ends and fail2ban's `</F-...>` tags, which match nothing) by text that starts with
+ *    `L`, or by `$` at the end of the pattern. The token takes characters other than a line end
+ *    as long as `L` does not start at any of them; before `L` or the end of the line the text it
+ *    takes is one and the same however it is repeated, so it is written as a regex for "the
+ *    texts in which `L` does not start", built from the automaton that follows `L` (states: how
+ *    much of `L` the text ends with), with the states whose unfinished `L` the following text
+ *    completes left out.
+ */
+
+type Item = Atom | Group | Quantified;
+
+interface Atom {
+  kind: 'atom';
+  text: string;
+}
+
+interface Group {
+  kind: 'group';
+  /** `(`, `(?:`, `(?P<name>`, `(?!`, `(?(name)`, `<F-USER>`, ... */
+  open: string;
+  /** `)` or `</F-USER>`. */
+  close: string;
+  body: Seq[];
+}
+
+interface Quantified {
+  kind: 'quantified';
+  item: Atom | Group;
+  /** `*`, `+?`, `{0,2}`, ... */
+  quantifier: string;
+}
+
+type Seq = Item[];
+
+class Unparsable extends Error {}
+
+/** The rewritten pattern, or the pattern itself when nothing here applies (or it cannot be parsed). */
+export function rewritePythonIdioms(pattern: string): string {
+  if (!pattern.includes('(?(') && !pattern.includes('(?!')) return pattern;
+  let tree: Seq[];
+  try {
+    tree = parse(pattern);
+  } catch (error) {
+    if (error instanceof Unparsable) return pattern;
+    throw error;
+  }
+  // Each round removes one conditional (copies may repeat later ones); bounded all the same.
+  for (let round = 0; round < 64; round++) if (!expandOneConditional(tree)) break;
+  rewriteTemperedTokens(tree, []);
+  return render(tree);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing and rendering (structure only: every character keeps its text)
+
+const F_TAG = /^<(\/?)F-[A-Za-z0-9_-]+>/;
+/** Python's quantifiers (`{` not followed by one of these shapes is a literal brace). */
+const QUANTIFIER = /^(?:[*+?]|\{\d+\}|\{\d*,\d*\})[?+]?/;
+
+function parse(pattern: string): Seq[] {
+  let i = 0;
+  const alternatives = (closing: string | null): Seq[] => {
+    const branches: Seq[] = [[]];
+    for (;;) {
+      const branch = branches[branches.length - 1] as Seq;
+      if (i >= pattern.length) {
+        if (closing !== null) throw new Unparsable(`missing ${closing}`);
+        return branches;
+      }
+      const c = pattern[i] as string;
+      const tag = c === '<' ? F_TAG.exec(pattern.slice(i, i + 40)) : null;
+      if (c === ')' || (tag !== null && tag[1] === '/')) {
+        const text = tag !== null ? tag[0] : ')';
+        if (closing !== text) throw new Unparsable(`unexpected ${text}`);
+        i += text.length;
+        return branches;
+      }
+      if (c === '|') {
+        branches.push([]);
+        i++;
+        continue;
+      }
+      let item: Atom | Group;
+      if (tag !== null) {
+        i += tag[0].length;
+        const name = tag[0].slice(1, -1);
+        item = { kind: 'group', open: tag[0], close: `</${name}>`, body: alternatives(`</${name}>`) };
+      } else if (c === '(') {
+        const open = groupOpening(pattern, i);
+        i += open.length;
+        item = { kind: 'group', open, close: ')', body: alternatives(')') };
+      } else if (c === '\\') {
+        if (i + 1 >= pattern.length) throw new Unparsable('lone backslash');
+        item = { kind: 'atom', text: pattern.slice(i, i + 2) };
+        i += 2;
+      } else if (c === '[') {
+        const end = classEnd(pattern, i);
+        item = { kind: 'atom', text: pattern.slice(i, end) };
+        i = end;
+      } else if ('*+?'.includes(c) || QUANTIFIER.test(pattern.slice(i, i + 24))) {
+        throw new Unparsable('a quantifier with nothing before it');
+      } else {
+        item = { kind: 'atom', text: c };
+        i++;
+      }
+      const quantifier = QUANTIFIER.exec(pattern.slice(i, i + 24));
+      if (quantifier !== null) {
+        i += quantifier[0].length;
+        branch.push({ kind: 'quantified', item, quantifier: quantifier[0] });
+      } else branch.push(item);
+    }
+  };
+  return alternatives(null);
+}
+
+function groupOpening(pattern: string, i: number): string {
+  const rest = pattern.slice(i, i + 80);
+  const opening =
+    /^\(\?P<[A-Za-z_]\w*>/.exec(rest) ??
+    /^\(\?\([A-Za-z_]\w*\)/.exec(rest) ??
+    /^\(\?(?:[:=!]|<[=!]|[a-zA-Z]*(?:-[a-zA-Z]+)?:)/.exec(rest) ??
+    /^\(\?P=\w+/.exec(rest);
+  if (opening !== null) return opening[0];
+  if (rest.startsWith('(?')) throw new Unparsable(`group syntax ${rest.slice(0, 6)}`);
+  return '(';
+}
+
+/** The index after the character class starting at `start`. */
+function classEnd(pattern: string, start: number): number {
+  let i = start + 1;
+  if (pattern[i] === '^') i++;
+  if (pattern[i] === ']') i++;
+  while (i < pattern.length) {
+    const c = pattern[i];
+    if (c === '\\') i += 2;
+    else if (c === ']') return i + 1;
+    else i++;
+  }
+  throw new Unparsable('unclosed class');
+}
+
+function render(branches: readonly Seq[]): string {
+  return branches.map((seq) => seq.map(renderItem).join('')).join('|');
+}
+
+function renderItem(item: Item): string {
+  if (item.kind === 'atom') return item.text;
+  if (item.kind === 'group') return `${item.open}${render(item.body)}${item.close}`;
+  return `${renderItem(item.item)}${item.quantifier}`;
+}
+
+function clone<T>(value: T): T {
+  return structuredClone(value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditionals
+
+const CONDITIONAL = /^\(\?\(([A-Za-z_]\w*)\)$/;
+
+/** Expands the first conditional that can be expanded; false when none is left or none can be. */
+function expandOneConditional(tree: Seq[]): boolean {
+  for (const seq of tree) if (expandIn(seq)) return true;
+  return false;
+}
+
+/** Looks for a sequence in which a choice item decides a conditional later in the same sequence. */
+function expandIn(seq: Seq): boolean {
+  for (let i = 0; i < seq.length; i++) {
+    const item = seq[i] as Item;
+    const choice = choicesOf(item).find((c) =>
+      seq.slice(i + 1).some((later) => holdsConditional(later, c.name)),
+    );
+    if (choice !== undefined) {
+      const alternatives = choice.options.map(({ replacement, present }) => [
+        ...replacement,
+        ...seq.slice(i + 1).map((later) => resolve(clone(later), choice.name, present)),
+      ]);
+      seq.splice(i, seq.length - i, { kind: 'group', open: '(?:', close: ')', body: alternatives });
+      return true;
+    }
+    // Deeper: the first item whose inside expands.
+    for (const inner of innerSeqs(item)) if (expandIn(inner)) return true;
+  }
+  return false;
+}
+
+interface Choice {
+  name: string;
+  /** What replaces the choice item for each way it can go, in Python's order. */
+  options: { replacement: Item[]; present: boolean }[];
+}
+
+/** The choices `item` makes about named groups: an optional group, or an alternation holding some. */
+function choicesOf(item: Item): Choice[] {
+  if (item.kind === 'quantified' && item.item.kind === 'group') {
+    const name = groupName(item.item);
+    if (name === null || (item.quantifier !== '?' && item.quantifier !== '??')) return [];
+    const present = { replacement: [clone(item.item)], present: true };
+    const absent = { replacement: [], present: false };
+    return [{ name, options: item.quantifier === '?' ? [present, absent] : [absent, present] }];
+  }
+  if (item.kind !== 'group' || item.body.length < 2 || CONDITIONAL.test(item.open) || isLookaround(item.open))
+    return [];
+  // A named group directly in one alternative (not repeated, not inside another choice) took
+  // part exactly when that alternative did.
+  const choices: Choice[] = [];
+  item.body.forEach((branch, holder) => {
+    for (const inBranch of branch) {
+      const name = inBranch.kind === 'group' ? groupName(inBranch) : null;
+      if (name === null) continue;
+      choices.push({
+        name,
+        options: item.body.map((only, k) => ({
+          replacement: [{ ...clone(item), body: [clone(only)] }],
+          present: k === holder,
+        })),
+      });
+    }
+  });
+  return choices;
+}
+
+function groupName(group: Group): string | null {
+  return /^\(\?P<([A-Za-z_]\w*)>$/.exec(group.open)?.[1] ?? null;
+}
+
+function isLookaround(open: string): boolean {
+  return open === '(?=' || open === '(?!' || open === '(?<=' || open === '(?<!';
+}
+
+function innerSeqs(item: Item): Seq[] {
+  if (item.kind === 'group') return item.body;
+  if (item.kind === 'quantified' && item.item.kind === 'group') return item.item.body;
+  return [];
+}
+
+function holdsConditional(item: Item, name: string): boolean {
+  const group = item.kind === 'quantified' ? item.item : item;
+  if (group.kind !== 'group') return false;
+  if (CONDITIONAL.exec(group.open)?.[1] === name) return true;
+  return group.body.some((seq) => seq.some((inner) => holdsConditional(inner, name)));
+}
+
+/** `item` with each conditional on `name` replaced by its yes or no branch. */
+function resolve(item: Item, name: string, present: boolean): Item {
+  if (item.kind === 'atom') return item;
+  if (item.kind === 'quantified') return { ...item, item: resolve(item.item, name, present) as Atom | Group };
+  const body = item.body.map((seq) => seq.map((inner) => resolve(inner, name, present)));
+  if (CONDITIONAL.exec(item.open)?.[1] === name) {
+    if (body.length > 2) throw new Error('a conditional with more than two branches');
+    const chosen = present ? body[0] : body[1];
+    return { kind: 'group', open: '(?:', close: ')', body: [chosen ?? []] };
+  }
+  return { ...item, body };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tempered tokens
+
+/** What follows an item: the items after it in each enclosing sequence, innermost first. */
+type Trail = { seq: Seq; index: number }[];
+
+function rewriteTemperedTokens(branches: Seq[], trail: Trail): void {
+  for (const seq of branches) {
+    for (let i = 0; i < seq.length; i++) {
+      const item = seq[i] as Item;
+      const here: Trail = [{ seq, index: i }, ...trail];
+      const literal = temperedLiteral(item);
+      if (literal !== null) {
+        const follows = followingText(here);
+        const replacement = follows === null ? null : avoiding(literal, follows);
+        if (replacement !== null) seq[i] = { kind: 'atom', text: replacement };
+        continue;
+      }
+      // Inside a group that repeats, what follows is not known: only plain groups are looked into.
+      if (item.kind !== 'group' || isLookaround(item.open) || item.open.startsWith('(?P=')) continue;
+      rewriteTemperedTokens(item.body, here);
+    }
+  }
+}
+
+/** `L` of `(?:(?!L).)*` or `(?:(?!L).)*?` with `L` plain text; otherwise null. */
+function temperedLiteral(item: Item): string | null {
+  if (item.kind !== 'quantified' || (item.quantifier !== '*' && item.quantifier !== '*?')) return null;
+  const group = item.item;
+  if (group.kind !== 'group' || group.open !== '(?:' || group.body.length !== 1) return null;
+  const [look, dot] = group.body[0] as Seq;
+  if (group.body[0]?.length !== 2 || dot?.kind !== 'atom' || dot.text !== '.') return null;
+  if (look?.kind !== 'group' || look.open !== '(?!' || look.body.length !== 1) return null;
+  let literal = '';
+  for (const part of look.body[0] as Seq) {
+    const char = part.kind === 'atom' ? literalChar(part.text) : null;
+    if (char === null || char === '\n') return null;
+    literal += char;
+  }
+  return literal === '' ? null : literal;
+}
+
+/**
+ * The literal text that certainly follows the item at the head of `trail`, read on past the ends
+ * of the groups around it (up to `limit` characters); `'$'` when the end of the pattern follows
+ * at once (`$` as its last item); null when neither is known.
+ */
+function followingText(trail: Trail, limit = 64): string | null {
+  let text = '';
+  for (let level = 0; level < trail.length; level++) {
+    const { seq, index } = trail[level] as Trail[number];
+    for (let k = index + 1; k < seq.length; k++) {
+      const next = seq[k] as Item;
+      const char = next.kind === 'atom' ? literalChar(next.text) : null;
+      if (char !== null) {
+        text += char;
+        if (text.length >= limit) return text;
+        continue;
+      }
+      const endsHere =
+        next.kind === 'atom' &&
+        next.text === '$' &&
+        k === seq.length - 1 &&
+        trail.slice(level + 1).every((outer) => outer.index === outer.seq.length - 1);
+      if (endsHere && text === '') return '$';
+      return text === '' ? null : text;
+    }
+  }
+  // The pattern's end without `$`: a search goes on to any text.
+  return text === '' ? null : text;
+}
+
+/** The character an atom stands for when it is a literal one, else null. */
+function literalChar(text: string): string | null {
+  if (text.length === 1 && !'.^$[]{}()*+?|\\'.includes(text)) return text;
+  if (/^\\[^A-Za-z0-9]$/.test(text)) return text[1] as string;
+  return null;
+}
+
+/**
+ * A Python regex (non-capturing) for the texts without a line end in which `literal` starts at no
+ * character, `follows` being the text after them (`'$'`: the end of the line), or null when that
+ * text does not start with `literal` (then the token's greedy and lazy forms take different texts)
+ * or the literal is not of a shape handled here.
+ *
+ * With c the literal's first character, such a text is a run without c, then blocks of c and a run
+ * without c; the literal can only start at a block's c. Two shapes of literal are handled (every
+ * one fail2ban's filters use): c appears nowhere else in it (` from`: a block must not go on with
+ * the rest, `from`), or only at its end too (` from `: a block must not be exactly `from` when
+ * another c follows — another block, or the following text, which starts with the literal).
+ */
+function avoiding(literal: string, follows: string): string | null {
+  if (follows !== '$' && !follows.startsWith(literal)) return null;
+  const c = literal[0] as string;
+  const rest = literal.slice(1);
+  const run = `[^${classChar(c)}\\n]`;
+  if (rest === '') return `(?:${run}*)`;
+  const inside = rest.slice(0, -1);
+  if (!rest.includes(c)) return `(?:${run}*(?:${escapeChar(c)}${notStartingWith(rest, c)})*)`;
+  if (inside.includes(c) || rest[rest.length - 1] !== c) return null;
+  // Every block but a last one before the end of the line must not be exactly `inside`.
+  const blocks = `${run}*(?:${escapeChar(c)}${notExactly(inside, c)})*`;
+  return follows === '$' ? `(?:${blocks}(?:${escapeChar(c)}${run}*)?)` : `(?:${blocks})`;
+}
+
+/** Runs without `c` (nor a line end) that do not start with `text` (which holds no `c`). */
+function notStartingWith(text: string, c: string): string {
+  const head = text[0] as string;
+  const tail = text.slice(1);
+  const other = `[^${classChar(head)}${classChar(c)}\\n][^${classChar(c)}\\n]*`;
+  return tail === '' ? `(?:|${other})` : `(?:|${other}|${escapeChar(head)}${notStartingWith(tail, c)})`;
+}
+
+/** Runs without `c` (nor a line end) other than `text` itself (which holds no `c`). */
+function notExactly(text: string, c: string): string {
+  const run = `[^${classChar(c)}\\n]`;
+  if (text === '') return `${run}+`;
+  const head = text[0] as string;
+  const other = `[^${classChar(head)}${classChar(c)}\\n]${run}*`;
+  return `(?:|${other}|${escapeChar(head)}${notExactly(text.slice(1), c)})`;
+}
+
+function escapeChar(c: string): string {
+  return /[A-Za-z0-9 ]/.test(c) ? c : `\\${c}`;
+}
+
+function classChar(c: string): string {
+  return /[A-Za-z0-9 ]/.test(c) ? c : `\\${c}`;
+}

@@ -1,0 +1,184 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { translatePythonRegex } from '../../../../../src/detection/filters/fail2ban/python-regex.js';
+import { rewritePythonIdioms } from '../../../../../src/detection/filters/fail2ban/python-rewrite.js';
+
+/**
+ * The rewrites must mean exactly what Python's `re` means: each original pattern and its rewrite
+ * are run by Python itself on the same lines (sshd-shaped ones with user names holding blanks,
+ * " from " and colons, and random ones), comparing whether they match, where, and every group.
+ */
+
+// fail2ban's tags as Python groups, a small <HOST>; the rewrite's repeated group names numbered
+// (Python refuses a name twice; portcullis's compiler numbers each copy itself).
+const HOST = '(?P<ip4>\\d+\\.\\d+\\.\\d+\\.\\d+)';
+const pythonTags = (p: string) =>
+  p
+    .replace(/<F-([A-Z_]+)>/g, (_, n: string) => `(?P<F_${n.toLowerCase()}>`)
+    .replace(/<\/F-[A-Z_]+>/g, ')')
+    .replace(/<HOST>/g, HOST);
+const numbered = (p: string) => {
+  const seen = new Map<string, number>();
+  return p.replace(/\(\?P<(\w+)>/g, (_, n: string) => {
+    const k = (seen.get(n) ?? 0) + 1;
+    seen.set(n, k);
+    return `(?P<${n}__${k}>`;
+  });
+};
+
+const SSHD_PUB =
+  '^Failed publickey for invalid user <F-USER>(?P<cond_user>\\S+)|(?:(?! from ).)*?</F-USER> from <HOST>(?: (?:port \\d+|on \\S+)){0,2}(?: ssh\\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)';
+const SSHD_FAILED =
+  '^Failed (?:<F-NOFAIL>publickey</F-NOFAIL>|\\S+) for (?P<cond_inv>invalid user )?<F-USER>(?P<cond_user>\\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)</F-USER> from <HOST>(?: (?:port \\d+|on \\S+)){0,2}(?: ssh\\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)';
+const PATTERNS = [
+  SSHD_PUB,
+  SSHD_FAILED,
+  '^a(?:(?!xyz).)*xyz(?P<t>.*)$',
+  '^a(?:(?!xyz).)*?xyz',
+  '^a(?:(?!xyz).)*$',
+  '^b(?:(?! to ).)*? to (?P<dest>\\S+)$',
+  '^a(?:(?!aba).)*aba(?P<t>.*)$',
+  '^(?P<g>q)?w(?(g)e|r)t$',
+  '^(?P<g>q)??w(?(g)e|r)',
+  '^(?:(?P<g>q)|z)w(?(g)e|r)(?:(?! to ).)*$',
+];
+
+function lines(count: number): string[] {
+  let state = 99;
+  const next = (n: number) => {
+    state = (state * 1103515245 + 12345) & 0x7fffffff;
+    return (state >>> 8) % n;
+  };
+  const pick = <T>(list: readonly T[]): T => list[next(list.length)] as T;
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    if (next(6) === 0) {
+      // The conditional's own small language, and near-misses of it.
+      out.push(
+        pick(['qwet', 'wrt', 'qwrt', 'wet', 'qw', 'wr', 'zwe', 'zwr', 'qwe', 'wr']) +
+          pick(['', 't', ' to x', 'x']),
+      );
+    } else if (next(5) === 0) {
+      // A destination after words that may hold " to " themselves.
+      const words = Array.from({ length: next(4) }, () => pick(['x', 'to', ' to ', 'tox', 'o ', ' t'])).join(
+        pick(['', ' ']),
+      );
+      out.push(`b${words} to ${pick(['host', 'a b', '', 'to', 'c:d'])}`);
+    } else if (next(2) === 0) {
+      const user = Array.from({ length: 1 + next(3) }, () =>
+        pick(['root', 'x', 'from', 'fro', 'm', 'a:b', '', 'from x', 'admin', 'to']),
+      ).join(' ');
+      out.push(
+        pick([
+          'Failed publickey for invalid user ',
+          'Failed password for invalid user ',
+          'Failed password for ',
+          'Failed publickey for ',
+          'Failed none for invalid user ',
+        ]) +
+          user +
+          pick([' from 192.0.2.4', ' from 10.0.0.1', ' from x', '']) +
+          pick(['', ' port 22', ' port 22 on 192.0.2.4', ' on x']) +
+          pick(['', ' ssh2', ' ssh']) +
+          pick(['', ': ', ': RSA SHA256:abc', ' from 198.51.100.8', ' x', ' from', 'from ']),
+      );
+    } else {
+      const words = [
+        'a',
+        'b',
+        'xyz',
+        'xy',
+        'z',
+        ' ',
+        'x',
+        ' to ',
+        'to',
+        'q',
+        'w',
+        'e',
+        'r',
+        't',
+        'aba',
+        'ab',
+        'ba',
+      ];
+      out.push(
+        pick(['', 'a', 'b', 'q', 'w', 'zw']) +
+          Array.from({ length: next(8) }, () => pick(words)).join(pick(['', ' '])),
+      );
+    }
+  }
+  return out;
+}
+
+const CHECK = `
+import json, re, sys
+data = json.load(sys.stdin)
+out = []
+for case in data['cases']:
+    o = re.compile(case['original']); r = re.compile(case['rewritten'])
+    differences = []; hits = 0
+    for line in data['lines']:
+        mo = o.search(line); mr = r.search(line)
+        if (mo is None) != (mr is None):
+            differences.append([line, mo is not None, mr is not None]); continue
+        if mo is None: continue
+        hits += 1
+        go = {k: v for k, v in mo.groupdict().items() if v is not None}
+        gr = {}
+        for k, v in mr.groupdict().items():
+            if v is not None: gr.setdefault(k.split('__')[0], v)
+        if go != gr or mo.span() != mr.span():
+            differences.append([line, go, gr])
+    out.append({'hits': hits, 'differences': differences[:5]})
+print(json.dumps(out))
+`;
+
+describe('rewritePythonIdioms (conditionals, tempered tokens)', () => {
+  it('means what Python means: same matches, same spans, same groups, on 20,000 lines', () => {
+    const cases = PATTERNS.map((p) => ({
+      original: pythonTags(p),
+      rewritten: numbered(pythonTags(rewritePythonIdioms(p))),
+    }));
+    for (const c of cases) {
+      expect(c.rewritten).not.toContain('(?(');
+      expect(c.rewritten).not.toContain('(?!');
+    }
+    const run = spawnSync('python3', ['-c', CHECK], {
+      input: JSON.stringify({ cases, lines: lines(20_000) }),
+      encoding: 'utf8',
+      maxBuffer: 16 << 20,
+    });
+    expect(run.stderr).toBe('');
+    const results = JSON.parse(run.stdout) as { hits: number; differences: unknown[] }[];
+    results.forEach((result, i) => {
+      expect(result.differences, PATTERNS[i]).toEqual([]);
+      // The comparison must be able to fail: each pattern matched many of the lines.
+      expect(result.hits, PATTERNS[i]).toBeGreaterThan(100);
+    });
+  });
+
+  it('writes a conditional out per choice, in the order Python tries them', () => {
+    expect(rewritePythonIdioms('^(?P<g>q)?w(?(g)e|r)t$')).toBe('^(?:(?P<g>q)w(?:e)t$|w(?:r)t$)');
+    expect(rewritePythonIdioms('^(?P<g>q)??w(?(g)e)')).toBe('^(?:w(?:)|(?P<g>q)w(?:e))');
+  });
+
+  it('leaves alone what it cannot write out exactly (then the translation refuses it)', () => {
+    for (const pattern of [
+      // what follows the token does not start with the literal: greedy and lazy differ
+      '^a(?:(?!xyz).)*?q',
+      // the literal's first character in its middle
+      '^a(?:(?!aab).)*aab',
+      // nothing known after the token
+      '^a(?:(?!xyz).)*',
+      // the group decided inside a repetition
+      '^(?:(?P<g>q)?w)+(?(g)e|r)',
+      // a numbered group, a look-ahead of another shape
+      '^(q)?w(?(1)e|r)',
+      '^a(?!b)\\w+',
+    ]) {
+      expect(rewritePythonIdioms(pattern)).toBe(pattern);
+      expect(() => translatePythonRegex(pattern)).toThrow(/look-ahead|conditional/);
+    }
+  });
+});
