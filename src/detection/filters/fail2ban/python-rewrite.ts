@@ -58,11 +58,18 @@ export function rewritePythonIdioms(pattern: string): string {
     if (error instanceof Unparsable) return pattern;
     throw error;
   }
-  // Each round removes one conditional (copies may repeat later ones); bounded all the same.
-  for (let round = 0; round < 64; round++) if (!expandOneConditional(tree)) break;
+  // Each round removes one conditional; copies repeat the later ones, so sequential conditionals
+  // double the pattern each: past the limits it is left as it was (and refused).
+  for (let round = 0; expandOneConditional(tree); round++)
+    if (round === MAX_CONDITIONALS || render(tree).length > MAX_REWRITTEN) return pattern;
   rewriteTemperedTokens(tree, []);
-  return render(tree);
+  const out = render(tree);
+  return out.length > MAX_REWRITTEN ? pattern : out;
 }
+
+/** The longest rewrite kept, and the most conditionals written out (sshd's take 4). */
+const MAX_REWRITTEN = 32 * 1024;
+const MAX_CONDITIONALS = 16;
 
 // ---------------------------------------------------------------------------------------------
 // Parsing and rendering (structure only: every character keeps its text)

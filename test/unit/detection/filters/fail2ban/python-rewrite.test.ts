@@ -176,6 +176,9 @@ describe('rewritePythonIdioms (conditionals, tempered tokens)', () => {
       // a numbered group, a look-ahead of another shape
       '^(q)?w(?(1)e|r)',
       '^a(?!b)\\w+',
+      // 20 conditionals one after the other: 2^20 copies; left as it is
+      Array.from({ length: 20 }, (_, i) => `(?P<g${i}>a)?b`).join('') +
+        Array.from({ length: 20 }, (_, i) => `(?(g${i})c|d)`).join(''),
     ]) {
       expect(rewritePythonIdioms(pattern)).toBe(pattern);
       expect(() => translatePythonRegex(pattern)).toThrow(/look-ahead|conditional/);
