@@ -328,14 +328,14 @@ const NAME_STARTS = new Map<number, number>();
 for (const day of ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun']) NAME_STARTS.set(nameKey(day, 0), CTIME);
 for (const month of MONTHS.split('|')) NAME_STARTS.set(nameKey(month, 0), SYSLOG);
 
+/** Starts of dates remembered one by one (see tryAt). */
+const RECENT_STARTS = 64;
+
 /**
  * The ends of the places a date can start past a line's first characters (see find): two digits
  * and `-` or `/` (the end of a run of two or four), or a capitalised name of three letters and a
  * blank (not part of the match: every match is 3 characters long).
  */
-/** Starts of dates remembered one by one (see tryAt). */
-const RECENT_STARTS = 64;
-
 const PLACES = /[0-9][0-9][-/]|[A-Z][a-z][a-z](?= )/g;
 
 function nameKey(text: string, at: number): number {

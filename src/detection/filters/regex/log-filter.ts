@@ -909,8 +909,7 @@ function first(m: Captures, indexes: readonly number[]): string | undefined {
   return undefined;
 }
 
-/** The line without its date text, as fail2ban cuts it: brackets around the date stay (`[]`). */
-/** The cut of `dateCut: exact` (fail2ban's filters): the date's text only, its brackets stay. */
+/** The cut of `dateCut: exact` (fail2ban's filters): the date's text only, its brackets stay (`[]`). */
 function cutExact(line: string, date: { start: number; end: number }, into: DateCut): DateCut {
   const bracketed = date.end - date.start >= 2 && line[date.start] === '[' && line[date.end - 1] === ']';
   into.before = bracketed ? date.start + 1 : date.start;
