@@ -240,9 +240,9 @@ describe('portcullis import fail2ban: a bundled twin keeps what the jail asked f
   };
 
   it("backend = systemd: the fail2ban filter's journalmatch, not the whole journal", () => {
-    // Debian's sshd.conf cannot run on RE2: the bundled sshd is used, and only sshd's entries are
-    // read (without the match, `logger -t sshd "Failed password for root from 198.51.100.9"`
-    // from any local user would ban an address of their choosing).
+    // Debian's sshd.conf in aggressive mode cannot run on RE2: the bundled sshd is used, and only
+    // sshd's entries are read (without the match, `logger -t sshd "Failed password for root from
+    // 198.51.100.9"` from any local user would ban an address of their choosing).
     const sshd = jailText('sshd');
     expect(sshd).toMatch(/ {4}filter: "sshd"/);
     expect(sshd).toContain(

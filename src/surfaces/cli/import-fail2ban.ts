@@ -261,7 +261,7 @@ function chooseFilter(
     if (!(error instanceof ConfigError)) throw error;
   }
   if (twin) {
-    // Leaving out some of fail2ban's failregexes (sshd's "Failed password") would miss attacks.
+    // Leaving out some of fail2ban's failregexes would miss what they catch; the twin catches it.
     ctx.notes.push(
       `filter ${filterName}: fail2ban's cannot run on RE2 (${reason}); portcullis's bundled ${filterName} is used`,
     );
