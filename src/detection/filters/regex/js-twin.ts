@@ -1,4 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
+import { RE2 } from '../re2-cache.js';
 import { type Token, tokenize } from './regex-syntax.js';
 
 /**
@@ -18,11 +19,14 @@ import { type Token, tokenize } from './regex-syntax.js';
  *   not translated at all, and the RE2 program does the work.
  * - Only constructs whose meaning is the same in both engines are translated: `.` becomes
  *   `[^\n]`, `\s` RE2's `[\t\n\f\r ]` (V8's `\s` has Unicode spaces), `\A` `^`, `\z` `$`;
- *   anything else (`\pL`, POSIX classes, octal escapes, `\C`) leaves the pattern to RE2.
+ *   Unicode classes (`\pL`, `\p{Nd}`, inside a class too) become the BMP characters RE2 puts in
+ *   them (asked of RE2, see propertyRanges); anything else (POSIX classes, octal escapes, `\C`)
+ *   leaves the pattern to RE2.
  * - RE2 works on code points, V8 (without the `u` flag, which its linear engine refuses) on UTF-16
  *   units. They agree on every text without surrogate pairs; {@link JsTwin.wide} says whether the
- *   pattern has a part (`.`, a negated class, `\S`, `\W`, `\D`) that could match half of one, and
- *   then lines holding a surrogate go to RE2.
+ *   pattern has a part (`.`, a negated class, `\S`, `\W`, `\D`, a Unicode class) that could
+ *   match half of one or that holds characters outside the BMP, and then lines holding a
+ *   surrogate go to RE2.
  *
  * Both engines pick the same match (leftmost, alternatives and repetitions in the order written:
  * RE2's "leftmost-first", which is Perl's and JavaScript's), so the captures agree; a differential
@@ -215,6 +219,13 @@ function repeated(atom: string, min: number, max: number, lazy: string): string 
 }
 
 function translateSet(raw: string): { source: string; wide: boolean } | null {
+  const property = unicodeProperty(raw, 0);
+  if (property !== null && property.length === raw.length) {
+    // A Unicode class: its BMP characters, as RE2 itself classes them; a character outside the
+    // BMP (which it may hold) is two units here, so lines with one go to RE2.
+    const ranges = propertyRanges(property.name, property.negated);
+    return ranges === null ? null : { source: `[${ranges}]`, wide: true };
+  }
   switch (raw) {
     case '.':
       return { source: '[^\\n]', wide: true };
@@ -240,10 +251,17 @@ function translateClass(raw: string): { source: string; wide: boolean } | null {
   if (negated) i++;
   const end = raw.length - 1;
   let out = '';
+  let wide = negated;
   while (i < end) {
     const c = raw[i] as string;
     let item: string | null;
-    if (c === '\\') {
+    const property = c === '\\' ? unicodeProperty(raw, i) : null;
+    if (property !== null) {
+      item = propertyRanges(property.name, property.negated);
+      if (item === null) return null;
+      wide = true;
+      i += property.length;
+    } else if (c === '\\') {
       const next = raw[i + 1];
       if (next === undefined) return null;
       if (next === 'd' || next === 'w') {
@@ -290,5 +308,61 @@ function translateClass(raw: string): { source: string; wide: boolean } | null {
     out += item;
   }
   if (out === '') return null;
-  return { source: `[${negated ? '^' : ''}${out}]`, wide: negated };
+  return { source: `[${negated ? '^' : ''}${out}]`, wide };
+}
+
+/** `\pL`, `\p{Nd}`, `\PL`, `\P{Nd}`, `\p{^Nd}` at `at` in `raw`: its name, sense and length. */
+function unicodeProperty(raw: string, at: number): { name: string; negated: boolean; length: number } | null {
+  const m = /^\\([pP])(?:\{(\^?)([A-Za-z_]+)\}|([A-Za-z]))/.exec(raw.slice(at, at + 40));
+  if (m === null) return null;
+  return { name: (m[3] ?? m[4]) as string, negated: (m[1] === 'P') !== (m[2] === '^'), length: m[0].length };
+}
+
+const PROPERTY_RANGES = new Map<string, string | null>();
+
+/**
+ * The BMP characters (surrogates excepted) RE2 puts in Unicode class `name` — or, `negated`, not
+ * in it — as the inside of a JS class (`\u0041-\u005a...`). Asked of RE2 itself, once per
+ * class, with one replace over the 63,488 characters: the twin classes as the RE2 that runs next
+ * to it does, whatever Unicode version either engine carries. `null` when RE2 refuses the name.
+ */
+function propertyRanges(name: string, negated: boolean): string | null {
+  const key = `${negated ? '^' : ''}${name}`;
+  const known = PROPERTY_RANGES.get(key);
+  if (known !== undefined) return known;
+  let ranges: string | null = null;
+  try {
+    const codes: number[] = [];
+    for (let code = 1; code < 0x10000; code++) if (code < 0xd800 || code > 0xdfff) codes.push(code);
+    let all = '';
+    for (let i = 0; i < codes.length; i += 4096) all += String.fromCharCode(...codes.slice(i, i + 4096));
+    // Every character in the class becomes NUL (itself tested alone: it is not in `all`).
+    const marked = new RE2(`${negated ? '\\P' : '\\p'}{${name}}`, 'g').replace(all, '\u0000');
+    if (marked.length !== all.length) return null;
+    const inClass = (i: number) => marked.charCodeAt(i) === 0;
+    const nul = new RE2(`^${negated ? '\\P' : '\\p'}{${name}}$`).test('\u0000');
+    const parts: string[] = [];
+    let from = -1;
+    const flush = (to: number) => {
+      parts.push(from === to ? unitEscape(from) : `${unitEscape(from)}-${unitEscape(to)}`);
+      from = -1;
+    };
+    if (nul) parts.push(unitEscape(0));
+    for (let i = 0; i < codes.length; i++) {
+      const code = codes[i] as number;
+      if (inClass(i)) {
+        if (from === -1) from = code;
+        else if (code !== (codes[i - 1] as number) + 1) {
+          flush(codes[i - 1] as number);
+          from = code;
+        }
+      } else if (from !== -1) flush(codes[i - 1] as number);
+    }
+    if (from !== -1) flush(codes[codes.length - 1] as number);
+    ranges = parts.length === 0 ? null : parts.join('');
+  } catch {
+    ranges = null;
+  }
+  PROPERTY_RANGES.set(key, ranges);
+  return ranges;
 }
