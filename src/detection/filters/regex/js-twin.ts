@@ -110,7 +110,9 @@ function translate(tokens: readonly Token[]): { source: string; wide: boolean } 
   // `x{1,32}` can be written `x{1,16}x{0,16}` without changing what matches or is captured.
   let atomStart = -1;
   let atomFixed = false;
-  const opens: { at: number; fixed: boolean }[] = [];
+  // The last atom is a group closed just now: whether it holds a capture, a counted repetition.
+  let atomGroup: { captures: boolean; counted: boolean } | null = null;
+  const opens: { at: number; fixed: boolean; captures: boolean; counted: boolean }[] = [];
   for (const token of tokens) {
     switch (token.kind) {
       case 'char': {
@@ -118,6 +120,7 @@ function translate(tokens: readonly Token[]): { source: string; wide: boolean } 
         if (out === null) return null;
         atomStart = source.length;
         atomFixed = true;
+        atomGroup = null;
         source += out;
         break;
       }
@@ -126,6 +129,7 @@ function translate(tokens: readonly Token[]): { source: string; wide: boolean } 
         if (out === null) return null;
         atomStart = source.length;
         atomFixed = true;
+        atomGroup = null;
         source += out.source;
         wide ||= out.wide;
         break;
@@ -140,7 +144,8 @@ function translate(tokens: readonly Token[]): { source: string; wide: boolean } 
         break;
       case 'open':
         if (token.flags !== '' || token.raw === '(?') return null;
-        opens.push({ at: source.length, fixed: !token.capture });
+        opens.push({ at: source.length, fixed: !token.capture, captures: false, counted: false });
+        if (token.capture) for (const open of opens) open.captures = true;
         source += token.capture ? '(' : '(?:';
         atomStart = -1;
         break;
@@ -152,6 +157,7 @@ function translate(tokens: readonly Token[]): { source: string; wide: boolean } 
         source += ')';
         atomStart = open.at;
         atomFixed = open.fixed;
+        atomGroup = { captures: open.captures, counted: open.counted };
         if (!open.fixed) markVariable(opens);
         break;
       }
@@ -172,9 +178,17 @@ function translate(tokens: readonly Token[]): { source: string; wide: boolean } 
         }
         const min = Number(q[2]);
         const max = q[3] === undefined ? min : q[4] === '' ? Number.POSITIVE_INFINITY : Number(q[4]);
+        for (const open of opens) open.counted = true;
         if (max <= MAX_COUNT) {
-          source += token.raw;
+          // A counted group inside a counted group (fail2ban's IPv6 `(?:[0-9a-f]{1,4}::?|::){1,7}`):
+          // V8's linear engine refuses the product of the counts past 16. Written out one copy a
+          // time (`G{1,3}` → `G(?:G(?:G)?)?`, lazy `??`) it takes the same texts in the same order
+          // of preference; only a group without captures (copies would renumber them).
+          if (atomGroup !== null && atomGroup.counted && !atomGroup.captures && max > 1) {
+            source = source.slice(0, atomStart) + unrolled(source.slice(atomStart), min, max, lazy);
+          } else source += token.raw;
           atomStart = -1;
+          atomGroup = null;
           break;
         }
         if (!atomFixed || min > 1000 || (max !== Number.POSITIVE_INFINITY && max > 1000)) return null;
@@ -186,6 +200,13 @@ function translate(tokens: readonly Token[]): { source: string; wide: boolean } 
   }
   if (opens.length > 0) return null;
   return { source, wide };
+}
+
+/** `group{min,max}` (max finite) as `min` copies and `max - min` nested optional ones. */
+function unrolled(group: string, min: number, max: number, lazy: string): string {
+  let tail = '';
+  for (let k = max - min; k > 0; k--) tail = `(?:${group}${tail})?${lazy}`;
+  return group.repeat(min) + tail;
 }
 
 /** A group holding an alternation, an anchor or a repetition is not a fixed run of characters. */

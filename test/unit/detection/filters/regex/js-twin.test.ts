@@ -145,6 +145,10 @@ describe('V8 twins of RE2 patterns', () => {
       '(\\p{Nd}+)(\\P{Nd})',
       '([\\p{Greek}x]+)',
       '(\\p{^L}+)',
+      // counted groups inside counted groups (fail2ban's IPv6), written out for V8's linear engine
+      '^((?:[0-9a-f]{1,4}::?|::){1,7}(?:[0-9a-f]{1,4}|:))(.*)$',
+      '((?:a{1,3}b){2,5}?)(b*)',
+      '^((?:ab{0,2}|0){1,6})(.*)$',
     ];
     for (const pattern of patterns) {
       const twin = jsTwin(pattern);
@@ -155,6 +159,29 @@ describe('V8 twins of RE2 patterns', () => {
           re2Exec(pattern, text),
         );
       }
+    }
+  });
+
+  it('writes a counted group inside a counted group out, greedy or lazy as written', () => {
+    const texts = [
+      'ababab',
+      'aabaaabab',
+      'abababababab',
+      'ab',
+      'abab:',
+      '1::2:3::4:5:6:7:8',
+      '::1',
+      'fe80::1:2',
+    ];
+    for (const pattern of [
+      '^((?:a{1,3}b){2,5}?)(.*)$',
+      '^((?:a{1,3}b){2,5})(.*)$',
+      '^((?:a{1,3}b){0,4}?)(b?a*)(.*)$',
+      '^((?:[0-9a-f]{1,4}::?|::){1,7}(?:[0-9a-f]{1,4}|:))(.*)$',
+    ]) {
+      expect(jsTwin(pattern)?.re.source, pattern).not.toContain('{2,5}');
+      for (const text of texts)
+        expect(twinExec(pattern, text), `${pattern} on ${text}`).toEqual(re2Exec(pattern, text));
     }
   });
 
