@@ -865,7 +865,7 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
       ErrorCodes.STORE_UNAVAILABLE,
       `lost the connection to Redis at ${this.#where}`,
       {
-        cause: this.#lastError,
+        cause: this.#downCause(),
       },
     );
     this.#logger.warn(
@@ -873,6 +873,14 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
       'Redis is unreachable; reconnecting',
     );
     this.emit('down', error);
+  }
+
+  /**
+   * Why the store is down: the last connection error, or, when Redis closed a connection cleanly
+   * (a shutdown sends no error; the subscriber's close may also come before the client's), that.
+   */
+  #downCause(): Error {
+    return this.#lastError ?? new Error(`a connection to Redis at ${this.#where} closed`);
   }
 
   #onError(connection: 'command' | 'subscriber', error: Error): void {
@@ -977,7 +985,7 @@ export class RedisStore extends EventEmitter<StoreEventMap> implements Store {
       throw new PortcullisError(
         ErrorCodes.STORE_UNAVAILABLE,
         `Redis ${operation} failed: Redis at ${this.#where} is reconnecting (not ready again yet)`,
-        { cause: this.#lastError, help: 'portcullis emits up once the store is ready again' },
+        { cause: this.#downCause(), help: 'portcullis emits up once the store is ready again' },
       );
     }
     try {
