@@ -371,7 +371,7 @@ function avoiding(literal: string, follows: string): string | null {
   if (follows !== '$' && !follows.startsWith(literal)) return null;
   const c = literal[0] as string;
   const rest = literal.slice(1);
-  const run = `[^${classChar(c)}\\n]`;
+  const run = `[^${escapeChar(c)}\\n]`;
   if (rest === '') return `(?:${run}*)`;
   const inside = rest.slice(0, -1);
   if (!rest.includes(c)) return `(?:${run}*(?:${escapeChar(c)}${notStartingWith(rest, c)})*)`;
@@ -385,23 +385,20 @@ function avoiding(literal: string, follows: string): string | null {
 function notStartingWith(text: string, c: string): string {
   const head = text[0] as string;
   const tail = text.slice(1);
-  const other = `[^${classChar(head)}${classChar(c)}\\n][^${classChar(c)}\\n]*`;
+  const other = `[^${escapeChar(head)}${escapeChar(c)}\\n][^${escapeChar(c)}\\n]*`;
   return tail === '' ? `(?:|${other})` : `(?:|${other}|${escapeChar(head)}${notStartingWith(tail, c)})`;
 }
 
 /** Runs without `c` (nor a line end) other than `text` itself (which holds no `c`). */
 function notExactly(text: string, c: string): string {
-  const run = `[^${classChar(c)}\\n]`;
+  const run = `[^${escapeChar(c)}\\n]`;
   if (text === '') return `${run}+`;
   const head = text[0] as string;
-  const other = `[^${classChar(head)}${classChar(c)}\\n]${run}*`;
+  const other = `[^${escapeChar(head)}${escapeChar(c)}\\n]${run}*`;
   return `(?:|${other}|${escapeChar(head)}${notExactly(text.slice(1), c)})`;
 }
 
+/** A character as Python regex text, the same in a class and out of one. */
 function escapeChar(c: string): string {
-  return /[A-Za-z0-9 ]/.test(c) ? c : `\\${c}`;
-}
-
-function classChar(c: string): string {
   return /[A-Za-z0-9 ]/.test(c) ? c : `\\${c}`;
 }

@@ -230,18 +230,11 @@ export class KeyScanner {
 
   /** Adds the owners of every key that starts anywhere in `text` to `into` (once each). */
   #scan(text: string, into: number[]): void {
-    const generation = this.#generation;
-    const seen = this.#seen;
     const re = this.#re;
     re.lastIndex = 0;
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
       re.lastIndex = m.index + 1;
-      for (const owner of this.#owners.get(m[0]) as number[]) {
-        if (seen[owner] === generation) continue;
-        seen[owner] = generation;
-        if (into.length > 0 && (into[into.length - 1] as number) > owner) this.#sorted = false;
-        into.push(owner);
-      }
+      this.#add(this.#owners.get(m[0]) as number[], into);
     }
   }
 }
