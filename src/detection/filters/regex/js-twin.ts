@@ -71,7 +71,9 @@ export function enableLinearFallback(): boolean {
 export function jsTwin(pattern: string): JsTwin | null {
   if (process.env.PORTCULLIS_NO_JS_TWIN === '1' || !enableLinearFallback()) return null;
   const translated = translate(tokenize(pattern));
-  if (translated === null) return null;
+  // Copies (nested counted groups written out) of big classes (Unicode ones) multiply: past this
+  // size compiling the twin would cost more than RE2 ever does.
+  if (translated === null || translated.source.length > MAX_TWIN_SOURCE) return null;
   try {
     new RegExp(translated.source, 'l'); // throws unless the linear engine can run it
     return { re: new RegExp(translated.source), wide: translated.wide };
@@ -79,6 +81,9 @@ export function jsTwin(pattern: string): JsTwin | null {
     return null;
   }
 }
+
+/** The longest twin made, in characters of source. */
+const MAX_TWIN_SOURCE = 256 * 1024;
 
 const JS_SPECIAL = new Set([...'\\^$.|?*+()[]{}/']);
 const PERL_SPACE = '\\t\\n\\f\\r ';

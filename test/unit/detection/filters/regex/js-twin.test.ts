@@ -185,6 +185,22 @@ describe('V8 twins of RE2 patterns', () => {
     }
   });
 
+  it('makes no twin whose written-out copies would be huge; RE2 still answers', () => {
+    // RE2 takes this (200 repetitions in all); its twin would be 100 copies of a ~4 KB class.
+    const pattern = '^((?:(?:[\\p{L}]{1,2}x){1,10}){1,10})$';
+    const started = performance.now();
+    expect(jsTwin(pattern)).toBeNull();
+    expect(performance.now() - started).toBeLessThan(2000);
+    const filter = loadLogFilter(
+      { failregex: [`${pattern.slice(0, -1)} from <HOST>$`] },
+      { datepattern: '{NONE}' },
+    );
+    expect(filter.processLine('éxéx from 192.0.2.9').matches[0]?.ip).toBe('192.0.2.9');
+    expect(filter.processLine('éé from 192.0.2.9').kind).toBe('missed');
+    // The same shape small enough keeps its twin.
+    expect(jsTwin('^((?:(?:[a-c]{1,2}x){1,3}){1,3})$')).not.toBeNull();
+  });
+
   it('marks patterns whose parts could match half a surrogate pair, and agrees on BMP text', () => {
     expect(jsTwin('^(.)$')?.wide).toBe(true);
     expect(jsTwin('^([^x]+)$')?.wide).toBe(true);
