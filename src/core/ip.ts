@@ -1,8 +1,4 @@
-import type IpaddrModule from 'ipaddr.js';
-import { lazyRequire } from './lazy-require.js';
-
-// Only IPv6 formatting needs it: loaded then, not by every process that parses an address.
-const ipaddr = lazyRequire<typeof IpaddrModule>('ipaddr.js');
+import { formatIPv6 } from './ipv6-text.js';
 
 /**
  * IP handling for every source. Addresses are parsed strictly (four-part decimal IPv4 only, so
@@ -177,10 +173,7 @@ export function normalizeIp(input: string): string | null {
 }
 
 export function formatIp(ip: ParsedIp): string {
-  if (ip.family === 4) return formatIPv4(ip.v4);
-  const parts: number[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(((ip.bytes[i] as number) << 8) | (ip.bytes[i + 1] as number));
-  return new (ipaddr().IPv6)(parts).toRFC5952String();
+  return ip.family === 4 ? formatIPv4(ip.v4) : formatIPv6(ip.bytes);
 }
 
 /** What {@link checkCidr} makes of a range. */

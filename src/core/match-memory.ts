@@ -1,3 +1,5 @@
+import { detach } from './detach.js';
+
 /**
  * What a client was seen doing, kept per jail and client key until a ban needs it: fail2ban's
  * `<matches>`, the log lines (or requests, or connection events) that led to a ban, for the mail,
@@ -186,8 +188,7 @@ function copyCut(line: string, max: number): string {
     if (last >= 0xd800 && last <= 0xdbff) end--;
     text = `${text.slice(0, end)}…`;
   }
-  // Concatenation then slice flattens into a fresh copy (V8 keeps a slice's parent otherwise).
-  return ` ${text}`.slice(1);
+  return detach(text);
 }
 
 /**

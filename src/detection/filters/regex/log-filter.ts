@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { detach } from '../../../core/detach.js';
 import { ConfigError } from '../../../core/errors.js';
 import { normalizeIp, parseCidr } from '../../../core/ip.js';
 import {
@@ -455,7 +456,7 @@ class RegexLogFilter implements CompiledLogFilter {
     if (this.#keys !== null) {
       const indexes = keyed ?? this.#keys.candidates(text, this.#candidateIndexes);
       const candidates = this.#candidates;
-      if (candidates.length !== 0) candidates.length = 0;
+      while (candidates.length !== 0) candidates.pop(); // cheaper than setting `length`
       let allInSet = true;
       let allTwinned = true;
       for (let i = 0; i < indexes.length; i++) {
@@ -523,14 +524,17 @@ class RegexLogFilter implements CompiledLogFilter {
     return this.#missedResult(dateFormat);
   }
 
-  /** normalizeIp with a small cache: attackers repeat, and IPv6 formatting is slow. */
+  /**
+   * normalizeIp with a small cache: attackers repeat, and IPv6 formatting is slow. The address
+   * returned, and the cache's key, share nothing with the line (see detach).
+   */
   #normalize(text: string): string | undefined {
-    if (isCanonicalIPv4(text)) return text; // most hosts: nothing to normalise, no cache churn
+    if (isCanonicalIPv4(text)) return detach(text); // most hosts: nothing to normalise, no cache churn
     let ip = this.#hosts.get(text);
     if (ip === undefined) {
       ip = normalizeIp(text) ?? '';
       if (this.#hosts.size >= HOST_CACHE_SIZE) this.#hosts.clear();
-      this.#hosts.set(text, ip);
+      this.#hosts.set(detach(text), ip);
     }
     return ip === '' ? undefined : ip;
   }
@@ -594,13 +598,13 @@ class RegexLogFilter implements CompiledLogFilter {
     const hostText = pick(slots.host, prefixSlots?.host);
     if (hostText !== undefined) {
       ip = this.#normalize(hostText);
-      if (ip === undefined) badHost = hostText;
+      if (ip === undefined) badHost = detach(hostText);
     } else {
       const cidrText = pick(slots.cidr, prefixSlots?.cidr);
       if (cidrText !== undefined) {
         const cidr = parseCidr(cidrText);
         const address = normalizeIp(cidrText.slice(0, cidrText.indexOf('/')));
-        if (cidr === null || address === null) badHost = cidrText;
+        if (cidr === null || address === null) badHost = detach(cidrText);
         else {
           ip = address;
           fields.cidr = cidr.text;
@@ -918,10 +922,11 @@ function cutExact(line: string, date: { start: number; end: number }, into: Date
   return into;
 }
 
+/** The named groups' values, detached from the line: a jail or a session may keep them. */
 function collectFields(m: Captures, slots: Slots, into: Record<string, string>): void {
   for (const [name, indexes] of slots.fields) {
     const value = first(m, indexes);
-    if (value !== undefined) into[name] = value;
+    if (value !== undefined) into[name] = detach(value);
   }
 }
 

@@ -1,3 +1,5 @@
+import { detach } from '../../../core/detach.js';
+
 /**
  * Multi-line sessions: lines with the same `<F-MLFID>` value (sshd's `sshd[1234]`) belong to one
  * session, so a failure can use what an earlier line said (the client's IP on a "Connection from"
@@ -60,7 +62,8 @@ export class SessionTable {
     }
     session.lines++;
     session.lastMs = Math.max(session.lastMs, timeMs);
-    this.#sessions.set(id, session);
+    // The id is cut from a line: kept as a key, it must not keep the line's block alive.
+    this.#sessions.set(detach(id), session);
     return session;
   }
 
