@@ -76,6 +76,8 @@ export class KeyScanner {
    * literal: a key created by cutting a date out of a line holds the pair of characters at the join.
    */
   readonly #pairs = new Map<number, { literal: string; at: number; owners: number[] }[]>();
+  /** 1 where some pair of #pairs has these low bytes (`(c1 & 255) << 8 | c2 & 255`): most joins miss it. */
+  readonly #pairBytes = new Uint8Array(65536);
   /** Owners of a one-character key that is a blank (a cut joined by a blank creates one). */
   readonly #blankOwners: number[];
 
@@ -99,6 +101,7 @@ export class KeyScanner {
         const pair = (literal.charCodeAt(at) << 16) | literal.charCodeAt(at + 1);
         const entries = this.#pairs.get(pair) ?? [];
         if (entries.length === 0) this.#pairs.set(pair, entries);
+        this.#pairBytes[pairByteIndex(pair)] = 1;
         entries.push({ literal, at, owners });
       }
     }
@@ -148,6 +151,7 @@ export class KeyScanner {
 
   /** Adds the owners of keys holding `pair` where their occurrence would cross the join. */
   #acrossAt(line: string, cut: DateCut, pair: number, pairAt: number, into: number[]): void {
+    if (this.#pairBytes[pairByteIndex(pair)] === 0) return;
     const entries = this.#pairs.get(pair);
     if (entries === undefined) return;
     const { before, sep, after } = cut;
@@ -169,7 +173,8 @@ export class KeyScanner {
   }
 
   #begin(into: number[]): void {
-    if (into.length !== 0) into.length = 0; // setting a length costs a call even when it is 0
+    // Emptied by `pop` (inlined): setting `length` is a call into the runtime, even to 0.
+    while (into.length !== 0) into.pop();
     if (this.#generation === 0xffffffff) {
       this.#seen.fill(0);
       this.#generation = 0;
@@ -237,6 +242,11 @@ export class KeyScanner {
       this.#add(this.#owners.get(m[0]) as number[], into);
     }
   }
+}
+
+/** Where a pair of characters (`c1 << 16 | c2`) falls in KeyScanner's table of pairs' low bytes. */
+function pairByteIndex(pair: number): number {
+  return ((pair >>> 8) & 0xff00) | (pair & 0xff);
 }
 
 /** A test for "the text contains one of these literals". */
