@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
+import { loadLogFilter } from '../../src/detection/filters/regex/log-filter.js';
 import { fail2banTime, importFail2ban } from '../../src/surfaces/cli/import-fail2ban.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -202,9 +203,14 @@ describe('portcullis import fail2ban', () => {
   });
 });
 
-describe('portcullis import fail2ban: a bundled twin keeps what the jail asked for', () => {
+describe('portcullis import fail2ban: modes, journalmatch, and a bundled twin keeps what the jail asked for', () => {
   const tree = mkdtempSync(join(tmpdir(), 'pc-f2b-twin-'));
-  afterAll(() => rmSync(tree, { recursive: true, force: true }));
+  // A tree whose sshd.conf (ours, not Debian's) RE2 cannot run: the bundled sshd stands in.
+  const twinTree = mkdtempSync(join(tmpdir(), 'pc-f2b-twin-own-'));
+  afterAll(() => {
+    rmSync(tree, { recursive: true, force: true });
+    rmSync(twinTree, { recursive: true, force: true });
+  });
   mkdirSync(join(tree, 'filter.d'));
   for (const name of ['common', 'sshd', 'apache-auth', 'apache-common'])
     cpSync(`/etc/fail2ban/filter.d/${name}.conf`, join(tree, 'filter.d', `${name}.conf`));
@@ -231,28 +237,55 @@ describe('portcullis import fail2ban: a bundled twin keeps what the jail asked f
       '',
     ].join('\n'),
   );
+  mkdirSync(join(twinTree, 'filter.d'));
+  writeFileSync(
+    join(twinTree, 'filter.d', 'sshd.conf'),
+    [
+      '[Definition]',
+      'mode = normal',
+      'failregex = ^(?<=x)Failed password for \\S+ from <HOST>',
+      '[Init]',
+      'journalmatch = _SYSTEMD_UNIT=sshd.service + _COMM=sshd',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(twinTree, 'jail.conf'),
+    ['[sshd]', 'enabled = true', 'backend = systemd', 'filter = sshd[mode=aggressive]', ''].join('\n'),
+  );
   const result = importFail2ban(tree);
+  const twin = importFail2ban(twinTree);
   /** One jail's lines of the output. */
-  const jailText = (name: string) => {
-    const rest = result.yaml.slice(result.yaml.indexOf(`\n  ${name}:\n`) + 1);
+  const jailText = (name: string, yaml = result.yaml) => {
+    const rest = yaml.slice(yaml.indexOf(`\n  ${name}:\n`) + 1);
     const end = rest.slice(1).search(/\n {2}\S/);
     return end === -1 ? rest : rest.slice(0, end + 1);
   };
+  const journalSource =
+    'source: {"command":["journalctl","-f","-o","json","_SYSTEMD_UNIT=sshd.service","+","_COMM=sshd"]}';
 
   it("backend = systemd: the fail2ban filter's journalmatch, not the whole journal", () => {
-    // Debian's sshd.conf in aggressive mode cannot run on RE2: the bundled sshd is used, and only
-    // sshd's entries are read (without the match, `logger -t sshd "Failed password for root from
-    // 198.51.100.9"` from any local user would ban an address of their choosing).
+    // Debian's sshd.conf in aggressive mode runs as it is (its "no matching ... found" regexes
+    // written out for RE2), reading only sshd's entries: without the match, `logger -t sshd
+    // "Failed password for root from 198.51.100.9"` from any local user would ban an address of
+    // their choosing. So does the bundled twin standing in for a file RE2 cannot run.
     const sshd = jailText('sshd');
-    expect(sshd).toMatch(/ {4}filter: "sshd"/);
-    expect(sshd).toContain(
-      'source: {"command":["journalctl","-f","-o","json","_SYSTEMD_UNIT=sshd.service","+","_COMM=sshd"]}',
-    );
-    expect(result.notCarried.join('\n')).not.toContain('the whole journal is read');
+    expect(sshd).toMatch(/ {4}filter: \{"fail2ban":"sshd","mode":"aggressive",.*"logtype":"journal"\}/);
+    expect(sshd).toContain(journalSource);
+    expect(jailText('sshd', twin.yaml)).toMatch(/ {4}filter: "sshd"/);
+    expect(jailText('sshd', twin.yaml)).toContain(journalSource);
+    expect([...result.notCarried, ...twin.notCarried].join('\n')).not.toContain('the whole journal is read');
+    // The output loads, and its filter compiles in aggressive mode (33 failregexes; normal has 22).
+    const filter = parseConfigText(result.yaml, 'imported.yaml').jails.find((j) => j.name === 'sshd')?.filter;
+    expect(filter).toMatchObject({ fail2ban: 'sshd', mode: 'aggressive', logtype: 'journal' });
+    expect(loadLogFilter(filter as Record<string, unknown>).failregex.length).toBe(33);
   });
 
   it('carries the mode to the bundled filter, and warns about what it cannot carry', () => {
-    expect(jailText('sshd')).toMatch(/ {4}mode: "aggressive"/);
+    expect(jailText('sshd', twin.yaml)).toMatch(/ {4}mode: "aggressive"/);
+    expect(twin.notCarried.join('\n')).toMatch(
+      /sshd: filter sshd: fail2ban's cannot run on RE2 \(look-behind/,
+    );
     expect(jailText('apache-auth')).toMatch(/ {4}filter: "apache-auth"/);
     const keys = jailText('ssh-keys');
     expect(keys).not.toMatch(/ {4}mode:/);
@@ -262,7 +295,7 @@ describe('portcullis import fail2ban: a bundled twin keeps what the jail asked f
       /ssh-keys: WARNING filter sshd: the parameters publickey=invalid are not carried over/,
     );
     // The output loads, with the mode in force on the jail.
-    const config = parseConfigText(result.yaml, 'imported.yaml');
+    const config = parseConfigText(twin.yaml, 'imported.yaml');
     expect(config.jails.find((j) => j.name === 'sshd')?.mode).toBe('aggressive');
   });
 });

@@ -271,6 +271,16 @@ function characterClass(pattern: string, start: number, state: SyntaxState): [st
     if (c === ']') {
       const used = i + 1 - start;
       if (negatedParts.length === 0) return [`[${negated ? '^' : ''}${out}]`, used];
+      // `[^\Wf]`: a word character other than the ASCII ones listed (fail2ban's rewritten
+      // "a word other than `found`", see python-rewrite.ts), written without class subtraction.
+      if (
+        negated &&
+        negatedParts.length === 1 &&
+        negatedParts[0] === `[^${state.ascii ? WORD_ASCII : WORD}]`
+      ) {
+        const except = wordExcept(out, state.ascii);
+        if (except !== null) return [except, used];
+      }
       if (negated)
         throw new UnsupportedRegexError(
           `${pattern.slice(start, i + 1)}: \\S or \\W inside a negated class has no RE2 equivalent`,
@@ -288,6 +298,29 @@ function characterClass(pattern: string, start: number, state: SyntaxState): [st
     i++;
   }
   throw new UnsupportedRegexError('a character class is not closed by "]"');
+}
+
+/**
+ * The word characters (`\w`) other than `chars`, ASCII letters, digits and `_` only (else null):
+ * in ASCII mode the class of the rest; otherwise letters but those (`[^\P{L}f]`: neither a
+ * non-letter nor `f`), numbers but those, and `_` unless listed.
+ */
+function wordExcept(chars: string, ascii: boolean): string | null {
+  if (!/^[0-9A-Za-z_]+$/.test(chars)) return null;
+  if (ascii) {
+    let rest = '';
+    for (const c of '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_')
+      if (!chars.includes(c)) rest += c;
+    return `[${rest}]`;
+  }
+  const letters = chars.replace(/[^A-Za-z]/g, '');
+  const digits = chars.replace(/[^0-9]/g, '');
+  const parts = [
+    letters === '' ? '\\p{L}' : `[^\\P{L}${letters}]`,
+    digits === '' ? '\\p{N}' : `[^\\P{N}${digits}]`,
+    ...(chars.includes('_') ? [] : ['_']),
+  ];
+  return `(?:${parts.join('|')})`;
 }
 
 /** A group opening at `i`; returns [RE2 text, characters used]. */

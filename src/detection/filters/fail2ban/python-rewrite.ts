@@ -19,6 +19,15 @@
  *    texts in which `L` does not start", built from the automaton that follows `L` (states: how
  *    much of `L` the text ends with), with the states whose unfinished `L` the following text
  *    completes left out.
+ * 3. **Words checked by a look-ahead** `(?:\w+ (?!L\b)){m,n}\w+` with `L` a word of ASCII
+ *    letters and digits, the blank any one non-word character, and a non-word character (or the
+ *    line's end, or the pattern's) after the last word (sshd's `no matching <__alg_match> found`): up to n words, each
+ *    one after the first other than `L`. The words are whole (a blank or that character follows
+ *    each), so the check moves onto the word itself: `\w+(?: W){m,n}`, W the words other than `L`
+ *    (`f`, `fo`, `fou`, `foun`, words not going on like `found`, or going on past it), written
+ *    with `[^\Wf]` (a word character other than `f`). Same texts, same order of preference.
+ *    At the very end of the pattern (a search: anything may follow) each such word ends at a
+ *    `\b`. Not under `(?i)`, where case folding would change what `[^\Wf]` excludes.
  */
 
 type Item = Atom | Group | Quantified;
@@ -63,6 +72,7 @@ export function rewritePythonIdioms(pattern: string): string {
   for (let round = 0; expandOneConditional(tree); round++)
     if (round === MAX_CONDITIONALS || render(tree).length > MAX_REWRITTEN) return pattern;
   rewriteTemperedTokens(tree, []);
+  if (!/\(\?[a-zA-Z]*i/.test(pattern)) rewriteWordLookaheads(tree, []);
   const out = render(tree);
   return out.length > MAX_REWRITTEN ? pattern : out;
 }
@@ -346,6 +356,93 @@ function followingText(trail: Trail, limit = 64): string | null {
   }
   // The pattern's end without `$`: a search goes on to any text.
   return text === '' ? null : text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Words checked by a look-ahead
+
+/** Greedy quantifiers (a lazy one would prefer fewer words: the rewrite keeps greedy order). */
+const GREEDY = /^(?:[*+?]|\{\d+\}|\{\d*,\d*\})$/;
+
+function rewriteWordLookaheads(branches: Seq[], trail: Trail): void {
+  for (const seq of branches) {
+    for (let i = 0; i < seq.length; i++) {
+      const item = seq[i] as Item;
+      const guarded = guardedWords(item);
+      if (guarded !== null && i + 1 < seq.length && isWordRun(seq[i + 1] as Item)) {
+        const after: Trail = [{ seq, index: i + 1 }, ...trail];
+        const follows = followingText(after, 1);
+        // At the end of the pattern (a search: any text may follow), a word must end at a `\b`.
+        const bounded = follows === null && after.every(({ seq: s, index }) => index === s.length - 1);
+        if (bounded || (follows !== null && (follows === '$' || isAsciiNonWord(follows[0] as string)))) {
+          const word = otherWord(guarded.word) + (bounded ? '\\b' : '');
+          seq.splice(i, 2, seq[i + 1] as Item, {
+            kind: 'quantified',
+            item: {
+              kind: 'group',
+              open: '(?:',
+              close: ')',
+              body: [[guarded.separator, { kind: 'atom', text: word }]],
+            },
+            quantifier: guarded.quantifier,
+          });
+          continue;
+        }
+      }
+      if (item.kind !== 'group' || isLookaround(item.open) || item.open.startsWith('(?P=')) continue;
+      rewriteWordLookaheads(item.body, [{ seq, index: i }, ...trail]);
+    }
+  }
+}
+
+/** `(?:\w+ (?!L\b))` under a greedy quantifier, the blank one non-word character: its parts. */
+function guardedWords(item: Item): { separator: Atom; word: string; quantifier: string } | null {
+  if (item.kind !== 'quantified' || !GREEDY.test(item.quantifier)) return null;
+  const group = item.item;
+  if (group.kind !== 'group' || group.open !== '(?:' || group.body.length !== 1) return null;
+  const body = group.body[0] as Seq;
+  const [run, separator, look] = body;
+  if (body.length !== 3 || run === undefined || !isWordRun(run) || separator?.kind !== 'atom') return null;
+  const blank = literalChar(separator.text);
+  if (blank === null || !isAsciiNonWord(blank) || blank === '\n') return null;
+  if (look?.kind !== 'group' || look.open !== '(?!' || look.body.length !== 1) return null;
+  const parts = look.body[0] as Seq;
+  const last = parts[parts.length - 1];
+  if (last?.kind !== 'atom' || last.text !== '\\b') return null;
+  let word = '';
+  for (const part of parts.slice(0, -1)) {
+    if (part.kind !== 'atom' || !/^[A-Za-z0-9]$/.test(part.text)) return null;
+    word += part.text;
+  }
+  return word === '' ? null : { separator, word, quantifier: item.quantifier };
+}
+
+/** `\w+` */
+function isWordRun(item: Item): boolean {
+  return (
+    item.kind === 'quantified' &&
+    item.quantifier === '+' &&
+    item.item.kind === 'atom' &&
+    item.item.text === '\\w'
+  );
+}
+
+/** An ASCII character `\w` does not match (Python's `\w` holds every Unicode letter and digit). */
+function isAsciiNonWord(c: string): boolean {
+  return c.charCodeAt(0) < 128 && !/[A-Za-z0-9_]/.test(c);
+}
+
+/** Runs of word characters other than `word` (its ASCII letters and digits), as Python text. */
+function otherWord(word: string): string {
+  const head = word[0] as string;
+  return `(?:[^\\W${head}]\\w*|${head}${otherThanRest(word.slice(1))})`;
+}
+
+/** Runs of word characters, maybe empty, other than `text`. */
+function otherThanRest(text: string): string {
+  if (text === '') return '\\w+';
+  const head = text[0] as string;
+  return `(?:|[^\\W${head}]\\w*|${head}${otherThanRest(text.slice(1))})`;
 }
 
 /** The character an atom stands for when it is a literal one, else null. */

@@ -41,7 +41,30 @@ const PATTERNS = [
   '^(?P<g>q)?w(?(g)e|r)t$',
   '^(?P<g>q)??w(?(g)e|r)',
   '^(?:(?P<g>q)|z)w(?(g)e|r)(?:(?! to ).)*$',
+  // sshd's extra and aggressive modes (__alg_match), and the same idiom in other shapes
+  '^Unable to negotiate with <HOST> port \\d+: no matching (?:(?:\\w+ (?!found\\b)){0,2}\\w+) found\\.',
+  '^no matching (?:(?:\\w+ (?!found\\b)){0,2}\\w+) found:',
+  '^x (?:\\w+-(?!ab\\b))+\\w+;',
+  '^z (?:\\w+ (?!a1\\b)){1,3}\\w+$',
+  '^Unable to negotiate a (?:(?:\\w+ (?!found\\b)){0,2}\\w+)',
+  '^z (?:\\w+ (?!ab\\b)){1,2}\\w+',
 ];
+
+const WORDS = [
+  'cipher',
+  'host',
+  'key',
+  'type',
+  'found',
+  'foundx',
+  'fo',
+  'foun',
+  'founds',
+  'MAC',
+  'ab',
+  'abc',
+];
+const MORE_WORDS = [...WORDS, 'a', 'b', 'a1', 'a12', 'é', 'ßx', 'to', '_', '9', 'éfound', 'Found'];
 
 function lines(count: number): string[] {
   let state = 99;
@@ -52,7 +75,21 @@ function lines(count: number): string[] {
   const pick = <T>(list: readonly T[]): T => list[next(list.length)] as T;
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
-    if (next(6) === 0) {
+    if (next(3) === 0) {
+      // Words a look-ahead checks: the word it refuses, words starting or going on like it.
+      const words = (separator: string) =>
+        Array.from({ length: next(5) }, () => pick(MORE_WORDS)).join(pick([separator, separator, '', '  ']));
+      const shape = i % 5; // (consecutive draws of this generator are not independent enough)
+      if (shape === 4) out.push(`Unable to negotiate a ${words(' ')}${pick(['', ' x', '.'])}`);
+      else if (shape === 0)
+        out.push(
+          `Unable to negotiate with ${pick(['192.0.2.4', '10.0.0.1', 'x'])} port 22: no matching ${words(' ')}${pick([' found.', ' found.', ' found.', ' found:', ' found', ' foundx.', ''])}`,
+        );
+      else if (shape === 1)
+        out.push(`no matching ${words(' ')}${pick([' found:', ' found.', ':', ' found :'])}`);
+      else if (shape === 2) out.push(`x ${words('-')}${pick([';', ' ;', '', '-;'])}`);
+      else out.push(`z ${words(' ')}${pick(['', ' ', 'x'])}`);
+    } else if (next(6) === 0) {
       // The conditional's own small language, and near-misses of it.
       out.push(
         pick(['qwet', 'wrt', 'qwrt', 'wet', 'qw', 'wr', 'zwe', 'zwr', 'qwe', 'wr']) +
@@ -134,7 +171,7 @@ for case in data['cases']:
 print(json.dumps(out))
 `;
 
-describe('rewritePythonIdioms (conditionals, tempered tokens)', () => {
+describe('rewritePythonIdioms (conditionals, tempered tokens, words checked by a look-ahead)', () => {
   it('means what Python means: same matches, same spans, same groups, on 20,000 lines', () => {
     const cases = PATTERNS.map((p) => ({
       original: pythonTags(p),
@@ -176,6 +213,10 @@ describe('rewritePythonIdioms (conditionals, tempered tokens)', () => {
       // a numbered group, a look-ahead of another shape
       '^(q)?w(?(1)e|r)',
       '^a(?!b)\\w+',
+      // a word character may follow the last word; a case-insensitive pattern; a lazy repetition
+      '^(?:\\w+ (?!ab\\b)){0,2}\\w+x',
+      '(?i)^(?:\\w+ (?!ab\\b)){0,2}\\w+ x',
+      '^(?:\\w+ (?!ab\\b)){0,2}?\\w+ x',
       // 20 conditionals one after the other: 2^20 copies; left as it is
       Array.from({ length: 20 }, (_, i) => `(?P<g${i}>a)?b`).join('') +
         Array.from({ length: 20 }, (_, i) => `(?(g${i})c|d)`).join(''),
