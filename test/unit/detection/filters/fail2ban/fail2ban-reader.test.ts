@@ -242,6 +242,23 @@ describe('Python regex syntax on RE2', () => {
     expect(py('^id [\\S.]+ from <HOST>$', 'id a.b from 192.0.2.1')).toBe('match');
     expect(py('^id [\\S.]+ from <HOST>$', 'id a\u00a0b from 192.0.2.1')).toBe('no');
     expect(() => translatePythonRegex('[^\\Sx]')).toThrow(/negated class/);
+    // `[^\Wf]`: a word character but `f` (what the rewrite of sshd's "no matching" writes).
+    for (const [c, want] of [
+      ['g', 'match'],
+      ['é', 'match'],
+      ['5', 'match'],
+      ['_', 'match'],
+      ['f', 'no'],
+      ['F', 'match'],
+      [' ', 'no'],
+      ['-', 'no'],
+    ])
+      expect(py('^w [^\\Wf] from <HOST>$', `w ${c} from 192.0.2.1`), c).toBe(want);
+    expect(py('^w [^\\Wf5_] from <HOST>$', 'w 5 from 192.0.2.1')).toBe('no');
+    expect(py('^w [^\\Wf5_] from <HOST>$', 'w \u0661 from 192.0.2.1')).toBe('match');
+    expect(py('(?a)^w [^\\Wf] from <HOST>$', 'w é from 192.0.2.1')).toBe('no');
+    expect(py('(?a)^w [^\\Wf] from <HOST>$', 'w g from 192.0.2.1')).toBe('match');
+    expect(() => translatePythonRegex('[^\\W.]')).toThrow(/negated class/);
     // (?a): ASCII classes, as in Python (it used to be dropped while \w stayed Unicode).
     expect(py('(?a)^user \\w+ from <HOST>$', 'user jörg from 192.0.2.1')).toBe('no');
     expect(py('(?a)^user \\w+ from <HOST>$', 'user jorg from 192.0.2.1')).toBe('match');
