@@ -311,7 +311,7 @@ function wordExcept(chars: string, ascii: boolean): string | null {
     let rest = '';
     for (const c of '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_')
       if (!chars.includes(c)) rest += c;
-    return `[${rest}]`;
+    return rest === '' ? null : `[${rest}]`;
   }
   const letters = chars.replace(/[^A-Za-z]/g, '');
   const digits = chars.replace(/[^0-9]/g, '');

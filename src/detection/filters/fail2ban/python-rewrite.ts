@@ -21,8 +21,8 @@
  *    completes left out.
  * 3. **Words checked by a look-ahead** `(?:\w+ (?!L\b)){m,n}\w+` with `L` a word of ASCII
  *    letters and digits, the blank any one non-word character, and a non-word character (or the
- *    line's end, or the pattern's) after the last word (sshd's `no matching <__alg_match> found`): up to n words, each
- *    one after the first other than `L`. The words are whole (a blank or that character follows
+ *    line's end, or the pattern's) after the last word (sshd's `no matching <__alg_match>
+ *    found`): up to n + 1 words, each one after the first other than `L`. The words are whole (a blank or that character follows
  *    each), so the check moves onto the word itself: `\w+(?: W){m,n}`, W the words other than `L`
  *    (`f`, `fo`, `fou`, `foun`, words not going on like `found`, or going on past it), written
  *    with `[^\Wf]` (a word character other than `f`). Same texts, same order of preference.
