@@ -28,6 +28,10 @@
  *    with `[^\Wf]` (a word character other than `f`). Same texts, same order of preference.
  *    At the very end of the pattern (a search: anything may follow) each such word ends at a
  *    `\b`. Not under `(?i)`, where case folding would change what `[^\Wf]` excludes.
+ * 4. **A run checked by a look-ahead** `(?!W )\S+` (or `(?!W )<F-USER>\S+</F-USER>`), `W`
+ *    literal text without blanks, followed by the same blank (traefik-auth's user, `(?!- )`): the
+ *    run is whole, so the look-ahead refuses the run `W` alone: `\S+` becomes the runs other than
+ *    `W`, written with `[^\s-]` (a non-blank other than `-`). Same texts, same preference.
  */
 
 type Item = Atom | Group | Quantified;
@@ -389,6 +393,14 @@ function rewriteWordLookaheads(branches: Seq[], trail: Trail): void {
           continue;
         }
       }
+      const refused = refusedRun(seq, i, trail);
+      if (refused !== null) {
+        // The look-ahead goes; the run it guarded (maybe inside a tag's group) takes its place.
+        refused.holder[refused.index] = { kind: 'atom', text: otherRun(refused.run) };
+        seq.splice(i, 1);
+        i--;
+        continue;
+      }
       if (item.kind !== 'group' || isLookaround(item.open) || item.open.startsWith('(?P=')) continue;
       rewriteWordLookaheads(item.body, [{ seq, index: i }, ...trail]);
     }
@@ -415,6 +427,60 @@ function guardedWords(item: Item): { separator: Atom; word: string; quantifier: 
     word += part.text;
   }
   return word === '' ? null : { separator, word, quantifier: item.quantifier };
+}
+
+/**
+ * At `seq[i]`, `(?!W )` followed by `\S+` (alone or as the only thing in a plain or tag group)
+ * and then by the blank that ends the look-ahead: `W`, and where the `\S+` is.
+ */
+function refusedRun(seq: Seq, i: number, trail: Trail): { run: string; holder: Seq; index: number } | null {
+  const look = seq[i] as Item;
+  if (look.kind !== 'group' || look.open !== '(?!' || look.body.length !== 1) return null;
+  let text = '';
+  for (const part of look.body[0] as Seq) {
+    const char = part.kind === 'atom' ? literalChar(part.text) : null;
+    if (char === null) return null;
+    text += char;
+  }
+  const blank = text[text.length - 1];
+  const run = text.slice(0, -1);
+  if (blank !== ' ' || run === '' || /\s/.test(run)) return null;
+  const next = seq[i + 1];
+  if (next === undefined) return null;
+  let holder: Seq = seq;
+  let index = i + 1;
+  let after: Trail = [{ seq, index: i + 1 }, ...trail];
+  if (next.kind === 'group' && (next.open === '(?:' || F_TAG.test(next.open)) && next.body.length === 1) {
+    const inner = next.body[0] as Seq;
+    if (inner.length !== 1) return null;
+    holder = inner;
+    index = 0;
+    after = [{ seq: inner, index: 0 }, ...after];
+  }
+  const target = holder[index] as Item;
+  if (
+    !(
+      target.kind === 'quantified' &&
+      target.quantifier === '+' &&
+      target.item.kind === 'atom' &&
+      target.item.text === '\\S'
+    )
+  )
+    return null;
+  const follows = followingText(after, 1);
+  return follows === blank ? { run, holder, index } : null;
+}
+
+/** Runs of non-blanks (Python's `\S`) other than `text`. */
+function otherRun(text: string): string {
+  const head = escapeChar(text[0] as string);
+  const rest = text.slice(1);
+  const tail = (t: string): string => {
+    if (t === '') return '\\S+';
+    const h = escapeChar(t[0] as string);
+    return `(?:|[^\\s${h}]\\S*|${h}${tail(t.slice(1))})`;
+  };
+  return `(?:[^\\s${head}]\\S*|${head}${tail(rest)})`;
 }
 
 /** `\w+` */

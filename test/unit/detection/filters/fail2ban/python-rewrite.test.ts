@@ -48,6 +48,9 @@ const PATTERNS = [
   '^z (?:\\w+ (?!a1\\b)){1,3}\\w+$',
   '^Unable to negotiate a (?:(?:\\w+ (?!found\\b)){0,2}\\w+)',
   '^z (?:\\w+ (?!ab\\b)){1,2}\\w+',
+  // traefik-auth's user (not "-" alone), and a run refused by a longer text
+  '^<HOST> \\- (?!- )<F-USER>\\S+</F-USER> \\[\\] "GET',
+  '^u (?!ab )\\S+ x$',
 ];
 
 const WORDS = [
@@ -79,8 +82,14 @@ function lines(count: number): string[] {
       // Words a look-ahead checks: the word it refuses, words starting or going on like it.
       const words = (separator: string) =>
         Array.from({ length: next(5) }, () => pick(MORE_WORDS)).join(pick([separator, separator, '', '  ']));
-      const shape = i % 5; // (consecutive draws of this generator are not independent enough)
-      if (shape === 4) out.push(`Unable to negotiate a ${words(' ')}${pick(['', ' x', '.'])}`);
+      const shape = i % 6; // (consecutive draws of this generator are not independent enough)
+      if (shape === 5)
+        out.push(
+          next(2) === 0
+            ? `${pick(['192.0.2.4', '10.0.0.1', 'x'])} - ${pick(['-', '--', '-x', 'x-', 'alice', '', '- -', 'a b'])} [] ${pick(['"GET', '"GET', '"GET /', '"POST', 'GET'])}`
+            : `u ${pick(['ab', 'abc', 'a', 'b', 'ba', '', 'ab ab', 'xab', 'aab'])}${pick([' x', '  x', ' x ', 'x', ' '])}`,
+        );
+      else if (shape === 4) out.push(`Unable to negotiate a ${words(' ')}${pick(['', ' x', '.'])}`);
       else if (shape === 0)
         out.push(
           `Unable to negotiate with ${pick(['192.0.2.4', '10.0.0.1', 'x'])} port 22: no matching ${words(' ')}${pick([' found.', ' found.', ' found.', ' found:', ' found', ' foundx.', ''])}`,
@@ -171,7 +180,7 @@ for case in data['cases']:
 print(json.dumps(out))
 `;
 
-describe('rewritePythonIdioms (conditionals, tempered tokens, words checked by a look-ahead)', () => {
+describe('rewritePythonIdioms (conditionals, tempered tokens, words and runs checked by a look-ahead)', () => {
   it('means what Python means: same matches, same spans, same groups, on 20,000 lines', () => {
     const cases = PATTERNS.map((p) => ({
       original: pythonTags(p),
@@ -217,6 +226,9 @@ describe('rewritePythonIdioms (conditionals, tempered tokens, words checked by a
       '^(?:\\w+ (?!ab\\b)){0,2}\\w+x',
       '(?i)^(?:\\w+ (?!ab\\b)){0,2}\\w+ x',
       '^(?:\\w+ (?!ab\\b)){0,2}?\\w+ x',
+      // a tab after the run, not the look-ahead's blank; a blank inside the refused text
+      '^u (?!ab )\\S+\\tx',
+      '^u (?!a b )\\S+ x',
       // 20 conditionals one after the other: 2^20 copies; left as it is
       Array.from({ length: 20 }, (_, i) => `(?P<g${i}>a)?b`).join('') +
         Array.from({ length: 20 }, (_, i) => `(?(g${i})c|d)`).join(''),
