@@ -1,4 +1,20 @@
+import { formatIPv4, parseIPv4 } from './ip.js';
 import type { FailureInput, FailureResult } from './types.js';
+
+/**
+ * A key as kept in a map: an IPv4 address (written canonically, as jails' keys are) as its 32 bits
+ * (a small integer: hashed without reading a string, no string kept), anything else as it is.
+ */
+type Id = string | number;
+
+function idOf(key: string): Id {
+  const v4 = parseIPv4(key);
+  return v4 < 0 ? key : v4 | 0;
+}
+
+function keyOf(id: Id): string {
+  return typeof id === 'number' ? formatIPv4(id >>> 0) : id;
+}
 
 interface Window {
   /**
@@ -18,15 +34,15 @@ interface Window {
 
 /** The windows of one jail, least recently seen first, and where eviction goes on in them. */
 interface JailWindows {
-  readonly windows: Map<string, Window>;
+  readonly windows: Map<Id, Window>;
   /**
    * A live iterator over `windows`: everything before it was evicted or re-inserted behind it
    * (except `head`), so its next entry is the least recently seen. A fresh `entries()` would step
    * over every deleted slot left at the front each time: O(n) per eviction under a flood.
    */
-  cursor: IterableIterator<[string, Window]> | undefined;
+  cursor: IterableIterator<[Id, Window]> | undefined;
   /** The least recently seen entry, read from the cursor but not evicted yet; `seen` as read. */
-  head: [string, Window] | undefined;
+  head: [Id, Window] | undefined;
   headSeen: number;
 }
 
@@ -40,7 +56,8 @@ interface JailWindows {
  *
  * Cost: a failure newer than the window's others (log lines and HTTP events nearly always are)
  * that pushes none out is O(1); otherwise O(failures in the window). Windows are kept per jail,
- * keyed by the client key itself (no `jail + key` string built per failure).
+ * keyed by the client key itself (no `jail + key` string built per failure), an IPv4 key by its
+ * number (see idOf).
  */
 export class FailureWindows {
   readonly #jails = new Map<string, JailWindows>();
@@ -91,14 +108,15 @@ export class FailureWindows {
     this.#lastJail = jail;
     this.#last = ofJail;
     const windows = ofJail.windows;
-    const window = windows.get(key);
+    const id = idOf(key);
+    const window = windows.get(id);
     if (window === undefined) {
       if (this.#size >= this.#maxKeys) this.#evictOne();
       // `timeMs <= timeMs - findTimeMs`: findtime 0, nothing stays in the window.
       const kept = !(timeMs <= timeMs - findTimeMs);
       const count = kept ? 0 + weight : 0;
       if (count >= maxRetry) return count;
-      windows.set(key, {
+      windows.set(id, {
         points: kept ? null : [],
         firstMs: timeMs,
         firstWeight: weight,
@@ -111,7 +129,7 @@ export class FailureWindows {
       return count;
     }
     // Re-inserted below so Map order stays "least recently seen first" for eviction.
-    windows.delete(key);
+    windows.delete(id);
     window.seen = ++this.#seen;
     window.findTimeMs = findTimeMs;
     window.lastMs = Math.max(window.lastMs, timeMs);
@@ -146,7 +164,7 @@ export class FailureWindows {
       this.#size--;
       return count;
     }
-    windows.set(key, window);
+    windows.set(id, window);
     return count;
   }
 
@@ -158,21 +176,21 @@ export class FailureWindows {
       if (head !== undefined && (oldest === undefined || ofJail.headSeen < oldest.headSeen)) oldest = ofJail;
     }
     if (oldest === undefined) return;
-    oldest.windows.delete((oldest.head as [string, Window])[0]);
+    oldest.windows.delete((oldest.head as [Id, Window])[0]);
     oldest.head = undefined;
     this.#size--;
   }
 
   clear(jail: string, key: string): void {
-    if (this.#jails.get(jail)?.windows.delete(key) === true) this.#size--;
+    if (this.#jails.get(jail)?.windows.delete(idOf(key)) === true) this.#size--;
   }
 
   /** Forgets windows with no failure inside their `findtime` at `nowMs`. */
   prune(nowMs: number): void {
     for (const { windows } of this.#jails.values()) {
-      for (const [key, window] of windows) {
+      for (const [id, window] of windows) {
         if (window.lastMs <= nowMs - window.findTimeMs) {
-          windows.delete(key);
+          windows.delete(id);
           this.#size--;
         }
       }
@@ -193,10 +211,10 @@ export class FailureWindows {
   /** Every live window, for writing back to a store that returns from an outage. */
   *entries(): IterableIterator<{ jail: string; key: string; points: readonly number[]; findTimeMs: number }> {
     for (const [jail, { windows }] of this.#jails) {
-      for (const [key, window] of windows) {
+      for (const [id, window] of windows) {
         yield {
           jail,
-          key,
+          key: keyOf(id),
           points: window.points ?? [window.firstMs, window.firstWeight],
           findTimeMs: window.findTimeMs,
         };
@@ -213,7 +231,7 @@ export class FailureWindows {
 }
 
 /** The least recently seen window of one jail (read ahead from its cursor), if it has any. */
-function headOf(ofJail: JailWindows): [string, Window] | undefined {
+function headOf(ofJail: JailWindows): [Id, Window] | undefined {
   for (;;) {
     const head = ofJail.head;
     // Still where it was read: not added to since (that moved it to the back), nor removed.

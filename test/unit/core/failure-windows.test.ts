@@ -40,6 +40,18 @@ function random(seed: number): () => number {
   };
 }
 
+/**
+ * Keys of every kind a window is kept under: IPv4 (kept by its number, high addresses included),
+ * IPv6 networks and text that only looks like an address (`198.051.100.1` is not `198.51.100.1`).
+ */
+function keyFor(n: number): string {
+  if (n < 5) return `198.51.100.${n}`;
+  if (n < 7) return `255.255.255.${n}`;
+  if (n < 9) return `2001:db8::${n}/64`;
+  if (n < 11) return `198.051.100.${n - 9}`;
+  return 'user:bob';
+}
+
 describe('FailureWindows', () => {
   it('counts exactly like the plain definition: out-of-order times, fractional weights, findtime edges', () => {
     const next = random(7);
@@ -54,7 +66,7 @@ describe('FailureWindows', () => {
       const findTimeMs = next() < 0.5 ? 500 : 2000;
       const input: FailureInput = {
         jail: next() < 0.5 ? 'sshd' : 'web',
-        key: `198.51.100.${Math.floor(next() * 12)}`,
+        key: keyFor(Math.floor(next() * 12)),
         timeMs: next() < 0.02 ? now - findTimeMs : now - late,
         weight: next() < 0.3 ? 0.1 : next() < 0.5 ? 0.7 : 1,
         findTimeMs,
