@@ -16,15 +16,7 @@ const root = mkdtempSync(join(tmpdir(), 'pc-f2b-import-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 mkdirSync(join(root, 'filter.d'));
-for (const name of [
-  'common',
-  'sshd',
-  'postfix',
-  'nginx-http-auth',
-  'dovecot',
-  'apache-auth',
-  'apache-common',
-])
+for (const name of ['common', 'sshd', 'postfix', 'nginx-http-auth', 'dovecot', 'named-refused'])
   cpSync(`/etc/fail2ban/filter.d/${name}.conf`, join(root, 'filter.d', `${name}.conf`));
 mkdirSync(join(root, 'jail.d'));
 writeFileSync(
@@ -74,9 +66,9 @@ writeFileSync(
     'port    = http,https',
     'logpath = /var/log/nginx/error.log',
     '',
-    '[apache-auth]',
-    'port     = http,https',
-    'logpath  = /var/log/apache2/error.log',
+    '[named-refused]',
+    'port     = domain,953',
+    'logpath  = /var/log/named/security.log',
     '',
   ].join('\n'),
 );
@@ -113,7 +105,7 @@ writeFileSync(
     'enabled = true',
     'findtime = 1h30m',
     '',
-    '[apache-auth]',
+    '[named-refused]',
     'enabled = true',
     '',
     '[nginx-botsearch]',
@@ -126,11 +118,11 @@ describe('portcullis import fail2ban', () => {
   const result = importFail2ban(root);
 
   it('writes the enabled jails with fail2ban precedence (jail.conf < jail.d < jail.local)', () => {
-    expect(result.jails).toEqual(['sshd', 'postfix', 'dovecot', 'nginx-http-auth', 'apache-auth']);
+    expect(result.jails).toEqual(['sshd', 'postfix', 'dovecot', 'nginx-http-auth', 'named-refused']);
     const config = parseConfigText(result.yaml, 'imported.yaml');
     const jail = (name: string) => config.jails.find((j) => j.name === name);
     expect(config.jails.map((j) => j.name).sort()).toEqual(
-      ['apache-auth', 'dovecot', 'nginx-http-auth', 'postfix', 'sshd'].sort(),
+      ['named-refused', 'dovecot', 'nginx-http-auth', 'postfix', 'sshd'].sort(),
     );
     // jail.d overrides jail.conf; [DEFAULT] is inherited.
     expect(jail('sshd')?.banTimeMs).toBe(3_600_000);
@@ -167,8 +159,8 @@ describe('portcullis import fail2ban', () => {
   it("reads fail2ban's own filter where RE2 can run it, the bundled twin where it cannot, and says so", () => {
     // sshd's conditionals and `(?:(?! from ).)*?` are written out exactly (python-rewrite.ts).
     expect(result.yaml).toMatch(/ {4}filter: \{"fail2ban":"sshd","mode":"normal","fail2ban_dir":"[^"]+"\}/);
-    // apache-auth's prefregex has a look-ahead: leaving it out would change every failregex.
-    expect(result.yaml).toMatch(/ {4}filter: "apache-auth"/);
+    // named-refused's prefregex has a look-ahead: leaving it out would change every failregex.
+    expect(result.yaml).toMatch(/ {4}filter: "named-refused"/);
   });
 
   it('lists what it could not carry over, one comment line each', () => {
@@ -177,7 +169,7 @@ describe('portcullis import fail2ban', () => {
     const notes = result.notCarried.join('\n');
     expect(notes).toContain('ignoreip gateway.example.net: not an address or CIDR range');
     expect(notes).toContain('postfix: action abuseipdb: no portcullis equivalent');
-    expect(notes).toContain("apache-auth: filter apache-auth: fail2ban's cannot run on RE2");
+    expect(notes).toContain("named-refused: filter named-refused: fail2ban's cannot run on RE2");
     expect(notes).toContain('whois lookups and log lines are not added');
   });
 
@@ -286,7 +278,8 @@ describe('portcullis import fail2ban: modes, journalmatch, and a bundled twin ke
     expect(twin.notCarried.join('\n')).toMatch(
       /sshd: filter sshd: fail2ban's cannot run on RE2 \(look-behind/,
     );
-    expect(jailText('apache-auth')).toMatch(/ {4}filter: "apache-auth"/);
+    // apache-auth's look-aheads are written out: fail2ban's own file, in the mode asked for.
+    expect(jailText('apache-auth')).toMatch(/ {4}filter: \{"fail2ban":"apache-auth","mode":"aggressive",/);
     const keys = jailText('ssh-keys');
     expect(keys).not.toMatch(/ {4}mode:/);
     const notes = result.notCarried.join('\n');

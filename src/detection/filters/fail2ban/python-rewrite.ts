@@ -32,6 +32,13 @@
  *    literal text without blanks, followed by the same blank (traefik-auth's user, `(?!- )`): the
  *    run is whole, so the look-ahead refuses the run `W` alone: `\S+` becomes the runs other than
  *    `W`, written with `[^\s-]` (a non-blank other than `-`). Same texts, same preference.
+ * 5. **A run's start checked by a look-ahead** `(?!L)\S+` followed by a character `L` does not
+ *    hold (apache's `(?!evasive)\S+:\S+`): the run does not start with `L`, written as the
+ *    runs that do not, longer ones first (the greedy order).
+ * 6. **One character refused** `(?!c)` before a group of alternatives each `\S` or `.` repeated
+ *    (apache-auth's user, ``(?!`)<F-USER>(?:\S*|.*?)</F-USER>``), followed by a character other
+ *    than `c`: each alternative's first character is not `c` (`[^\s`]\S*`, `[^\n`].*?`), an
+ *    empty one staying as it was preferred.
  */
 
 type Item = Atom | Group | Quantified;
@@ -393,6 +400,13 @@ function rewriteWordLookaheads(branches: Seq[], trail: Trail): void {
           continue;
         }
       }
+      const start = refusedStart(seq, i, trail);
+      if (start !== null) {
+        start.holder[start.index] = start.replacement;
+        seq.splice(i, 1);
+        i--;
+        continue;
+      }
       const refused = refusedRun(seq, i, trail);
       if (refused !== null) {
         // The look-ahead goes; the run it guarded (maybe inside a tag's group) takes its place.
@@ -469,6 +483,86 @@ function refusedRun(seq: Seq, i: number, trail: Trail): { run: string; holder: S
     return null;
   const follows = followingText(after, 1);
   return follows === blank ? { run, holder, index } : null;
+}
+
+/**
+ * At `seq[i]`, a look-ahead rule 5 or 6 writes out: where the guarded item is (alone, or as the
+ * only thing in a plain or tag group) and what replaces it; null otherwise.
+ */
+function refusedStart(
+  seq: Seq,
+  i: number,
+  trail: Trail,
+): { holder: Seq; index: number; replacement: Item } | null {
+  const look = seq[i] as Item;
+  if (look.kind !== 'group' || look.open !== '(?!' || look.body.length !== 1) return null;
+  let text = '';
+  for (const part of look.body[0] as Seq) {
+    const char = part.kind === 'atom' ? literalChar(part.text) : null;
+    if (char === null || /\s/.test(char)) return null;
+    text += char;
+  }
+  const next = seq[i + 1];
+  if (text === '' || next === undefined) return null;
+  let holder: Seq = seq;
+  let index = i + 1;
+  let after: Trail = [{ seq, index: i + 1 }, ...trail];
+  if (next.kind === 'group' && F_TAG.test(next.open) && next.body.length === 1) {
+    const inner = next.body[0] as Seq;
+    if (inner.length !== 1) return null;
+    holder = inner;
+    index = 0;
+    after = [{ seq: inner, index: 0 }, ...after];
+  }
+  const target = holder[index] as Item;
+  const follows = followingText(after, 1);
+  if (follows === null || follows === '$') return null;
+  const c = follows[0] as string;
+  // Rule 5: `\S+`, the text after it holding none of the literal's characters.
+  if (
+    target.kind === 'quantified' &&
+    target.quantifier === '+' &&
+    target.item.kind === 'atom' &&
+    target.item.text === '\\S'
+  ) {
+    if (text.includes(c)) return null;
+    return { holder, index, replacement: { kind: 'atom', text: notStartingRun(text) } };
+  }
+  // Rule 6: one character refused, before `(?:A|B|...)` of repeated `\S` or `.`.
+  if (text.length !== 1 || c === text || target.kind !== 'group' || target.open !== '(?:') return null;
+  const alternatives: Seq[] = [];
+  for (const branch of target.body) {
+    const only = branch[0];
+    if (branch.length !== 1 || only?.kind !== 'quantified' || only.item.kind !== 'atom') return null;
+    const first =
+      only.item.text === '\\S'
+        ? `[^\\s${escapeChar(text)}]`
+        : only.item.text === '.'
+          ? `[^\\n${escapeChar(text)}]`
+          : null;
+    if (first === null || !['*', '*?', '+', '+?'].includes(only.quantifier)) return null;
+    const rest = `${only.item.text}*${only.quantifier.endsWith('?') ? '?' : ''}`;
+    const nonEmpty = `${first}${rest}`;
+    const text2 =
+      only.quantifier === '*'
+        ? `(?:${nonEmpty}|)`
+        : only.quantifier === '*?'
+          ? `(?:|${nonEmpty})`
+          : `(?:${nonEmpty})`;
+    alternatives.push([{ kind: 'atom', text: text2 }]);
+  }
+  return { holder, index, replacement: { kind: 'group', open: '(?:', close: ')', body: alternatives } };
+}
+
+/** Runs of non-blanks that do not start with `text` (longer ones first: the greedy order). */
+function notStartingRun(text: string): string {
+  const head = escapeChar(text[0] as string);
+  const tail = (t: string): string => {
+    const h = escapeChar(t[0] as string);
+    const deeper = t.length > 1 ? `|${h}${tail(t.slice(1))}` : '';
+    return `(?:[^\\s${h}]\\S*${deeper}|)`;
+  };
+  return text.length === 1 ? `(?:[^\\s${head}]\\S*)` : `(?:[^\\s${head}]\\S*|${head}${tail(text.slice(1))})`;
 }
 
 /** Runs of non-blanks (Python's `\S`) other than `text`. */
