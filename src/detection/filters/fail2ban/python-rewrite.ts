@@ -27,7 +27,8 @@
  *    (`f`, `fo`, `fou`, `foun`, words not going on like `found`, or going on past it), written
  *    with `[^\Wf]` (a word character other than `f`). Same texts, same order of preference.
  *    At the very end of the pattern (a search: anything may follow) each such word ends at a
- *    `\b`. Not under `(?i)`, where case folding would change what `[^\Wf]` excludes.
+ *    `\b`. Rules 3 to 6 are not applied under `(?i)` (case folding would change what `[^\Wf]`
+ *    excludes) or `(?s)` (`.` would take line ends).
  * 4. **A run checked by a look-ahead** `(?!W )\S+` (or `(?!W )<F-USER>\S+</F-USER>`), `W`
  *    literal text without blanks, followed by the same blank (traefik-auth's user, `(?!- )`): the
  *    run is whole, so the look-ahead refuses the run `W` alone: `\S+` becomes the runs other than
@@ -83,7 +84,8 @@ export function rewritePythonIdioms(pattern: string): string {
   for (let round = 0; expandOneConditional(tree); round++)
     if (round === MAX_CONDITIONALS || render(tree).length > MAX_REWRITTEN) return pattern;
   rewriteTemperedTokens(tree, []);
-  if (!/\(\?[a-zA-Z]*i/.test(pattern)) rewriteWordLookaheads(tree, []);
+  // Not under (?i) (case folding changes what `[^\Wf]` excludes) or (?s) (`.` takes line ends).
+  if (!/\(\?[a-zA-Z]*[is]/.test(pattern)) rewriteWordLookaheads(tree, []);
   const out = render(tree);
   return out.length > MAX_REWRITTEN ? pattern : out;
 }

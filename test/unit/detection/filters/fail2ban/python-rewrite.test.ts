@@ -251,6 +251,7 @@ describe('rewritePythonIdioms (conditionals, tempered tokens, words and runs che
       // the text after the run holds a character of the refused one; the refused one follows
       '^v (?!ab)\\S+a',
       '^v (?!a)(?:\\S*|.*?)a',
+      '(?s)^v (?!a)(?:\\S*|.*?) x',
       // 20 conditionals one after the other: 2^20 copies; left as it is
       Array.from({ length: 20 }, (_, i) => `(?P<g${i}>a)?b`).join('') +
         Array.from({ length: 20 }, (_, i) => `(?(g${i})c|d)`).join(''),
