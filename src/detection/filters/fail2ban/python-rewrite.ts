@@ -331,14 +331,40 @@ function temperedLiteral(item: Item): string | null {
   if (group.kind !== 'group' || group.open !== '(?:' || group.body.length !== 1) return null;
   const [look, dot] = group.body[0] as Seq;
   if (group.body[0]?.length !== 2 || dot?.kind !== 'atom' || dot.text !== '.') return null;
-  if (look?.kind !== 'group' || look.open !== '(?!' || look.body.length !== 1) return null;
-  let literal = '';
-  for (const part of look.body[0] as Seq) {
+  const literal = look === undefined ? null : lookaheadText(look);
+  return literal === null || literal.includes('\n') ? null : literal;
+}
+
+/** The text `L` of a negative look-ahead `(?!L)` of plain characters; otherwise null. */
+function lookaheadText(item: Item): string | null {
+  if (item.kind !== 'group' || item.open !== '(?!' || item.body.length !== 1) return null;
+  let text = '';
+  for (const part of item.body[0] as Seq) {
     const char = part.kind === 'atom' ? literalChar(part.text) : null;
-    if (char === null || char === '\n') return null;
-    literal += char;
+    if (char === null) return null;
+    text += char;
   }
-  return literal === '' ? null : literal;
+  return text === '' ? null : text;
+}
+
+/**
+ * The item right after `seq[i]`, or the only item of the group there when it is a tag's group (or,
+ * with `plain`, a `(?:...)` group): where it is, and what follows it.
+ */
+function guardedItem(
+  seq: Seq,
+  i: number,
+  trail: Trail,
+  plain: boolean,
+): { holder: Seq; index: number; after: Trail } | null {
+  const next = seq[i + 1];
+  if (next === undefined) return null;
+  const after: Trail = [{ seq, index: i + 1 }, ...trail];
+  if (next.kind !== 'group' || !((plain && next.open === '(?:') || F_TAG.test(next.open)))
+    return { holder: seq, index: i + 1, after };
+  const inner = next.body[0] as Seq;
+  if (next.body.length !== 1 || inner.length !== 1) return null;
+  return { holder: inner, index: 0, after: [{ seq: inner, index: 0 }, ...after] };
 }
 
 /**
@@ -382,7 +408,7 @@ function rewriteWordLookaheads(branches: Seq[], trail: Trail): void {
     for (let i = 0; i < seq.length; i++) {
       const item = seq[i] as Item;
       const guarded = guardedWords(item);
-      if (guarded !== null && i + 1 < seq.length && isWordRun(seq[i + 1] as Item)) {
+      if (guarded !== null && i + 1 < seq.length && isPlusOf(seq[i + 1] as Item, '\\w')) {
         const after: Trail = [{ seq, index: i + 1 }, ...trail];
         const follows = followingText(after, 1);
         // At the end of the pattern (a search: any text may follow), a word must end at a `\b`.
@@ -430,7 +456,8 @@ function guardedWords(item: Item): { separator: Atom; word: string; quantifier: 
   if (group.kind !== 'group' || group.open !== '(?:' || group.body.length !== 1) return null;
   const body = group.body[0] as Seq;
   const [run, separator, look] = body;
-  if (body.length !== 3 || run === undefined || !isWordRun(run) || separator?.kind !== 'atom') return null;
+  if (body.length !== 3 || run === undefined || !isPlusOf(run, '\\w') || separator?.kind !== 'atom')
+    return null;
   const blank = literalChar(separator.text);
   if (blank === null || !isAsciiNonWord(blank) || blank === '\n') return null;
   if (look?.kind !== 'group' || look.open !== '(?!' || look.body.length !== 1) return null;
@@ -450,41 +477,16 @@ function guardedWords(item: Item): { separator: Atom; word: string; quantifier: 
  * and then by the blank that ends the look-ahead: `W`, and where the `\S+` is.
  */
 function refusedRun(seq: Seq, i: number, trail: Trail): { run: string; holder: Seq; index: number } | null {
-  const look = seq[i] as Item;
-  if (look.kind !== 'group' || look.open !== '(?!' || look.body.length !== 1) return null;
-  let text = '';
-  for (const part of look.body[0] as Seq) {
-    const char = part.kind === 'atom' ? literalChar(part.text) : null;
-    if (char === null) return null;
-    text += char;
-  }
+  const text = lookaheadText(seq[i] as Item);
+  if (text === null) return null;
   const blank = text[text.length - 1];
   const run = text.slice(0, -1);
   if (blank !== ' ' || run === '' || /\s/.test(run)) return null;
-  const next = seq[i + 1];
-  if (next === undefined) return null;
-  let holder: Seq = seq;
-  let index = i + 1;
-  let after: Trail = [{ seq, index: i + 1 }, ...trail];
-  if (next.kind === 'group' && (next.open === '(?:' || F_TAG.test(next.open)) && next.body.length === 1) {
-    const inner = next.body[0] as Seq;
-    if (inner.length !== 1) return null;
-    holder = inner;
-    index = 0;
-    after = [{ seq: inner, index: 0 }, ...after];
-  }
-  const target = holder[index] as Item;
-  if (
-    !(
-      target.kind === 'quantified' &&
-      target.quantifier === '+' &&
-      target.item.kind === 'atom' &&
-      target.item.text === '\\S'
-    )
-  )
-    return null;
-  const follows = followingText(after, 1);
-  return follows === blank ? { run, holder, index } : null;
+  const guarded = guardedItem(seq, i, trail, true);
+  if (guarded === null || !isPlusOf(guarded.holder[guarded.index] as Item, '\\S')) return null;
+  return followingText(guarded.after, 1) === blank
+    ? { run, holder: guarded.holder, index: guarded.index }
+    : null;
 }
 
 /**
@@ -496,37 +498,18 @@ function refusedStart(
   i: number,
   trail: Trail,
 ): { holder: Seq; index: number; replacement: Item } | null {
-  const look = seq[i] as Item;
-  if (look.kind !== 'group' || look.open !== '(?!' || look.body.length !== 1) return null;
-  let text = '';
-  for (const part of look.body[0] as Seq) {
-    const char = part.kind === 'atom' ? literalChar(part.text) : null;
-    if (char === null || /\s/.test(char)) return null;
-    text += char;
-  }
-  const next = seq[i + 1];
-  if (text === '' || next === undefined) return null;
-  let holder: Seq = seq;
-  let index = i + 1;
-  let after: Trail = [{ seq, index: i + 1 }, ...trail];
-  if (next.kind === 'group' && F_TAG.test(next.open) && next.body.length === 1) {
-    const inner = next.body[0] as Seq;
-    if (inner.length !== 1) return null;
-    holder = inner;
-    index = 0;
-    after = [{ seq: inner, index: 0 }, ...after];
-  }
+  const text = lookaheadText(seq[i] as Item);
+  if (text === null || /\s/.test(text)) return null;
+  // A plain group after the look-ahead is rule 6's target itself, not a wrapper.
+  const guarded = guardedItem(seq, i, trail, false);
+  if (guarded === null) return null;
+  const { holder, index } = guarded;
   const target = holder[index] as Item;
-  const follows = followingText(after, 1);
+  const follows = followingText(guarded.after, 1);
   if (follows === null || follows === '$') return null;
   const c = follows[0] as string;
   // Rule 5: `\S+`, the text after it holding none of the literal's characters.
-  if (
-    target.kind === 'quantified' &&
-    target.quantifier === '+' &&
-    target.item.kind === 'atom' &&
-    target.item.text === '\\S'
-  ) {
+  if (isPlusOf(target, '\\S')) {
     if (text.includes(c)) return null;
     return { holder, index, replacement: { kind: 'atom', text: notStartingRun(text) } };
   }
@@ -579,13 +562,13 @@ function otherRun(text: string): string {
   return `(?:[^\\s${head}]\\S*|${head}${tail(rest)})`;
 }
 
-/** `\w+` */
-function isWordRun(item: Item): boolean {
+/** `X+`, X the atom `atom` (`\w`, `\S`). */
+function isPlusOf(item: Item, atom: string): boolean {
   return (
     item.kind === 'quantified' &&
     item.quantifier === '+' &&
     item.item.kind === 'atom' &&
-    item.item.text === '\\w'
+    item.item.text === atom
   );
 }
 
