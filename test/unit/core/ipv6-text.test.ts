@@ -1,8 +1,8 @@
 import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../../src/config/load.js';
-import { clientKey, parseIp } from '../../../src/core/ip.js';
-import { formatIPv6 } from '../../../src/core/ipv6-text.js';
+import { clientKey, normalizeIp, parseIp } from '../../../src/core/ip.js';
+import { formatIPv6, isCanonicalIPv6 } from '../../../src/core/ipv6-text.js';
 import { JailSet } from '../../../src/detection/jails/jail-set.js';
 
 /** The same small generator on every run. */
@@ -77,5 +77,96 @@ describe('formatIPv6', () => {
       if (v4 === null) throw new Error('v4');
       expect(jail.keyOf(v4)).toBe(clientKey(v4, prefix));
     }
+  });
+});
+
+/**
+ * Texts of the addresses above, written every way RFC 4291 allows: each group in full (`0db8`) or
+ * short, upper or lower case, any one run of zero groups (or none) as `::`, at times with a zone, in
+ * brackets, with a dotted tail, or broken (a group too many, a `:::`).
+ */
+function* spellings(): Generator<string> {
+  const next = random(11);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
+  for (const bytes of addresses()) {
+    const groups = Array.from(
+      { length: 8 },
+      (_, g) => ((bytes[2 * g] as number) << 8) | (bytes[2 * g + 1] as number),
+    );
+    for (let variant = 0; variant < 6; variant++) {
+      const written = groups.map((value) => {
+        let hex = value.toString(16);
+        if (next() < 0.1) hex = hex.padStart(4, '0');
+        if (next() < 0.05) hex = hex.toUpperCase();
+        return hex;
+      });
+      // Compress one run of zero groups (of any length, 1 included), or none.
+      const runs: [number, number][] = [];
+      for (let g = 0; g < 8; g++) {
+        if (groups[g] !== 0) continue;
+        let end = g;
+        while (end < 8 && groups[end] === 0) end++;
+        for (let a = g; a < end; a++) for (let b = a + 1; b <= end; b++) runs.push([a, b]);
+        g = end;
+      }
+      let text = written.join(':');
+      if (runs.length > 0 && next() < 0.8) {
+        const [a, b] = pick(runs);
+        text = `${written.slice(0, a).join(':')}::${written.slice(b).join(':')}`;
+      }
+      const r = next();
+      if (r < 0.03) text = `${text}%eth0`;
+      else if (r < 0.06) text = `[${text}]`;
+      else if (r < 0.08) text = `${text}:1`;
+      else if (r < 0.1) text = text.replace('::', ':::');
+      else if (r < 0.12) text = `::ffff:${1 + Math.floor(next() * 200)}.0.2.${Math.floor(next() * 256)}`;
+      yield text;
+    }
+    // The canonical text itself, every time.
+    yield formatIPv6(bytes);
+  }
+}
+
+describe('isCanonicalIPv6', () => {
+  it('is true exactly for the texts normalizeIp gives back unchanged as IPv6', () => {
+    let canonical = 0;
+    let other = 0;
+    for (const text of spellings()) {
+      const parsed = parseIp(text);
+      const expected = parsed?.family === 6 && normalizeIp(text) === text;
+      expect(isCanonicalIPv6(text), text).toBe(expected);
+      if (expected) canonical++;
+      else other++;
+    }
+    // Both sides well represented.
+    expect(canonical).toBeGreaterThan(3000);
+    expect(other).toBeGreaterThan(10000);
+  });
+
+  it('turns down what only looks canonical', () => {
+    for (const text of [
+      '::ffff:c000:201', // IPv4-mapped: 192.0.2.1
+      '2001:db8:0::1', // a zero group next to the ::
+      '2001:db8::0:1',
+      '2001:0:0:1::1', // fine: the longer run is compressed
+      '2001::1:0:0:1', // an equal run after the :: is fine, before it is not
+      '2001:0:0:1::1:1:1',
+      '1:2:3:4:5:6:7::', // :: for one group
+      '1::2::3',
+      ':1::',
+      '1:2:3:4:5:6:7:8:9',
+      '2001:db8::01',
+      '2001:DB8::1',
+      '',
+      ':',
+    ]) {
+      expect(isCanonicalIPv6(text), text).toBe(parseIp(text)?.family === 6 && normalizeIp(text) === text);
+    }
+    expect(isCanonicalIPv6('::')).toBe(true);
+    expect(isCanonicalIPv6('::1')).toBe(true);
+    expect(isCanonicalIPv6('fe80::')).toBe(true);
+    expect(isCanonicalIPv6('2001:0:0:1::1')).toBe(true);
+    expect(isCanonicalIPv6('2001:db8:0::1')).toBe(false);
+    expect(isCanonicalIPv6('::ffff:c000:201')).toBe(false);
   });
 });

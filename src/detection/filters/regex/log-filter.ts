@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { detach } from '../../../core/detach.js';
 import { ConfigError } from '../../../core/errors.js';
 import { normalizeIp, parseCidr } from '../../../core/ip.js';
+import { isCanonicalIPv6 } from '../../../core/ipv6-text.js';
 import {
   createDateDetector,
   cutText,
@@ -529,7 +530,8 @@ class RegexLogFilter implements CompiledLogFilter {
    * returned, and the cache's key, share nothing with the line (see detach).
    */
   #normalize(text: string): string | undefined {
-    if (isCanonicalIPv4(text)) return detach(text); // most hosts: nothing to normalise, no cache churn
+    // Most hosts are written as normalizeIp would write them: nothing to do, no cache churn.
+    if (isCanonicalIPv4(text) || isCanonicalIPv6(text)) return detach(text);
     let ip = this.#hosts.get(text);
     if (ip === undefined) {
       ip = normalizeIp(text) ?? '';
