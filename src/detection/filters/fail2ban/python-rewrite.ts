@@ -27,7 +27,7 @@
  *    (`f`, `fo`, `fou`, `foun`, words not going on like `found`, or going on past it), written
  *    with `[^\Wf]` (a word character other than `f`). Same texts, same order of preference.
  *    At the very end of the pattern (a search: anything may follow) each such word ends at a
- *    `\b`. Rules 3 to 6 are not applied under `(?i)` (case folding would change what `[^\Wf]`
+ *    `\b`. Rules 3 to 7 are not applied under `(?i)` (case folding would change what `[^\Wf]`
  *    excludes) or `(?s)` (`.` would take line ends).
  * 4. **A run checked by a look-ahead** `(?!W )\S+` (or `(?!W )<F-USER>\S+</F-USER>`), `W`
  *    literal text without blanks, followed by the same blank (traefik-auth's user, `(?!- )`): the
@@ -40,6 +40,11 @@
  *    (apache-auth's user, ``(?!`)<F-USER>(?:\S*|.*?)</F-USER>``), followed by a character other
  *    than `c`: each alternative's first character is not `c` (`[^\s`]\S*`, `[^\n`].*?`), an
  *    empty one staying as it was preferred.
+ * 7. **A word checked by a look-ahead before its separator** `(?!Wc)\w+c`, W ASCII letters and
+ *    digits and c one non-word character (asterisk's `,(?!RemoteAddress=)\w+="..."`), also as the
+ *    alternatives of a group (courier-auth's `(?!ip=)(?:user=...|\w+=[^,]*)`, where `user=` is
+ *    never refused): the `\w+` before c is a whole word, so the look-ahead refuses exactly the word
+ *    W: `\w+` becomes the words other than W, as in rule 3. Same texts, same groups.
  */
 
 type Item = Atom | Group | Quantified;
@@ -428,6 +433,15 @@ function rewriteWordLookaheads(branches: Seq[], trail: Trail): void {
           continue;
         }
       }
+      const refusedWords = refusedWord(seq, i, trail);
+      if (refusedWords !== null) {
+        // The look-ahead goes; each `\w+` it guarded becomes the words other than the refused one.
+        for (const { holder, index } of refusedWords.targets)
+          holder[index] = { kind: 'atom', text: refusedWords.replacement };
+        seq.splice(i, 1);
+        i--;
+        continue;
+      }
       const start = refusedStart(seq, i, trail);
       if (start !== null) {
         start.holder[start.index] = start.replacement;
@@ -443,11 +457,29 @@ function rewriteWordLookaheads(branches: Seq[], trail: Trail): void {
         i--;
         continue;
       }
-      if (item.kind !== 'group' || isLookaround(item.open) || item.open.startsWith('(?P=')) continue;
+      if (item.kind === 'quantified') {
+        // Inside a repetition what follows the body is not known (another round, or the rest).
+        const group = item.item;
+        if (group.kind === 'group' && isPlainGroup(group)) rewriteWordLookaheads(group.body, REPEATED);
+        continue;
+      }
+      if (item.kind !== 'group' || !isPlainGroup(item)) continue;
       rewriteWordLookaheads(item.body, [{ seq, index: i }, ...trail]);
     }
   }
 }
+
+/** A group that only groups or captures (not a look-around, back-reference or conditional). */
+function isPlainGroup(group: Group): boolean {
+  return !isLookaround(group.open) && !group.open.startsWith('(?P=') && !group.open.startsWith('(?(');
+}
+
+/**
+ * The trail of a repeated group's body: past its end nothing is known (an item that no rule reads
+ * as text, and the pattern does not end there).
+ */
+const UNKNOWN: Atom = { kind: 'atom', text: '.' };
+const REPEATED: Trail = [{ seq: [UNKNOWN, UNKNOWN], index: 0 }];
 
 /** `(?:\w+ (?!L\b))` under a greedy quantifier, the blank one non-word character: its parts. */
 function guardedWords(item: Item): { separator: Atom; word: string; quantifier: string } | null {
@@ -487,6 +519,52 @@ function refusedRun(seq: Seq, i: number, trail: Trail): { run: string; holder: S
   return followingText(guarded.after, 1) === blank
     ? { run, holder: guarded.holder, index: guarded.index }
     : null;
+}
+
+/**
+ * At `seq[i]`, rule 7's `(?!Wc)` (W ASCII letters and digits, c one ASCII non-word character)
+ * before `\w+` followed by c (alone or in a tag's group), or before a plain group each of whose
+ * alternatives starts so or with literal text the look-ahead cannot refuse (it differs from `Wc`
+ * within both): where the `\w+`s are, and the words they become; null otherwise.
+ */
+function refusedWord(
+  seq: Seq,
+  i: number,
+  trail: Trail,
+): { targets: { holder: Seq; index: number }[]; replacement: string } | null {
+  const text = lookaheadText(seq[i] as Item);
+  if (text === null || text.length < 2) return null;
+  const c = text[text.length - 1] as string;
+  const word = text.slice(0, -1);
+  if (!isAsciiNonWord(c) || c === '\n' || c === '$' || !/^[A-Za-z0-9]+$/.test(word)) return null;
+  const targets: { holder: Seq; index: number }[] = [];
+  const next = seq[i + 1];
+  if (next?.kind === 'group' && next.open === '(?:') {
+    const after: Trail = [{ seq, index: i + 1 }, ...trail];
+    for (const branch of next.body) {
+      const first = branch[0];
+      if (first !== undefined && isPlusOf(first, '\\w')) {
+        if (followingText([{ seq: branch, index: 0 }, ...after], 1) !== c) return null;
+        targets.push({ holder: branch, index: 0 });
+        continue;
+      }
+      let prefix = '';
+      for (const part of branch) {
+        const char = part.kind === 'atom' ? literalChar(part.text) : null;
+        if (char === null || prefix.length === text.length) break;
+        prefix += char;
+      }
+      let differs = false;
+      for (let k = 0; k < prefix.length && !differs; k++) differs = prefix[k] !== text[k];
+      if (!differs) return null;
+    }
+  } else {
+    const guarded = guardedItem(seq, i, trail, false);
+    if (guarded === null || !isPlusOf(guarded.holder[guarded.index] as Item, '\\w')) return null;
+    if (followingText(guarded.after, 1) !== c) return null;
+    targets.push({ holder: guarded.holder, index: guarded.index });
+  }
+  return targets.length === 0 ? null : { targets, replacement: otherWord(word) };
 }
 
 /**
