@@ -170,6 +170,38 @@ describe('FailureWindows', () => {
     expect(windows.size).toBe(reference.windows.size);
   });
 
+  it('a flood of IPv4 clients over several jails: same counts and survivors as the plain definition', () => {
+    // IPv4 keys (kept by their numbers) next to IPv6 networks and other keys, with evictions,
+    // reached thresholds and clears.
+    const next = random(17);
+    const windows = new FailureWindows(3000);
+    const reference = new Reference(3000);
+    const address = (n: number) => `${10 + (n >>> 16)}.${(n >>> 8) & 255}.${n & 255}.${n % 7}`;
+    for (let i = 0; i < 60_000; i++) {
+      const jail = ['sshd', 'web', 'smtp'][Math.floor(next() * 3)] as string;
+      const r = next();
+      const key =
+        r < 0.3
+          ? address(Math.floor(next() * 2000))
+          : r < 0.8
+            ? address(5000 + i)
+            : r < 0.9
+              ? `2001:db8:${Math.floor(next() * 500).toString(16)}::/64`
+              : `returning-${Math.floor(next() * 200)}`;
+      const maxRetry = next() < 0.1 ? 3 : 1e9;
+      const input: FailureInput = { jail, key, timeMs: i, weight: 1, findTimeMs: 1e9, maxRetry };
+      expect(windows.add(input), `failure ${i}`).toEqual(reference.add(input));
+      if (next() < 0.01) {
+        windows.clear(jail, key);
+        reference.windows.delete(`${jail}\u0000${key}`);
+      }
+      if (i % 1000 === 0) expect(windows.size).toBe(reference.windows.size);
+    }
+    const kept = [...windows.entries()].map((entry) => `${entry.jail}\u0000${entry.key}`).sort();
+    expect(kept).toEqual([...reference.windows.keys()].sort());
+    expect(kept.length).toBe(3000);
+  });
+
   it('prune and liveByJail see every jail; clearAll forgets everything', () => {
     const windows = new FailureWindows();
     windows.add({ jail: 'sshd', key: 'a', timeMs: 1000, weight: 1, findTimeMs: 500, maxRetry: 5 });
