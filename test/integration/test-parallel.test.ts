@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cutTarget, PARALLEL_MIN_BYTES, WARMUP_BYTES } from '../../src/surfaces/cli/test-parallel.js';
 import { CLI, runCli } from '../helpers/cli.js';
@@ -80,7 +81,76 @@ async function sameForAllJobs(args: string[]): Promise<Report[]> {
   return reports;
 }
 
+/**
+ * A copy of the built CLI (dist/) whose worker takes a piece of the file and dies without a
+ * report (exit status 3): the failure is real, from outside, and the code under test is unchanged.
+ * Inside the repository, so the copy finds node_modules as the original does.
+ */
+function cliWithDyingWorker(): string {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  if (!existsSync(join(root, 'dist/surfaces/cli/main.js')))
+    throw new Error('dist/ is missing: run `npm run build` before this test (.ci/run does)');
+  mkdirSync(join(root, '.tmp'), { recursive: true });
+  const copy = mkdtempSync(join(root, '.tmp', 'dying-worker-'));
+  afterAll(() => rmSync(copy, { recursive: true, force: true }));
+  cpSync(join(root, 'dist'), join(copy, 'dist'), { recursive: true });
+  cpSync(join(root, 'rules'), join(copy, 'rules'), { recursive: true });
+  copyFileSync(join(root, 'package.json'), join(copy, 'package.json'));
+  writeFileSync(
+    join(copy, 'dist/surfaces/cli/test-worker.js'),
+    [
+      "import { workerData } from 'node:worker_threads';",
+      '// Takes the next free piece (a filter with sessions reads its own range anyway) and dies.',
+      'Atomics.add(new Int32Array(workerData.next), 0, 1);',
+      'process.exit(3);',
+      '',
+    ].join('\n'),
+  );
+  return join(copy, 'dist/surfaces/cli/main.js');
+}
+
+function runBuilt(
+  main: string,
+  args: string[],
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [main, ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
 describe('portcullis test --jobs', () => {
+  it('a worker that dies mid-run: its piece is read again in the main thread, the report is the one-pass report', async () => {
+    const main = cliWithDyingWorker();
+    const place = new Map<number, string>();
+    const cut = cutLine(2, 1);
+    place.set(cut - 1, connection(33000, '203.0.113.90'));
+    place.set(cut, tooMany(33000));
+    const file = buildLog('dying-worker.log', place);
+    const common = ['--json', '--no-progress', '--logtimezone', 'UTC', '--print-matched'];
+    // With sessions (sshd: the worker's own range) and without (a piece taken from the shared counter).
+    for (const filter of ['sshd', 'Failed password for \\S+ from <HOST> port']) {
+      const one = await testReport([file, filter, '--print-matched', '--jobs', '1']);
+      const run = await runBuilt(main, ['test', file, filter, ...common, '--jobs', '2']);
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(
+        /^note: the worker reading bytes \d+-\d+ failed \(exited with code 3\); reading them again in the main thread\n$/,
+      );
+      const report = JSON.parse(run.stdout) as Report;
+      expect(report.reruns).toBe(1);
+      expect(comparable(report)).toEqual(comparable(one));
+    }
+  }, 120_000);
+
   it('gives the one-pass report when sessions cross the cuts (the warm-up carries them over)', async () => {
     // A "Connection from" as the last line before each cut of 2 and 3 jobs, the address-less
     // failure of the same connection as the first line after it, its closing line after that.
