@@ -38,11 +38,11 @@ describe("every filter of Debian's fail2ban package", () => {
         for (const problem of problems) expect(problem).toContain(name);
       }
     }
-    // Measured with fail2ban 1.0.2 (Debian): 79 of 94 files load; of the 15 refused, 5 are
+    // Measured with fail2ban 1.0.2 (Debian): 80 of 94 files load; of the 14 refused, 5 are
     // include-only files (common, apache-common, botsearch-common, exim-common, selinux-common),
     // the rest use look-around, back-references or <SKIPLINES> RE2 cannot run. (sshd's
     // conditionals and `(?:(?! from ).)*?` are written out exactly: python-rewrite.ts.)
-    expect(loaded.length / files.length).toBeGreaterThanOrEqual(0.84);
+    expect(loaded.length / files.length).toBeGreaterThanOrEqual(0.85);
     for (const name of ['sshd', 'postfix', 'dovecot', 'nginx-http-auth', 'vsftpd', 'proftpd', 'pam-generic'])
       expect(loaded).toContain(name);
     // A regex refusal names the option line, why, and the regex as fail2ban would compile it.
@@ -51,8 +51,8 @@ describe("every filter of Debian's fail2ban package", () => {
     );
     // Look-aheads of the shapes python-rewrite.ts writes out: traefik-auth's
     // `(?!- )<F-USER>\S+</F-USER>`, apache-auth's, courier-auth's `(?!ip=)` and asterisk's
-    // `(?!RemoteAddress=)` before a key.
-    for (const name of ['traefik-auth', 'apache-auth', 'courier-auth', 'asterisk'])
+    // `(?!RemoteAddress=)` before a key, recidive's `(?!recidive\])`.
+    for (const name of ['traefik-auth', 'apache-auth', 'courier-auth', 'asterisk', 'recidive'])
       expect(loaded).toContain(name);
     // sshd's extra and aggressive modes add "no matching (?:\w+ (?!found\b)){0,2}\w+ found",
     // written out too (a word other than "found" after each blank).
@@ -299,6 +299,24 @@ const CASES: Case[] = [
       '[2024-08-04 12:50:05] SECURITY[1234] res_security_log.c: SecurityEvent="InvalidAccountID",EventTV="2024-08-04T12:50:05.000+0000",Severity="Error",Service="SIP",EventVersion="1",AccountID="x",SessionID="0x83",LocalAddress="IPV4/UDP/192.0.2.1/5060",RemoteAddress="IPV4/UDP/198.51.100.165/5060",RemoteAddress="IPV4/UDP/198.51.100.166/5060"',
       "[2024-08-04 12:50:06] NOTICE[2345] chan_sip.c: Registration from '\"100\" <sip:100@192.0.2.1>' failed for '198.51.100.167:5060' - Wrong password",
       "[2024-08-04 12:50:07] NOTICE[2345] chan_sip.c: Registration from '\"100\" <sip:100@192.0.2.1>' failed for '198.51.100.168:5060' - Something else",
+    ],
+  },
+  {
+    // fail2ban's own log: bans of other jails, not of recidive itself (`(?!recidive\])` before
+    // `(?:.*)\]`, written out), a jail name holding `]`.
+    filter: 'recidive',
+    f2b: 'recidive',
+    spec: 'fail2ban:recidive',
+    lines: [
+      '2024-08-04 13:00:01,123 fail2ban.actions        [1234]: NOTICE  [sshd] Ban 198.51.100.171',
+      '2024-08-04 13:00:02,123 fail2ban.actions        [1234]: NOTICE  [recidive] Ban 198.51.100.172',
+      '2024-08-04 13:00:03,123 fail2ban.actions        [1234]: NOTICE  [sshd] Unban 198.51.100.173',
+      '2024-08-04 13:00:04,123 fail2ban.actions        [1234]: NOTICE  [recidivex] Ban 198.51.100.174',
+      '2024-08-04 13:00:05,123 fail2ban.actions        [1234]: NOTICE  [nginx-botsearch] Ban 198.51.100.175',
+      '2024-08-04 13:00:06,123 fail2ban.actions        [1234]: WARNING [sshd] 198.51.100.176 already banned',
+      '2024-08-04 13:00:07,123 fail2ban.actions        [1234]: NOTICE  [sshd] Restore Ban 198.51.100.177',
+      '2024-08-04 13:00:08,123 fail2ban.actions        [1234]: NOTICE  [a]b] Ban 198.51.100.180',
+      '2024-08-04 13:00:09,123 fail2ban.actions        [1234]: NOTICE  [recid] Ban 198.51.100.181',
     ],
   },
   {

@@ -33,9 +33,12 @@
  *    literal text without blanks, followed by the same blank (traefik-auth's user, `(?!- )`): the
  *    run is whole, so the look-ahead refuses the run `W` alone: `\S+` becomes the runs other than
  *    `W`, written with `[^\s-]` (a non-blank other than `-`). Same texts, same preference.
- * 5. **A run's start checked by a look-ahead** `(?!L)\S+` followed by a character `L` does not
- *    hold (apache's `(?!evasive)\S+:\S+`): the run does not start with `L`, written as the
- *    runs that do not, longer ones first (the greedy order).
+ * 5. **A run's start checked by a look-ahead** `(?!L)\S+` (or `\S*`, `.+`, `.*`, alone or in a
+ *    group) followed by literal text (apache's `(?!evasive)\S+:\S+`, recidive's
+ *    `\[(?!recidive\])(?:.*)\]`): the text there does not start with `L`, so the run does not, nor
+ *    is it the first k characters of `L` where the text after it goes on with the rest of `L`
+ *    (`recidive` before `]`); written as those runs, longer ones first (the greedy order). When
+ *    what follows does not say (it is not literal far enough), nothing is written out.
  * 6. **One character refused** `(?!c)` before a group of alternatives each `\S` or `.` repeated
  *    (apache-auth's user, ``(?!`)<F-USER>(?:\S*|.*?)</F-USER>``), followed by a character other
  *    than `c`: each alternative's first character is not `c` (`[^\s`]\S*`, `[^\n`].*?`), an
@@ -577,7 +580,32 @@ function refusedStart(
   trail: Trail,
 ): { holder: Seq; index: number; replacement: Item } | null {
   const text = lookaheadText(seq[i] as Item);
-  if (text === null || /\s/.test(text)) return null;
+  if (text === null) return null;
+  // Rule 5: `\S+`, `\S*`, `.+` or `.*` (maybe alone in a group), then literal text.
+  const run = guardedItem(seq, i, trail, true);
+  const item = run === null ? undefined : run.holder[run.index];
+  const atom = item?.kind === 'quantified' && item.item.kind === 'atom' ? item.item.text : null;
+  if (run !== null && item?.kind === 'quantified' && (atom === '\\S' || atom === '.')) {
+    const quantifier = item.quantifier;
+    if (
+      (quantifier !== '+' && quantifier !== '*') ||
+      (atom === '\\S' ? /\s/.test(text) : text.includes('\n'))
+    )
+      return null;
+    // A run exactly `text`'s first k characters is refused only when the text after it goes on
+    // with the rest of `text`; when that is not known, nothing is written out.
+    const follows = followingText(run.after, text.length);
+    if (follows === null || follows === '$') return null;
+    const refused = new Set<number>();
+    for (let k = quantifier === '+' ? 1 : 0; k < text.length; k++) {
+      const rest = text.slice(k);
+      if (follows.startsWith(rest)) refused.add(k);
+      else if (rest.startsWith(follows)) return null;
+    }
+    const replacement = notStartingRun(text, atom, quantifier === '*', refused);
+    return { holder: run.holder, index: run.index, replacement: { kind: 'atom', text: replacement } };
+  }
+  if (/\s/.test(text)) return null;
   // A plain group after the look-ahead is rule 6's target itself, not a wrapper.
   const guarded = guardedItem(seq, i, trail, false);
   if (guarded === null) return null;
@@ -586,11 +614,6 @@ function refusedStart(
   const follows = followingText(guarded.after, 1);
   if (follows === null || follows === '$') return null;
   const c = follows[0] as string;
-  // Rule 5: `\S+`, the text after it holding none of the literal's characters.
-  if (isPlusOf(target, '\\S')) {
-    if (text.includes(c)) return null;
-    return { holder, index, replacement: { kind: 'atom', text: notStartingRun(text) } };
-  }
   // Rule 6: one character refused, before `(?:A|B|...)` of repeated `\S` or `.`.
   if (text.length !== 1 || c === text || target.kind !== 'group' || target.open !== '(?:') return null;
   const alternatives: Seq[] = [];
@@ -617,15 +640,22 @@ function refusedStart(
   return { holder, index, replacement: { kind: 'group', open: '(?:', close: ')', body: alternatives } };
 }
 
-/** Runs of non-blanks that do not start with `text` (longer ones first: the greedy order). */
-function notStartingRun(text: string): string {
-  const head = escapeChar(text[0] as string);
-  const tail = (t: string): string => {
-    const h = escapeChar(t[0] as string);
-    const deeper = t.length > 1 ? `|${h}${tail(t.slice(1))}` : '';
-    return `(?:[^\\s${h}]\\S*${deeper}|)`;
+/**
+ * Runs of `atom` (`\S` or `.`) that do not start with `text` and are not its first k characters
+ * for k in `refused` (the empty run only when `empty`), longer ones first: the greedy order. At
+ * each character of `text` the run either leaves it (another character, then anything), follows
+ * it, or ends.
+ */
+function notStartingRun(text: string, atom: string, empty: boolean, refused: ReadonlySet<number>): string {
+  const not = atom === '.' ? '\\n' : '\\s';
+  const level = (k: number): string => {
+    const c = escapeChar(text[k] as string);
+    const parts = [`[^${not}${c}]${atom}*`];
+    if (k + 1 < text.length) parts.push(`${c}${level(k + 1)}`);
+    if ((k > 0 || empty) && !refused.has(k)) parts.push('');
+    return `(?:${parts.join('|')})`;
   };
-  return text.length === 1 ? `(?:[^\\s${head}]\\S*)` : `(?:[^\\s${head}]\\S*|${head}${tail(text.slice(1))})`;
+  return level(0);
 }
 
 /** Runs of non-blanks (Python's `\S`) other than `text`. */
