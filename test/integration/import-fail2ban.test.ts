@@ -16,7 +16,7 @@ const root = mkdtempSync(join(tmpdir(), 'pc-f2b-import-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 mkdirSync(join(root, 'filter.d'));
-for (const name of ['common', 'sshd', 'postfix', 'nginx-http-auth', 'dovecot', 'named-refused'])
+for (const name of ['common', 'sshd', 'postfix', 'nginx-http-auth', 'dovecot', 'roundcube-auth'])
   cpSync(`/etc/fail2ban/filter.d/${name}.conf`, join(root, 'filter.d', `${name}.conf`));
 mkdirSync(join(root, 'jail.d'));
 writeFileSync(
@@ -66,9 +66,9 @@ writeFileSync(
     'port    = http,https',
     'logpath = /var/log/nginx/error.log',
     '',
-    '[named-refused]',
-    'port     = domain,953',
-    'logpath  = /var/log/named/security.log',
+    '[roundcube-auth]',
+    'port     = http,https',
+    'logpath  = /var/log/roundcube/errors.log',
     '',
   ].join('\n'),
 );
@@ -105,7 +105,7 @@ writeFileSync(
     'enabled = true',
     'findtime = 1h30m',
     '',
-    '[named-refused]',
+    '[roundcube-auth]',
     'enabled = true',
     '',
     '[nginx-botsearch]',
@@ -118,11 +118,11 @@ describe('portcullis import fail2ban', () => {
   const result = importFail2ban(root);
 
   it('writes the enabled jails with fail2ban precedence (jail.conf < jail.d < jail.local)', () => {
-    expect(result.jails).toEqual(['sshd', 'postfix', 'dovecot', 'nginx-http-auth', 'named-refused']);
+    expect(result.jails).toEqual(['sshd', 'postfix', 'dovecot', 'nginx-http-auth', 'roundcube-auth']);
     const config = parseConfigText(result.yaml, 'imported.yaml');
     const jail = (name: string) => config.jails.find((j) => j.name === name);
     expect(config.jails.map((j) => j.name).sort()).toEqual(
-      ['named-refused', 'dovecot', 'nginx-http-auth', 'postfix', 'sshd'].sort(),
+      ['roundcube-auth', 'dovecot', 'nginx-http-auth', 'postfix', 'sshd'].sort(),
     );
     // jail.d overrides jail.conf; [DEFAULT] is inherited.
     expect(jail('sshd')?.banTimeMs).toBe(3_600_000);
@@ -159,8 +159,9 @@ describe('portcullis import fail2ban', () => {
   it("reads fail2ban's own filter where RE2 can run it, the bundled twin where it cannot, and says so", () => {
     // sshd's conditionals and `(?:(?! from ).)*?` are written out exactly (python-rewrite.ts).
     expect(result.yaml).toMatch(/ {4}filter: \{"fail2ban":"sshd","mode":"normal","fail2ban_dir":"[^"]+"\}/);
-    // named-refused's prefregex has a look-ahead: leaving it out would change every failregex.
-    expect(result.yaml).toMatch(/ {4}filter: "named-refused"/);
+    // roundcube-auth's failregex has a look-ahead and a back-reference: leaving it out would leave
+    // no failregex.
+    expect(result.yaml).toMatch(/ {4}filter: "roundcube-auth"/);
   });
 
   it('lists what it could not carry over, one comment line each', () => {
@@ -169,7 +170,7 @@ describe('portcullis import fail2ban', () => {
     const notes = result.notCarried.join('\n');
     expect(notes).toContain('ignoreip gateway.example.net: not an address or CIDR range');
     expect(notes).toContain('postfix: action abuseipdb: no portcullis equivalent');
-    expect(notes).toContain("named-refused: filter named-refused: fail2ban's cannot run on RE2");
+    expect(notes).toContain("roundcube-auth: filter roundcube-auth: fail2ban's cannot run on RE2");
     expect(notes).toContain('whois lookups and log lines are not added');
   });
 

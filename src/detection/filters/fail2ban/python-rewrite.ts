@@ -343,6 +343,18 @@ function temperedLiteral(item: Item): string | null {
   return literal === null || literal.includes('\n') ? null : literal;
 }
 
+/** The texts `A`, `B`, ... of a negative look-ahead `(?!A|B|...)` of plain characters; otherwise null. */
+function lookaheadTexts(item: Item): string[] | null {
+  if (item.kind !== 'group' || item.open !== '(?!') return null;
+  const texts: string[] = [];
+  for (const branch of item.body) {
+    const text = lookaheadText({ ...item, body: [branch] });
+    if (text === null) return null;
+    texts.push(text);
+  }
+  return texts;
+}
+
 /** The text `L` of a negative look-ahead `(?!L)` of plain characters; otherwise null. */
 function lookaheadText(item: Item): string | null {
   if (item.kind !== 'group' || item.open !== '(?!' || item.body.length !== 1) return null;
@@ -579,32 +591,34 @@ function refusedStart(
   i: number,
   trail: Trail,
 ): { holder: Seq; index: number; replacement: Item } | null {
-  const text = lookaheadText(seq[i] as Item);
-  if (text === null) return null;
-  // Rule 5: `\S+`, `\S*`, `.+` or `.*` (maybe alone in a group), then literal text.
+  const texts = lookaheadTexts(seq[i] as Item);
+  if (texts === null) return null;
+  // Rule 5: `\S+`, `\S*`, `.+`, `.*` or a class's run (maybe alone in a group), then literal text.
   const run = guardedItem(seq, i, trail, true);
   const item = run === null ? undefined : run.holder[run.index];
-  const atom = item?.kind === 'quantified' && item.item.kind === 'atom' ? item.item.text : null;
-  if (run !== null && item?.kind === 'quantified' && (atom === '\\S' || atom === '.')) {
+  const chars = item?.kind === 'quantified' && item.item.kind === 'atom' ? runChars(item.item.text) : null;
+  if (run !== null && item?.kind === 'quantified' && chars !== null) {
     const quantifier = item.quantifier;
-    if (
-      (quantifier !== '+' && quantifier !== '*') ||
-      (atom === '\\S' ? /\s/.test(text) : text.includes('\n'))
-    )
+    // Every refused text is a run's start (a character the run cannot take would end it first).
+    if ((quantifier !== '+' && quantifier !== '*') || !texts.every((t) => [...t].every(chars.has)))
       return null;
-    // A run exactly `text`'s first k characters is refused only when the text after it goes on
-    // with the rest of `text`; when that is not known, nothing is written out.
-    const follows = followingText(run.after, text.length);
+    // A run exactly a text's first k characters is refused only when the text after it goes on
+    // with the rest of it; when that is not known, nothing is written out.
+    const follows = followingText(run.after, Math.max(...texts.map((t) => t.length)));
     if (follows === null || follows === '$') return null;
-    const refused = new Set<number>();
-    for (let k = quantifier === '+' ? 1 : 0; k < text.length; k++) {
-      const rest = text.slice(k);
-      if (follows.startsWith(rest)) refused.add(k);
-      else if (rest.startsWith(follows)) return null;
+    const refused = new Set<string>();
+    for (const text of texts) {
+      for (let k = quantifier === '+' ? 1 : 0; k < text.length; k++) {
+        const rest = text.slice(k);
+        if (follows.startsWith(rest)) refused.add(text.slice(0, k));
+        else if (rest.startsWith(follows)) return null;
+      }
     }
-    const replacement = notStartingRun(text, atom, quantifier === '*', refused);
+    const replacement = notStartingRun(texts, chars, quantifier === '*', refused);
     return { holder: run.holder, index: run.index, replacement: { kind: 'atom', text: replacement } };
   }
+  if (texts.length !== 1) return null;
+  const text = texts[0] as string;
   if (/\s/.test(text)) return null;
   // A plain group after the look-ahead is rule 6's target itself, not a wrapper.
   const guarded = guardedItem(seq, i, trail, false);
@@ -641,21 +655,82 @@ function refusedStart(
 }
 
 /**
- * Runs of `atom` (`\S` or `.`) that do not start with `text` and are not its first k characters
- * for k in `refused` (the empty run only when `empty`), longer ones first: the greedy order. At
- * each character of `text` the run either leaves it (another character, then anything), follows
- * it, or ends.
+ * The characters of a run's atom rule 5 writes out: `\S`, `.`, `\w` or a class of `\w` and single
+ * characters (`[\w-]`), as a membership test and, for a set of characters to leave out, the
+ * Python regex of the others. Null for any other atom.
  */
-function notStartingRun(text: string, atom: string, empty: boolean, refused: ReadonlySet<number>): string {
-  const not = atom === '.' ? '\\n' : '\\s';
-  const level = (k: number): string => {
-    const c = escapeChar(text[k] as string);
-    const parts = [`[^${not}${c}]${atom}*`];
-    if (k + 1 < text.length) parts.push(`${c}${level(k + 1)}`);
-    if ((k > 0 || empty) && !refused.has(k)) parts.push('');
+interface RunChars {
+  readonly atom: string;
+  has(c: string): boolean;
+  other(excluded: readonly string[]): string;
+}
+
+function runChars(atom: string): RunChars | null {
+  const asciiWord = (c: string) => /^[A-Za-z0-9_]$/.test(c);
+  const list = (excluded: readonly string[]) => excluded.map(escapeChar).join('');
+  if (atom === '\\S' || atom === '.') {
+    const not = atom === '.' ? '\\n' : '\\s';
+    return {
+      atom,
+      has: (c) => (atom === '.' ? c !== '\n' : !/\s/.test(c)),
+      other: (excluded) => `[^${not}${list(excluded)}]`,
+    };
+  }
+  const inner = atom === '\\w' ? '\\w' : /^\[([^\]^][^\]]*)\]$/.exec(atom)?.[1];
+  if (inner === undefined) return null;
+  // `\w` and single characters (plain or escaped punctuation), nothing else (no ranges).
+  const singles: string[] = [];
+  let word = false;
+  for (let k = 0; k < inner.length; k++) {
+    const c = inner[k] as string;
+    if (c === '\\') {
+      const next = inner[k + 1];
+      if (next === 'w') word = true;
+      else if (next !== undefined && /[^A-Za-z0-9]/.test(next)) singles.push(next);
+      else return null;
+      k++;
+    } else if (c === '-' && k > 0 && k < inner.length - 1) return null;
+    else if (/[A-Za-z0-9_ \-:.,/@=+#!%&~]/.test(c)) singles.push(c);
+    else return null;
+  }
+  // A literal the look-ahead refuses is compared as ASCII (Python's \w holds every letter).
+  return {
+    atom,
+    has: (c) => (word && asciiWord(c)) || singles.includes(c),
+    other: (excluded) => {
+      const parts: string[] = [];
+      if (word) parts.push(`[^\\W${list(excluded.filter(asciiWord))}]`);
+      for (const c of singles)
+        if (!excluded.includes(c) && !(word && asciiWord(c))) parts.push(escapeChar(c));
+      return parts.length === 1 ? (parts[0] as string) : `(?:${parts.join('|')})`;
+    },
+  };
+}
+
+/**
+ * Runs of `chars` that start with none of `texts` and are none of the texts' starts in `refused`
+ * (the empty run only when `empty`), longer ones first: the greedy order. At each character the
+ * run either leaves every text (another character, then anything), follows one, or ends.
+ */
+function notStartingRun(
+  texts: readonly string[],
+  chars: RunChars,
+  empty: boolean,
+  refused: ReadonlySet<string>,
+): string {
+  const level = (prefix: string): string => {
+    const next = new Set<string>();
+    for (const text of texts)
+      if (text.length > prefix.length && text.startsWith(prefix)) next.add(text[prefix.length] as string);
+    const parts = [`${chars.other([...next])}${chars.atom}*`];
+    for (const c of next) {
+      // A text ending here is refused with everything after it: no way on.
+      if (!texts.includes(prefix + c)) parts.push(`${escapeChar(c)}${level(prefix + c)}`);
+    }
+    if ((prefix !== '' || empty) && !refused.has(prefix)) parts.push('');
     return `(?:${parts.join('|')})`;
   };
-  return level(0);
+  return level('');
 }
 
 /** Runs of non-blanks (Python's `\S`) other than `text`. */
