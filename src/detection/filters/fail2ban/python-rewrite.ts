@@ -27,7 +27,7 @@
  *    (`f`, `fo`, `fou`, `foun`, words not going on like `found`, or going on past it), written
  *    with `[^\Wf]` (a word character other than `f`). Same texts, same order of preference.
  *    At the very end of the pattern (a search: anything may follow) each such word ends at a
- *    `\b`. Rules 3 to 7 are not applied under `(?i)` (case folding would change what `[^\Wf]`
+ *    `\b`. Rules 3 to 8 are not applied under `(?i)` (case folding would change what `[^\Wf]`
  *    excludes) or `(?s)` (`.` would take line ends).
  * 4. **A run checked by a look-ahead** `(?!W )\S+` (or `(?!W )<F-USER>\S+</F-USER>`), `W`
  *    literal text without blanks, followed by the same blank (traefik-auth's user, `(?!- )`): the
@@ -48,6 +48,10 @@
  *    alternatives of a group (courier-auth's `(?!ip=)(?:user=...|\w+=[^,]*)`, where `user=` is
  *    never refused): the `\w+` before c is a whole word, so the look-ahead refuses exactly the word
  *    W: `\w+` becomes the words other than W, as in rule 3. Same texts, same groups.
+ * 8. **A look-ahead for what follows anyway** `(?=L)` before literal text starting with `L`, or
+ *    ending the rounds of a repeated group whose every alternative starts with `L` as the text after
+ *    the repetition does (exim's `(?:"+[^"]*(?="))*?"`): a way on that does not start with `L`
+ *    fails there anyway, so dropping it changes neither what matches nor the order of the tries.
  */
 
 type Item = Atom | Group | Quantified;
@@ -79,7 +83,7 @@ class Unparsable extends Error {}
 
 /** The rewritten pattern, or the pattern itself when nothing here applies (or it cannot be parsed). */
 export function rewritePythonIdioms(pattern: string): string {
-  if (!pattern.includes('(?(') && !pattern.includes('(?!')) return pattern;
+  if (!pattern.includes('(?(') && !pattern.includes('(?!') && !pattern.includes('(?=')) return pattern;
   let tree: Seq[];
   try {
     tree = parse(pattern);
@@ -448,6 +452,16 @@ function rewriteWordLookaheads(branches: Seq[], trail: Trail): void {
           continue;
         }
       }
+      // Rule 8: a look-ahead for the text that follows anyway.
+      const ahead = aheadText(item);
+      if (
+        ahead !== null &&
+        followingText([{ seq, index: i }, ...trail], ahead.length)?.startsWith(ahead) === true
+      ) {
+        seq.splice(i, 1);
+        i--;
+        continue;
+      }
       const refusedWords = refusedWord(seq, i, trail);
       if (refusedWords !== null) {
         // The look-ahead goes; each `\w+` it guarded becomes the words other than the refused one.
@@ -475,13 +489,58 @@ function rewriteWordLookaheads(branches: Seq[], trail: Trail): void {
       if (item.kind === 'quantified') {
         // Inside a repetition what follows the body is not known (another round, or the rest).
         const group = item.item;
-        if (group.kind === 'group' && isPlainGroup(group)) rewriteWordLookaheads(group.body, REPEATED);
+        if (group.kind === 'group' && isPlainGroup(group)) {
+          dropAheadAtRoundEnd(group, [{ seq, index: i }, ...trail]);
+          rewriteWordLookaheads(group.body, REPEATED);
+        }
         continue;
       }
       if (item.kind !== 'group' || !isPlainGroup(item)) continue;
       rewriteWordLookaheads(item.body, [{ seq, index: i }, ...trail]);
     }
   }
+}
+
+/** `L` of a positive look-ahead `(?=L)` of plain characters; otherwise null. */
+function aheadText(item: Item): string | null {
+  return item.kind === 'group' && item.open === '(?=' ? lookaheadText({ ...item, open: '(?!' }) : null;
+}
+
+/**
+ * Rule 8 at the end of a repeated group's rounds (exim's `(?:"+[^"]*(?="))*?"`): `(?=L)` ending a
+ * round is dropped when every way on starts with `L`: each alternative of the group (another round)
+ * and the text after the repetition (`after`: the trail of the quantified item).
+ */
+function dropAheadAtRoundEnd(group: Group, after: Trail): void {
+  const ends = group.body.map((branch) => branch[branch.length - 1]);
+  const ahead = ends[0] === undefined ? null : aheadText(ends[0]);
+  if (ahead === null || ends.some((end) => end === undefined || aheadText(end) !== ahead)) return;
+  const rounds = group.body.every((branch) =>
+    leadingText(branch.slice(0, -1), ahead.length).startsWith(ahead),
+  );
+  if (!rounds || followingText(after, ahead.length)?.startsWith(ahead) !== true) return;
+  for (const branch of group.body) branch.pop();
+}
+
+/** The literal text a sequence certainly starts with (up to `limit` characters; `c+` gives `c`). */
+function leadingText(seq: Seq, limit: number): string {
+  let text = '';
+  for (const item of seq) {
+    if (text.length >= limit) break;
+    if (item.kind === 'atom') {
+      const char = literalChar(item.text);
+      if (char === null) break;
+      text += char;
+    } else {
+      const char =
+        item.kind === 'quantified' && item.quantifier.startsWith('+') && item.item.kind === 'atom'
+          ? literalChar(item.item.text)
+          : null;
+      if (char !== null) text += char;
+      break;
+    }
+  }
+  return text;
 }
 
 /** A group that only groups or captures (not a look-around, back-reference or conditional). */
