@@ -28,7 +28,7 @@ export type { DateMatch, DateTemplate } from './date-template.js';
  * | syslog            | `Nov 25 12:00:01` (the year is inferred)             |
  * | MySQL (old)       | `130324  0:04:00` (YYMMDD, at the start of the line)  |
  * | TAI64N            | `@4000000069258a210000000a` (daemontools, runit, s6) |
- * | epoch             | `1764072001`, `1764072001.123`, `1764072001123` at the start of the line |
+ * | epoch             | `1764072001`, `1764072001.123`, `1764072001123` at the start of the line; `msg=audit(1764072001.123:401)` in an audit log line |
  *
  * The date used is the first one in the line, whatever format matched the line before (one scan
  * of the places a date can start, see `builtInDetector`). A `datepattern` (strftime style, see
@@ -287,12 +287,13 @@ export const BUILT_IN_DATE_SPECS: readonly DateFormatSpec[] = [
     toMs: (m) => tai64nMs(m[1] as string, m[2] as string),
   },
   {
-    // At the start of the line, after an optional `[`.
+    // At the start of the line, after an optional `[`; or in the Linux audit log's own lines
+    // (`type=USER_AUTH msg=audit(1722780001.123:401): ...`, SELinux), before the `:serial)`.
     name: 'epoch',
-    re: /(?<=^\[?)(\d{10}|\d{13})(?:\.(\d{1,9}))?(?=\]|\s|$)/g,
+    re: /(?:(?<=^\[?)(\d{10}|\d{13})(?:\.(\d{1,9}))?(?=\]|\s|$)|(?<=^type=\S+ msg=audit\()(\d{10}|\d{13})(?:\.(\d{1,9}))?(?=:\d+\)))/g,
     toMs: (m) => {
-      const digits = m[1] as string;
-      return digits.length === 13 ? Number(digits) : Number(digits) * 1000 + fractionMs(m[2]);
+      const digits = (m[1] ?? m[3]) as string;
+      return digits.length === 13 ? Number(digits) : Number(digits) * 1000 + fractionMs(m[2] ?? m[4]);
     },
   },
 ];
@@ -337,6 +338,11 @@ const RECENT_STARTS = 64;
  * blank (not part of the match: every match is 3 characters long).
  */
 const PLACES = /[0-9][0-9][-/]|[A-Z][a-z][a-z](?= )/g;
+
+/** An audit log line's start, to its epoch (see the epoch format). */
+const AUDIT = /type=\S+ msg=audit\(/y;
+/** The epoch format's index in BUILT_IN_DATE_SPECS. */
+const EPOCH_INDEX = 9;
 
 function nameKey(text: string, at: number): number {
   return (text.charCodeAt(at) << 16) | (text.charCodeAt(at + 1) << 8) | text.charCodeAt(at + 2);
@@ -464,7 +470,24 @@ function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
       // Formats whose first date in this line turned out not to be a real time.
       let dead = 0;
       let i = 0;
+      // An audit log line's epoch, tried when the scan reaches it (no other date started before).
+      let audit = -1;
+      if (line.charCodeAt(0) === 116 /* t */) {
+        AUDIT.lastIndex = 0;
+        if (AUDIT.test(line)) audit = AUDIT.lastIndex;
+      }
       while (i < length) {
+        if (i > 1 && audit >= i) {
+          PLACES.lastIndex = i;
+          const place = PLACES.test(line) ? PLACES.lastIndex - 3 : length;
+          if (audit < place) {
+            // No date place before it: nothing else can start a date before the epoch.
+            const found = tryAt(EPOCH_INDEX, line, audit);
+            if (found !== null && found !== false) return found;
+            if (found === false) dead |= EPOCH;
+            audit = -1;
+          }
+        }
         if (i > 1) {
           // Past the places where a date can only start the line (or follow a leading `[`), a
           // date starts a run of two or four digits followed by `-` or `/`, or a three-letter
@@ -526,6 +549,13 @@ function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
  */
 function endsAt(index: number, line: string, start: number, end: number): boolean {
   const c = line.charCodeAt(end);
+  if (index === EPOCH_INDEX && start > 1) {
+    // An audit log line's epoch: (?=:\d+\)).
+    let k = end + 1;
+    if (c !== 58 || !isDigit(line.charCodeAt(k))) return false;
+    while (isDigit(line.charCodeAt(k))) k++;
+    return line.charCodeAt(k) === 41;
+  }
   if (Number.isNaN(c)) return true;
   switch (index) {
     case 0: // RFC 5424: (?= |$)
@@ -558,7 +588,7 @@ function endsAt(index: number, line: string, start: number, end: number): boolea
       return !isDigit(c) && c !== 58;
     case 8: // TAI64N: (?=\s|$)
       return c === 32 || c === 9;
-    case 9: // epoch: optional .fraction, then (?=\]|\s|$)
+    case 9: // epoch at the line's start: optional .fraction, then (?=\]|\s|$)
       return c === 93 || c === 32 || c === 9;
     default:
       return false;

@@ -52,6 +52,9 @@
  *    ending the rounds of a repeated group whose every alternative starts with `L` as the text after
  *    the repetition does (exim's `(?:"+[^"]*(?="))*?"`): a way on that does not start with `L`
  *    fails there anyway, so dropping it changes neither what matches nor the order of the tries.
+ * 9. **A back-reference to a group of a few texts** `(?P<q>"?)\S+(?P=q)` (selinux-ssh's quote
+ *    around the account): like a conditional, the group and what follows it are written out once
+ *    per text the group can match, in Python's order, the back-reference replaced by that text.
  */
 
 type Item = Atom | Group | Quantified;
@@ -83,7 +86,13 @@ class Unparsable extends Error {}
 
 /** The rewritten pattern, or the pattern itself when nothing here applies (or it cannot be parsed). */
 export function rewritePythonIdioms(pattern: string): string {
-  if (!pattern.includes('(?(') && !pattern.includes('(?!') && !pattern.includes('(?=')) return pattern;
+  if (
+    !pattern.includes('(?(') &&
+    !pattern.includes('(?!') &&
+    !pattern.includes('(?=') &&
+    !pattern.includes('(?P=')
+  )
+    return pattern;
   let tree: Seq[];
   try {
     tree = parse(pattern);
@@ -94,6 +103,8 @@ export function rewritePythonIdioms(pattern: string): string {
   // Each round removes one conditional; copies repeat the later ones, so sequential conditionals
   // double the pattern each: past the limits it is left as it was (and refused).
   for (let round = 0; expandOneConditional(tree); round++)
+    if (round === MAX_CONDITIONALS || render(tree).length > MAX_REWRITTEN) return pattern;
+  for (let round = 0; expandOneBackReference(tree); round++)
     if (round === MAX_CONDITIONALS || render(tree).length > MAX_REWRITTEN) return pattern;
   rewriteTemperedTokens(tree, []);
   // Not under (?i) (case folding changes what `[^\Wf]` excludes) or (?s) (`.` takes line ends).
@@ -309,6 +320,103 @@ function resolve(item: Item, name: string, present: boolean): Item {
     return { kind: 'group', open: '(?:', close: ')', body: [chosen ?? []] };
   }
   return { ...item, body };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Back-references to a group of a few texts
+
+/** The most texts a group may have for its back-references to be written out. */
+const MAX_TEXTS = 8;
+
+/** Expands the first back-reference that can be expanded; false when none is left or none can be. */
+function expandOneBackReference(tree: Seq[]): boolean {
+  for (const seq of tree) if (referenceIn(seq)) return true;
+  return false;
+}
+
+/**
+ * Looks for a sequence in which a named group of a few literal texts (selinux-ssh's
+ * `(?P<_quote_acct>"?)`) is referred back to later in the same sequence: the group and everything
+ * after it are written out once per text, in the order Python tries them, with the group matching
+ * that text and each `(?P=name)` replaced by it. When a back-reference is reached the group has
+ * matched (it comes first in the same sequence), so it stands for exactly that text.
+ */
+function referenceIn(seq: Seq): boolean {
+  for (let i = 0; i < seq.length; i++) {
+    const item = seq[i] as Item;
+    const name = item.kind === 'group' ? groupName(item) : null;
+    if (item.kind === 'group' && name !== null && seq.slice(i + 1).some((later) => refersTo(later, name))) {
+      const texts = textsOf(item.body);
+      if (texts !== null) {
+        const alternatives = texts.map((text) => [
+          { ...item, body: [literalItems(text)] },
+          ...seq.slice(i + 1).map((later) => substituteReference(clone(later), name, text)),
+        ]);
+        seq.splice(i, seq.length - i, { kind: 'group', open: '(?:', close: ')', body: alternatives });
+        return true;
+      }
+    }
+    for (const inner of innerSeqs(item)) if (referenceIn(inner)) return true;
+  }
+  return false;
+}
+
+/**
+ * The texts alternatives of literal characters, optional ones (`c?`, `c??`) and plain groups of
+ * such alternatives can match, in the order Python tries them; null for anything else or more
+ * than MAX_TEXTS.
+ */
+function textsOf(branches: readonly Seq[]): string[] | null {
+  const out: string[] = [];
+  for (const branch of branches) {
+    let texts = [''];
+    for (const item of branch) {
+      let options: string[] | null = null;
+      if (item.kind === 'atom') {
+        const char = literalChar(item.text);
+        options = char === null ? null : [char];
+      } else if (
+        item.kind === 'quantified' &&
+        item.item.kind === 'atom' &&
+        (item.quantifier === '?' || item.quantifier === '??')
+      ) {
+        const char = literalChar(item.item.text);
+        options = char === null ? null : item.quantifier === '?' ? [char, ''] : ['', char];
+      } else if (item.kind === 'group' && item.open === '(?:') options = textsOf(item.body);
+      if (options === null) return null;
+      const next: string[] = [];
+      for (const text of texts) for (const option of options) next.push(text + option);
+      if (next.length > MAX_TEXTS) return null;
+      texts = next;
+    }
+    out.push(...texts);
+    if (out.length > MAX_TEXTS) return null;
+  }
+  return out;
+}
+
+function literalItems(text: string): Item[] {
+  return [...text].map((c) => ({ kind: 'atom', text: escapeChar(c) }));
+}
+
+function refersTo(item: Item, name: string): boolean {
+  const group = item.kind === 'quantified' ? item.item : item;
+  if (group.kind !== 'group') return false;
+  if (group.open === `(?P=${name}`) return true;
+  return group.body.some((seq) => seq.some((inner) => refersTo(inner, name)));
+}
+
+/** `item` with each `(?P=name)` replaced by `text` (a plain group, so a quantifier still applies to all of it). */
+function substituteReference(item: Item, name: string, text: string): Item {
+  if (item.kind === 'atom') return item;
+  if (item.kind === 'quantified')
+    return { ...item, item: substituteReference(item.item, name, text) as Atom | Group };
+  if (item.open === `(?P=${name}`)
+    return { kind: 'group', open: '(?:', close: ')', body: [literalItems(text)] };
+  return {
+    ...item,
+    body: item.body.map((seq) => seq.map((inner) => substituteReference(inner, name, text))),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

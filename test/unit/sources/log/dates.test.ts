@@ -83,6 +83,13 @@ describe('date detection', () => {
     ['epoch milliseconds', '1764072001123 x', '2025-11-25T12:00:01.123Z', 'epoch', 'x'],
     ['epoch in brackets', '[1764072001] x', '2025-11-25T12:00:01.000Z', 'epoch', 'x'],
     [
+      'Linux audit log (SELinux)',
+      'type=USER_AUTH msg=audit(1764072001.123:401): pid=1 uid=0 res=failed',
+      '2025-11-25T12:00:01.123Z',
+      'epoch',
+      'type=USER_AUTH msg=audit(:401): pid=1 uid=0 res=failed',
+    ],
+    [
       'RFC 5424 with an offset (sshd through rsyslog)',
       '<38>1 2019-07-08T17:40:16+02:00 gate sshd 57915 - - Failed password for root from 192.0.2.7 port 22 ssh2',
       '2019-07-08T15:40:16.000Z',
