@@ -782,6 +782,8 @@ function refusedStart(
       }
     }
     const replacement = notStartingRun(texts, chars, quantifier === '*', refused);
+    // No run at all is left: the pattern stays as it was (and is refused).
+    if (replacement === null) return null;
     return { holder: run.holder, index: run.index, replacement: { kind: 'atom', text: replacement } };
   }
   if (texts.length !== 1) return null;
@@ -829,7 +831,8 @@ function refusedStart(
 interface RunChars {
   readonly atom: string;
   has(c: string): boolean;
-  other(excluded: readonly string[]): string;
+  /** Null when no character is left. */
+  other(excluded: readonly string[]): string | null;
 }
 
 function runChars(atom: string): RunChars | null {
@@ -869,6 +872,7 @@ function runChars(atom: string): RunChars | null {
       if (word) parts.push(`[^\\W${list(excluded.filter(asciiWord))}]`);
       for (const c of singles)
         if (!excluded.includes(c) && !(word && asciiWord(c))) parts.push(escapeChar(c));
+      if (parts.length === 0) return null;
       return parts.length === 1 ? (parts[0] as string) : `(?:${parts.join('|')})`;
     },
   };
@@ -884,18 +888,22 @@ function notStartingRun(
   chars: RunChars,
   empty: boolean,
   refused: ReadonlySet<string>,
-): string {
-  const level = (prefix: string): string => {
+): string | null {
+  // Null: no run goes on from `prefix` (every character and the end refused).
+  const level = (prefix: string): string | null => {
     const next = new Set<string>();
     for (const text of texts)
       if (text.length > prefix.length && text.startsWith(prefix)) next.add(text[prefix.length] as string);
-    const parts = [`${chars.other([...next])}${chars.atom}*`];
+    const parts: string[] = [];
+    const leave = chars.other([...next]);
+    if (leave !== null) parts.push(`${leave}${chars.atom}*`);
     for (const c of next) {
       // A text ending here is refused with everything after it: no way on.
-      if (!texts.includes(prefix + c)) parts.push(`${escapeChar(c)}${level(prefix + c)}`);
+      const deeper = texts.includes(prefix + c) ? null : level(prefix + c);
+      if (deeper !== null) parts.push(`${escapeChar(c)}${deeper}`);
     }
     if ((prefix !== '' || empty) && !refused.has(prefix)) parts.push('');
-    return `(?:${parts.join('|')})`;
+    return parts.length === 0 ? null : `(?:${parts.join('|')})`;
   };
   return level('');
 }
