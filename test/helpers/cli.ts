@@ -14,8 +14,17 @@ export interface CliResult {
  * (`['ip', 'netns', 'exec', name]`).
  */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, wrap: string[] = []): Promise<CliResult> {
+  return runNode(['--import', 'tsx', CLI, ...args], env, wrap);
+}
+
+/** Runs `node ...args` to completion (a built CLI: `[main.js, ...args]`), as runCli does. */
+export function runNode(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  wrap: string[] = [],
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const argv = [process.execPath, '--import', 'tsx', CLI, ...args];
+    const argv = [process.execPath, ...args];
     const [command, ...rest] = [...wrap, ...argv] as [string, ...string[]];
     const child = spawn(command, rest, {
       env: { ...process.env, ...env },

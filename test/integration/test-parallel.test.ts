@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cutTarget, PARALLEL_MIN_BYTES, WARMUP_BYTES } from '../../src/surfaces/cli/test-parallel.js';
-import { CLI, runCli } from '../helpers/cli.js';
+import { CLI, runCli, runNode } from '../helpers/cli.js';
 
 // `portcullis test --jobs N`: the report of N threads is the report of one pass. Every file here
 // has lines of one fixed width, so the test knows which line each cut (the exported rule) lands on.
@@ -109,25 +109,6 @@ function cliWithDyingWorker(): string {
   return join(copy, 'dist/surfaces/cli/main.js');
 }
 
-function runBuilt(
-  main: string,
-  args: string[],
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
 describe('portcullis test --jobs', () => {
   it('a worker that dies mid-run: its piece is read again in the main thread, the report is the one-pass report', async () => {
     const main = cliWithDyingWorker();
@@ -140,7 +121,7 @@ describe('portcullis test --jobs', () => {
     // With sessions (sshd: the worker's own range) and without (a piece taken from the shared counter).
     for (const filter of ['sshd', 'Failed password for \\S+ from <HOST> port']) {
       const one = await testReport([file, filter, '--print-matched', '--jobs', '1']);
-      const run = await runBuilt(main, ['test', file, filter, ...common, '--jobs', '2']);
+      const run = await runNode([main, 'test', file, filter, ...common, '--jobs', '2']);
       expect(run.status, run.stderr).toBe(0);
       expect(run.stderr).toMatch(
         /^note: the worker reading bytes \d+-\d+ failed \(exited with code 3\); reading them again in the main thread\n$/,

@@ -100,12 +100,12 @@ export function rewritePythonIdioms(pattern: string): string {
     if (error instanceof Unparsable) return pattern;
     throw error;
   }
-  // Each round removes one conditional; copies repeat the later ones, so sequential conditionals
-  // double the pattern each: past the limits it is left as it was (and refused).
-  for (let round = 0; expandOneConditional(tree); round++)
-    if (round === MAX_CONDITIONALS || render(tree).length > MAX_REWRITTEN) return pattern;
-  for (let round = 0; expandOneBackReference(tree); round++)
-    if (round === MAX_CONDITIONALS || render(tree).length > MAX_REWRITTEN) return pattern;
+  // Each round removes one conditional (then one back-reference); copies repeat the later ones,
+  // so sequential conditionals double the pattern each: past the limits it is left as it was
+  // (and refused).
+  for (const expandIn of [conditionalIn, referenceIn])
+    for (let round = 0; tree.some(expandIn); round++)
+      if (round === MAX_CONDITIONALS || render(tree).length > MAX_REWRITTEN) return pattern;
   rewriteTemperedTokens(tree, []);
   // Not under (?i) (case folding changes what `[^\Wf]` excludes) or (?s) (`.` takes line ends).
   if (!/\(\?[a-zA-Z]*[is]/.test(pattern)) rewriteWordLookaheads(tree, []);
@@ -225,14 +225,11 @@ function clone<T>(value: T): T {
 
 const CONDITIONAL = /^\(\?\(([A-Za-z_]\w*)\)$/;
 
-/** Expands the first conditional that can be expanded; false when none is left or none can be. */
-function expandOneConditional(tree: Seq[]): boolean {
-  for (const seq of tree) if (expandIn(seq)) return true;
-  return false;
-}
-
-/** Looks for a sequence in which a choice item decides a conditional later in the same sequence. */
-function expandIn(seq: Seq): boolean {
+/**
+ * Expands the first conditional found that can be expanded (a sequence in which a choice item
+ * decides a conditional later in the same sequence); false when none is left or none can be.
+ */
+function conditionalIn(seq: Seq): boolean {
   for (let i = 0; i < seq.length; i++) {
     const item = seq[i] as Item;
     const choice = choicesOf(item).find((c) =>
@@ -247,7 +244,7 @@ function expandIn(seq: Seq): boolean {
       return true;
     }
     // Deeper: the first item whose inside expands.
-    for (const inner of innerSeqs(item)) if (expandIn(inner)) return true;
+    for (const inner of innerSeqs(item)) if (conditionalIn(inner)) return true;
   }
   return false;
 }
@@ -328,14 +325,9 @@ function resolve(item: Item, name: string, present: boolean): Item {
 /** The most texts a group may have for its back-references to be written out. */
 const MAX_TEXTS = 8;
 
-/** Expands the first back-reference that can be expanded; false when none is left or none can be. */
-function expandOneBackReference(tree: Seq[]): boolean {
-  for (const seq of tree) if (referenceIn(seq)) return true;
-  return false;
-}
-
 /**
- * Looks for a sequence in which a named group of a few literal texts (selinux-ssh's
+ * Expands the first back-reference found that can be expanded (false when none is left or none
+ * can be): a sequence in which a named group of a few literal texts (selinux-ssh's
  * `(?P<_quote_acct>"?)`) is referred back to later in the same sequence: the group and everything
  * after it are written out once per text, in the order Python tries them, with the group matching
  * that text and each `(?P=name)` replaced by it. When a back-reference is reached the group has

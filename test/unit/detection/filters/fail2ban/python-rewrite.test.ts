@@ -99,13 +99,19 @@ const WORDS = [
 ];
 const MORE_WORDS = [...WORDS, 'a', 'b', 'a1', 'a12', 'é', 'ßx', 'to', '_', '9', 'éfound', 'Found'];
 
-function lines(count: number): string[] {
-  let state = 99;
+/** The same draws on every run: `next(n)` in [0, n), `pick` one of a list. */
+function draws(seed: number) {
+  let state = seed;
   const next = (n: number) => {
     state = (state * 1103515245 + 12345) & 0x7fffffff;
     return (state >>> 8) % n;
   };
   const pick = <T>(list: readonly T[]): T => list[next(list.length)] as T;
+  return { next, pick };
+}
+
+function lines(count: number): string[] {
+  const { next, pick } = draws(99);
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
     if (next(3) === 0) {
@@ -203,12 +209,7 @@ function lines(count: number): string[] {
 
 /** courier-auth's and asterisk's key=value lists, a word before `=` (rule 7), recidive's and other runs (rule 5). */
 function moreLines(count: number): string[] {
-  let state = 7;
-  const next = (n: number) => {
-    state = (state * 1103515245 + 12345) & 0x7fffffff;
-    return (state >>> 8) % n;
-  };
-  const pick = <T>(list: readonly T[]): T => list[next(list.length)] as T;
+  const { next, pick } = draws(7);
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
     const kind = i % 17;
