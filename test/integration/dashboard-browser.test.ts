@@ -26,8 +26,12 @@ beforeAll(async () => {
       jails: { 'web-auth': { source: 'http', filter: { status: [401] }, maxretry: 3, bantime: '1h' } },
     },
   });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
-});
+  // Chromium starts in about a second here, but once (CI, 2026-12-01) it did not answer for 30 s:
+  // each start is given 60 s, and a second one follows a start that timed out.
+  const launch = () =>
+    chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'], timeout: 60_000 });
+  browser = await launch().catch(launch);
+}, 150_000);
 
 afterAll(async () => {
   await browser?.close();
