@@ -92,6 +92,15 @@ describe('attack: slow clients', () => {
     expect(reply.elapsedMs).toBeLessThan(2_000);
     expect(upstream.seen.length).toBe(0);
     expect(proxy.stats.bodyTimeouts).toBe(1);
+    // The line is written when the proxy's side of the response finishes, which can come after
+    // the client has read the 408 (CI, 2026-12-01): waited for, then counted.
+    await waitFor(
+      async () => {
+        await proxy.accessLog?.flush();
+        return logLines(path).length > 0;
+      },
+      { timeoutMs: 5_000, message: 'the 408 in the access log' },
+    );
     await guard.idle();
     await proxy.accessLog?.flush();
     const lines = logLines(path);
