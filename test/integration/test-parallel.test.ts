@@ -3,7 +3,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { cutTarget, PARALLEL_MIN_BYTES, WARMUP_BYTES } from '../../src/surfaces/cli/test-parallel.js';
 import { CLI, runCli, runNode } from '../helpers/cli.js';
 
@@ -84,7 +84,8 @@ async function sameForAllJobs(args: string[]): Promise<Report[]> {
 /**
  * A copy of the built CLI (dist/) whose worker takes a piece of the file and dies without a
  * report (exit status 3): the failure is real, from outside, and the code under test is unchanged.
- * Inside the repository, so the copy finds node_modules as the original does.
+ * Inside the repository, so the copy finds node_modules as the original does; removed when the test
+ * that asked for it ends.
  */
 function cliWithDyingWorker(): string {
   const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -92,7 +93,7 @@ function cliWithDyingWorker(): string {
     throw new Error('dist/ is missing: run `npm run build` before this test (.ci/run does)');
   mkdirSync(join(root, '.tmp'), { recursive: true });
   const copy = mkdtempSync(join(root, '.tmp', 'dying-worker-'));
-  afterAll(() => rmSync(copy, { recursive: true, force: true }));
+  onTestFinished(() => rmSync(copy, { recursive: true, force: true }));
   cpSync(join(root, 'dist'), join(copy, 'dist'), { recursive: true });
   cpSync(join(root, 'rules'), join(copy, 'rules'), { recursive: true });
   copyFileSync(join(root, 'package.json'), join(copy, 'package.json'));
