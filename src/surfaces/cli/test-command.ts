@@ -1,6 +1,5 @@
-import { createReadStream, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { ConfigError, ErrorCodes, PortcullisError } from '../../core/errors.js';
 import { fail2banSpecOf, isFail2banReference } from '../../detection/filters/fail2ban/reference.js';
@@ -40,7 +39,6 @@ interface TestCommandOptions {
 
 /** Files at least this big get a progress bar (when stderr is a terminal). */
 const PROGRESS_MIN_BYTES = 32 * 1024 * 1024;
-const READ_CHUNK_BYTES = 1024 * 1024;
 /** More threads than this only cost memory. */
 const MAX_JOBS = 64;
 
@@ -153,7 +151,7 @@ export async function runLogTest(
     printIgnored: options.printIgnored === true,
   };
   const maxLineLength = filterOptions.maxLineLength;
-  let input: Readable;
+  let input: AsyncIterable<Buffer> | undefined;
   let size = 0;
   let name: string;
   if (log === '-') {
@@ -203,10 +201,10 @@ export async function runLogTest(
         return withUsedns(run.collector.report(name, elapsedMs, run), filterOptions.usedns);
       }
     }
-    input = createReadStream(name, { highWaterMark: READ_CHUNK_BYTES });
   }
   const loaded = await load();
-  const { feedLines } = await import('./test-range.js');
+  const { feedLines, readRange } = await import('./test-range.js');
+  if (input === undefined) input = readRange(name, 0, Number.POSITIVE_INFINITY);
   const progress =
     options.progress === true && size >= PROGRESS_MIN_BYTES ? new ProgressBar(size) : undefined;
   const started = performance.now();

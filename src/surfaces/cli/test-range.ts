@@ -1,4 +1,5 @@
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { ConfigError } from '../../core/errors.js';
 import { loadFail2banReference } from '../../detection/filters/fail2ban/reference.js';
 import { DnsCache, isDnsName } from '../../detection/filters/regex/dns.js';
@@ -214,9 +215,40 @@ export function streamLines(
   each: (line: string) => void,
   onBytes?: (bytes: number) => void,
 ): Promise<number> {
-  const input =
-    end > start ? createReadStream(path, { start, end: end - 1, highWaterMark: READ_CHUNK_BYTES }) : [];
-  return feedLines(input as AsyncIterable<Buffer>, maxLineLength, each, onBytes);
+  return feedLines(readRange(path, start, end), maxLineLength, each, onBytes);
+}
+
+/**
+ * The bytes of `[start, end)` of a file (`end` Infinity: to its end), a chunk at a time, the next
+ * chunk read while the caller works through the current one. Two buffers take turns: a chunk is
+ * valid until the caller asks for the next one (LineSplitter keeps nothing of it). A stream
+ * (`createReadStream`) asks for the next chunk only once the caller is done with this one, in a
+ * fresh buffer each time: the thread waited on every read, and each 1 MiB buffer was new memory.
+ */
+export async function* readRange(path: string, start: number, end: number): AsyncGenerator<Buffer> {
+  if (end <= start) return;
+  const file = await open(path, 'r');
+  let next: Promise<{ bytesRead: number; buffer: Buffer }> | null = null;
+  try {
+    const buffers = [Buffer.allocUnsafeSlow(READ_CHUNK_BYTES), Buffer.allocUnsafeSlow(READ_CHUNK_BYTES)];
+    let turn = 0;
+    let at = start;
+    const readInto = (buffer: Buffer) =>
+      at < end ? file.read(buffer, 0, Math.min(READ_CHUNK_BYTES, end - at), at) : null;
+    next = readInto(buffers[turn] as Buffer);
+    while (next !== null) {
+      const { bytesRead, buffer } = await next;
+      if (bytesRead === 0) return; // the file is shorter than it was
+      at += bytesRead;
+      turn ^= 1;
+      next = readInto(buffers[turn] as Buffer);
+      yield buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    // Left early (the caller stopped): the read under way finishes before the file closes.
+    await next?.catch(() => undefined);
+    await file.close();
+  }
 }
 
 /** Feeds the lines of a byte stream to `each`; returns how many were cut to the length limit. */

@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readRange } from '../../../../src/surfaces/cli/test-range.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'portcullis-read-range-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const MiB = 1024 * 1024;
+
+/** Everything readRange hands over, each chunk copied before the next is asked for. */
+async function collect(path: string, start: number, end: number): Promise<{ bytes: Buffer; chunks: number }> {
+  const parts: Buffer[] = [];
+  for await (const chunk of readRange(path, start, end)) parts.push(Buffer.from(chunk));
+  return { bytes: Buffer.concat(parts), chunks: parts.length };
+}
+
+function openFiles(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+describe('readRange (portcullis test reads ahead into two buffers)', () => {
+  const bytes = randomBytes(3 * MiB + 12_345);
+  const file = join(dir, 'random.bin');
+  writeFileSync(file, bytes);
+
+  it('hands over exactly the bytes of [start, end), whatever the boundaries', async () => {
+    const ranges: [number, number][] = [
+      [0, bytes.length],
+      [0, Number.POSITIVE_INFINITY],
+      [1, MiB],
+      [MiB - 1, MiB + 1],
+      [MiB, 2 * MiB],
+      [12_345, 3 * MiB + 1],
+      [2 * MiB + 7, bytes.length + 1_000],
+      [500, 500],
+      [700, 10],
+    ];
+    for (const [start, end] of ranges) {
+      const { bytes: got } = await collect(file, start, end);
+      expect(
+        got.equals(bytes.subarray(start, Math.max(start, Math.min(end, bytes.length)))),
+        `${start}-${end}`,
+      ).toBe(true);
+    }
+  });
+
+  it('reuses its two buffers: a chunk kept past the next one is overwritten (documented), a copy is not', async () => {
+    const kept: Buffer[] = [];
+    const copies: Buffer[] = [];
+    for await (const chunk of readRange(file, 0, bytes.length)) {
+      kept.push(chunk);
+      copies.push(Buffer.from(chunk));
+    }
+    expect(copies.length).toBe(4);
+    expect(Buffer.concat(copies).equals(bytes)).toBe(true);
+    // Chunk 0 and chunk 2 share a buffer: what chunk 0 holds now is chunk 2's start.
+    expect((kept[0] as Buffer).buffer).toBe((kept[2] as Buffer).buffer);
+    expect((kept[0] as Buffer).buffer).not.toBe((kept[1] as Buffer).buffer);
+  });
+
+  it('closes the file when the reader stops early or the range is empty', async () => {
+    const before = openFiles();
+    for await (const chunk of readRange(file, 0, bytes.length)) {
+      expect(chunk.length).toBe(MiB);
+      break; // a read of the next chunk is under way here
+    }
+    for await (const _ of readRange(file, 5, 5)) throw new Error('an empty range has no chunk');
+    expect(openFiles()).toBe(before);
+  });
+
+  it('stops at the end of a file that became shorter than the range', async () => {
+    const short = join(dir, 'short.bin');
+    writeFileSync(short, bytes);
+    truncateSync(short, MiB + 10);
+    const { bytes: got } = await collect(short, 0, bytes.length);
+    expect(got.equals(bytes.subarray(0, MiB + 10))).toBe(true);
+  });
+
+  it('rejects a file that cannot be opened', async () => {
+    await expect(collect(join(dir, 'missing.bin'), 0, 10)).rejects.toThrow(/ENOENT/);
+  });
+});
