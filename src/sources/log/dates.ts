@@ -395,8 +395,7 @@ function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
     const known = format.lastText;
     let end = at + known.length;
     let timeMs: number;
-    const cached =
-      known !== '' && line.slice(at, at + known.length) === known && endsAt(index, line, at, end);
+    const cached = known !== '' && holdsAt(line, known, at) && endsAt(index, line, at, end);
     const parsed = cached ? ASK : parseFast(index, line, at, zone, now);
     if (cached) timeMs = format.lastMs;
     else if (parsed !== ASK) {
@@ -459,11 +458,7 @@ function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
       if (last !== null && last.start === 0) {
         const index = previousIndex;
         const known = (formats[index] as (typeof formats)[number]).lastText;
-        if (
-          last.end === known.length &&
-          line.slice(0, known.length) === known &&
-          endsAt(index, line, 0, last.end)
-        )
+        if (last.end === known.length && holdsAt(line, known, 0) && endsAt(index, line, 0, last.end))
           return last;
       }
       const length = line.length;
@@ -538,6 +533,22 @@ function builtInDetector(zone: TimeZone, now: () => number): DateDetector {
       return null;
     },
   };
+}
+
+/** Lines longer than this past the place tried are compared by a copy (see holdsAt). */
+const SEARCH_MAX = 256;
+
+/**
+ * True when `line` holds `text` (not empty) at `at`. The last character first (a new second
+ * changes it); then a search starting at `at`, which finds the text there at once without the
+ * copy a slice makes (~20 ns less a line). A search that does not find it there goes on through
+ * the line: past SEARCH_MAX characters a slice is compared instead.
+ */
+function holdsAt(line: string, text: string, at: number): boolean {
+  const last = text.length - 1;
+  if (line.charCodeAt(at + last) !== text.charCodeAt(last)) return false;
+  if (line.length - at > SEARCH_MAX) return line.slice(at, at + text.length) === text;
+  return line.indexOf(text, at) === at;
 }
 
 /**

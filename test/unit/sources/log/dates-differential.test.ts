@@ -251,6 +251,31 @@ describe('date detection against a detector without memory', () => {
     expect(compare(lines).wrong).toEqual([]);
   });
 
+  it('agrees when a date differs from the one before only before its last character, the old text later in the line', () => {
+    // The remembered text is compared last character first, then searched for from the place
+    // tried (short lines) or copied (long ones): a search that finds it further on is no hit.
+    const zone = parseTimeZone('UTC');
+    const lines: string[] = [];
+    const padding = ' x'.repeat(200);
+    for (const seed of SEEDS) {
+      const date = reference(seed, zone);
+      if (date === null) continue;
+      const text = seed.slice(date.start, date.end);
+      for (let k = 0; k < text.length - 1; k++) {
+        const code = text.charCodeAt(k);
+        if (code < 48 || code > 57) continue;
+        const changed = `${text.slice(0, k)}${code === 48 ? '1' : '0'}${text.slice(k + 1)}`;
+        const line = seed.slice(0, date.start) + changed + seed.slice(date.end);
+        lines.push(seed, `${line} ${text}`);
+        lines.push(seed, `${line}${padding} ${text}`);
+        lines.push(seed, `${line}${padding}`);
+        lines.push(seed, line, `${seed}${padding}`);
+      }
+    }
+    expect(lines.length).toBeGreaterThan(2_000);
+    expect(compare(lines).wrong).toEqual([]);
+  });
+
   it('agrees on lines with two dates, the earlier of a format seen later', () => {
     const random = prng(3);
     const zone = parseTimeZone('UTC');
