@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -103,6 +104,23 @@ describe('portcullis test LOG FILTER', () => {
     expect(stdout).toMatch(/\|\s+5: Nov 25 12:00:05 .* → 192\.0\.2\.9 user="bob"/);
     expect(stdout).toContain('Missed lines: 8');
     expect(stdout).toContain('|       6: a continuation line without a date');
+  });
+
+  it('reads a named pipe (what `<(zcat auth.log.gz)` hands over) in one pass, in order', async () => {
+    const fifo = join(dir, 'auth.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const run = runCli(['test', fifo, 'sshd', '--logtimezone', 'UTC', '--json']);
+    // Twice the log, in two writes: the reader gets it in pieces, as from a decompressor.
+    const writer = await open(fifo, 'w');
+    await writer.write(`${LOG}\n`);
+    await writer.write(`${LOG}\n`);
+    await writer.close();
+    const result = await run;
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const report = JSON.parse(result.stdout) as { lines: { total: number; matched: number }; jobs: number };
+    expect(report.lines).toMatchObject({ total: 18, matched: 6 });
+    expect(report.jobs).toBe(1);
   });
 
   it('exits 2 naming the problem for a bad filter, mode or option', async () => {

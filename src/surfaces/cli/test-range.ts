@@ -219,11 +219,12 @@ export function streamLines(
 }
 
 /**
- * The bytes of `[start, end)` of a file (`end` Infinity: to its end), a chunk at a time, the next
- * chunk read while the caller works through the current one. Two buffers take turns: a chunk is
- * valid until the caller asks for the next one (LineSplitter keeps nothing of it). A stream
- * (`createReadStream`) asks for the next chunk only once the caller is done with this one, in a
- * fresh buffer each time: the thread waited on every read, and each 1 MiB buffer was new memory.
+ * The bytes of `[start, end)` of a file (`end` Infinity: to its end; 0 to Infinity also reads a
+ * pipe or a FIFO), a chunk at a time, the next chunk read while the caller works through the
+ * current one. Two buffers take turns: a chunk is valid until the caller asks for the next one
+ * (LineSplitter keeps nothing of it). A stream (`createReadStream`) asks for the next chunk only
+ * once the caller is done with this one, in a fresh buffer each time: the thread waited on every
+ * read, and each 1 MiB buffer was new memory.
  */
 export async function* readRange(path: string, start: number, end: number): AsyncGenerator<Buffer> {
   if (end <= start) return;
@@ -233,8 +234,11 @@ export async function* readRange(path: string, start: number, end: number): Asyn
     const buffers = [Buffer.allocUnsafeSlow(READ_CHUNK_BYTES), Buffer.allocUnsafeSlow(READ_CHUNK_BYTES)];
     let turn = 0;
     let at = start;
+    // The whole of it from the start is read on from where the last read stopped (no position):
+    // a pipe or a FIFO (`portcullis test <(zcat auth.log.gz) sshd`) cannot seek.
+    const whole = start === 0 && end === Number.POSITIVE_INFINITY;
     const readInto = (buffer: Buffer) =>
-      at < end ? file.read(buffer, 0, Math.min(READ_CHUNK_BYTES, end - at), at) : null;
+      at < end ? file.read(buffer, 0, Math.min(READ_CHUNK_BYTES, end - at), whole ? null : at) : null;
     next = readInto(buffers[turn] as Buffer);
     while (next !== null) {
       const { bytesRead, buffer } = await next;
