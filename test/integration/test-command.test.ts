@@ -140,5 +140,9 @@ describe('portcullis test LOG FILTER', () => {
     const missing = await runCli(['test', join(dir, 'absent.log'), 'sshd']);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('absent.log: cannot read the log');
+    // A directory: said so, no stack trace (the read used to fail with EISDIR and a stack).
+    const directory = await runCli(['test', dir, 'sshd']);
+    expect(directory.status).toBe(2);
+    expect(directory.stderr).toBe(`${dir}: cannot read the log: it is a directory\n`);
   });
 });

@@ -160,16 +160,20 @@ export async function runLogTest(
   } else {
     name = resolve(log);
     let regular = false;
+    let directory = false;
     try {
       const stat = statSync(name);
       size = stat.size;
       regular = stat.isFile();
+      directory = stat.isDirectory();
     } catch (error) {
+      throw unreadable(log, name, error);
+    }
+    if (directory)
       throw new PortcullisError(
         ErrorCodes.CONFIG_NOT_FOUND,
-        `${log}: cannot read the log: ${(error as Error).message}`,
+        `${log}: cannot read the log: it is a directory`,
       );
-    }
     const jobs = options.jobs ?? 1;
     if (regular && jobs > 1 && size >= PARALLEL_MIN_BYTES) {
       const plans = {
@@ -195,7 +199,9 @@ export async function runLogTest(
             },
             onDnsWarning,
           },
-        );
+        ).catch((error: unknown) => {
+          throw unreadable(log, name, error);
+        });
         const elapsedMs = performance.now() - started;
         progress?.done();
         return withUsedns(run.collector.report(name, elapsedMs, run), filterOptions.usedns);
@@ -218,12 +224,28 @@ export async function runLogTest(
       bytes += n;
       progress?.update(bytes);
     },
-  );
+  ).catch((error: unknown) => {
+    throw unreadable(log, name, error);
+  });
   await loaded.late.settled();
   const elapsedMs = performance.now() - started;
   progress?.done();
   collector.truncated = truncated;
   return withUsedns(collector.report(name, elapsedMs), filterOptions.usedns);
+}
+
+/**
+ * A log that cannot be read (no such file, no permission, an I/O error) as the usage error it is:
+ * its name and the system's reason, exit status 2, no stack trace. Anything else stays as it was.
+ */
+function unreadable(log: string, path: string, error: unknown): unknown {
+  const failed = error as NodeJS.ErrnoException;
+  // The system's errors carry their errno name (ENOENT, EACCES, EIO); those of other files (a
+  // filter's) name their own path.
+  if (!(error instanceof Error) || typeof failed.code !== 'string' || !/^E[A-Z0-9]+$/.test(failed.code))
+    return error;
+  if (failed.path !== undefined && resolve(failed.path) !== path) return error;
+  return new PortcullisError(ErrorCodes.CONFIG_NOT_FOUND, `${log}: cannot read the log: ${error.message}`);
 }
 
 function each({ filter, late }: TestFilter, collector: LogTestCollector, line: string): void {
