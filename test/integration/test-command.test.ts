@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,5 +144,28 @@ describe('portcullis test LOG FILTER', () => {
     const directory = await runCli(['test', dir, 'sshd']);
     expect(directory.status).toBe(2);
     expect(directory.stderr).toBe(`${dir}: cannot read the log: it is a directory\n`);
+  });
+
+  it('exits 2 naming the log a user may not read (it used to crash on an unhandled stream error)', async () => {
+    // Run as nobody (the tests run as root, who may read anything): a file of mode 000 in a
+    // directory nobody may enter.
+    const parent = mkdtempSync(join(tmpdir(), 'portcullis-test-cmd-perm-'));
+    try {
+      chmodSync(parent, 0o755);
+      const secret = join(parent, 'auth.log');
+      writeFileSync(secret, `${LOG}\n`, { mode: 0o000 });
+      const result = await runCli(['test', secret, 'sshd'], {}, [
+        'setpriv',
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+      ]);
+      expect(result.stderr).toBe(
+        `${secret}: cannot read the log: EACCES: permission denied, open '${secret}'\n`,
+      );
+      expect(result.status).toBe(2);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
   });
 });
