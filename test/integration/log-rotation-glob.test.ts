@@ -92,6 +92,19 @@ describe('a glob matching rotated names', () => {
     expect(exactlyOnce(numbers(), 90)).toBeUndefined();
   });
 
+  it('leaves out compressed rotations the glob matches (app.log.2.gz), whatever they hold', async () => {
+    const log = path.join(dir, 'app.log');
+    fs.writeFileSync(log, numberedLines(1, 20));
+    fs.writeFileSync(`${log}.1`, numberedLines(21, 30));
+    // Named as compressed but holding lines: read, they would be counted.
+    fs.writeFileSync(`${log}.2.gz`, numberedLines(1001, 1010));
+    fs.writeFileSync(`${log}.3.xz`, numberedLines(2001, 2010));
+    const { numbers } = await start(new MemoryStore());
+    await waitFor(() => numbers().length >= 30, { timeoutMs: 5000 });
+    await settle(300); // several expansions of the glob
+    expect(exactlyOnce(numbers(), 30)).toBeUndefined();
+  });
+
   it('a restart after a rotation does not read the rotated file again', async () => {
     const log = path.join(dir, 'app.log');
     fs.writeFileSync(log, numberedLines(1, 40));

@@ -3,6 +3,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, runCli } from '../helpers/cli.js';
 
@@ -144,6 +145,38 @@ describe('portcullis test LOG FILTER', () => {
     const directory = await runCli(['test', dir, 'sshd']);
     expect(directory.status).toBe(2);
     expect(directory.stderr).toBe(`${dir}: cannot read the log: it is a directory\n`);
+  });
+
+  it('reads a gzip-compressed log (auth.log.2.gz) as its text, refuses other compressions with the command that reads them', async () => {
+    const plain = await runCli(['test', logFile, 'sshd', '--logtimezone', 'UTC', '--json']);
+    const gz = join(dir, 'auth.log.2.gz');
+    // Two gzip members, as `cat a.gz b.gz` or an appended rotation makes: both are read.
+    writeFileSync(gz, Buffer.concat([gzipSync(`${LOG}\n`), gzipSync(`${LOG}\n`)]));
+    const result = await runCli(['test', gz, 'sshd', '--logtimezone', 'UTC', '--json', '--jobs', '2']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    type Report = { lines: Record<string, number>; dateFormats: Record<string, number>; jobs: number };
+    const once = JSON.parse(plain.stdout) as Report;
+    const twice = JSON.parse(result.stdout) as Report;
+    expect(twice.lines.total).toBe(2 * (once.lines.total as number));
+    expect(twice.lines.matched).toBe(2 * (once.lines.matched as number));
+    expect(twice.dateFormats).toEqual({ 'syslog (MMM dd HH:MM:SS)': 16 });
+    expect(twice.jobs).toBe(1);
+
+    const xz = join(dir, 'auth.log.3.xz');
+    writeFileSync(xz, Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04]));
+    const refused = await runCli(['test', xz, 'sshd']);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toBe(
+      `${xz}: cannot read the log: it is xz-compressed; decompress it first: portcullis test <(xzcat ${xz}) FILTER\n`,
+    );
+
+    // Cut short (logrotate still compressing it): said so, exit 2, no stack trace.
+    const damaged = join(dir, 'auth.log.4.gz');
+    writeFileSync(damaged, gzipSync(`${LOG}\n`.repeat(50)).subarray(0, 40));
+    const broken = await runCli(['test', damaged, 'sshd']);
+    expect(broken.status).toBe(2);
+    expect(broken.stderr).toBe(`${damaged}: cannot read the log: unexpected end of file\n`);
   });
 
   it('exits 2 naming the log a user may not read (it used to crash on an unhandled stream error)', async () => {

@@ -93,6 +93,11 @@ export function watchDirectory(dir: string, name: string | undefined, listener: 
 /** Suffixes of compressed rotations (`auth.log.2.gz`): their lines cannot be read as they are. */
 const COMPRESSED = /\.(?:gz|bz2|xz|zst|lz4|lzma|lz|z|zip|br|7z)$/i;
 
+/** True when `path` ends like a compressed rotation (`auth.log.2.gz`, `app.log.xz`). */
+export function isCompressedName(path: string): boolean {
+  return COMPRESSED.test(path);
+}
+
 /**
  * True when `name` is what log rotation calls `base` once rotated, in the same directory:
  * `auth.log.1`, `auth.log-20261201`, `auth.log_old` (and, for logrotate's `extension .log`,

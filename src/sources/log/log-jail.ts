@@ -8,6 +8,7 @@ import { plural } from '../../core/plural.js';
 import type { ReportOptions, ReportResult } from '../../core/types.js';
 import type { LineBatch } from './batch-queue.js';
 import { CommandFollower } from './command-follower.js';
+import { isCompressedName } from './directory-watch.js';
 import { FileFollower, type PositionStore } from './file-follower.js';
 import { FileLedger } from './file-ledger.js';
 import { expandGlob, hasMagic, segmentMatcher } from './glob.js';
@@ -232,6 +233,8 @@ class LogJailRunner {
   readonly #commands: CommandFollower[] = [];
   readonly #globs: string[] = [];
   readonly #quietGlobs = new Set<string>();
+  /** Compressed files a glob matched, each told once. */
+  readonly #compressedSeen = new Set<string>();
   /** Per address, the tail of its chain of reports: one report at a time per client, in order. */
   readonly #chains = new Map<string, Promise<void>>();
   readonly #errorLog = new LogThrottle(60_000, 5);
@@ -404,6 +407,18 @@ class LogJailRunner {
         );
       }
       for (const path of matches) {
+        if (isCompressedName(path)) {
+          // `auth.log*` also matches `auth.log.2.gz`: its lines were read (if ever) before
+          // logrotate compressed it, and bytes of gzip are no log lines.
+          if (!this.#compressedSeen.has(path)) {
+            this.#compressedSeen.add(path);
+            this.#logger.info(
+              { jail: this.name, glob, path },
+              `jail ${this.name}: not reading ${path}: a compressed file (the glob ${glob} matches it)`,
+            );
+          }
+          continue;
+        }
         seen.add(path);
         if (!this.#files.has(path)) await this.#follow(path, start, true);
       }

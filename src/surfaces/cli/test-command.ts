@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, ErrorCodes, PortcullisError } from '../../core/errors.js';
@@ -152,6 +152,7 @@ export async function runLogTest(
   };
   const maxLineLength = filterOptions.maxLineLength;
   let input: AsyncIterable<Buffer> | undefined;
+  let gzip = false;
   let size = 0;
   let name: string;
   if (log === '-') {
@@ -174,6 +175,22 @@ export async function runLogTest(
         ErrorCodes.CONFIG_NOT_FOUND,
         `${log}: cannot read the log: it is a directory`,
       );
+    let compression: Compression | 'gzip' | undefined;
+    try {
+      compression = regular ? compressionOf(name) : undefined;
+    } catch (error) {
+      throw unreadable(log, name, error);
+    }
+    if (compression === 'gzip') {
+      // A rotated `auth.log.2.gz`: read through gunzip, in one pass.
+      gzip = true;
+      regular = false;
+    } else if (compression !== undefined) {
+      throw new PortcullisError(
+        ErrorCodes.CONFIG_NOT_FOUND,
+        `${log}: cannot read the log: it is ${compression.name}-compressed; decompress it first: portcullis test <(${compression.cat} ${log}) FILTER`,
+      );
+    }
     const jobs = options.jobs ?? 1;
     if (regular && jobs > 1 && size >= PARALLEL_MIN_BYTES) {
       const plans = {
@@ -209,8 +226,8 @@ export async function runLogTest(
     }
   }
   const loaded = await load();
-  const { feedLines, readRange } = await import('./test-range.js');
-  if (input === undefined) input = readRange(name, 0, Number.POSITIVE_INFINITY);
+  const { feedLines, gunzipped, readRange } = await import('./test-range.js');
+  if (input === undefined) input = gzip ? gunzipped(name) : readRange(name, 0, Number.POSITIVE_INFINITY);
   const progress =
     options.progress === true && size >= PROGRESS_MIN_BYTES ? new ProgressBar(size) : undefined;
   const started = performance.now();
@@ -234,15 +251,55 @@ export async function runLogTest(
   return withUsedns(collector.report(name, elapsedMs), filterOptions.usedns);
 }
 
+/** Compressed formats by their first bytes, and the tool that writes one out as text. */
+const COMPRESSIONS: readonly Compression[] = [
+  { name: 'gzip', magic: [0x1f, 0x8b], cat: 'zcat' },
+  { name: 'bzip2', magic: [0x42, 0x5a, 0x68], cat: 'bzcat' },
+  { name: 'xz', magic: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], cat: 'xzcat' },
+  { name: 'zstd', magic: [0x28, 0xb5, 0x2f, 0xfd], cat: 'zstdcat' },
+  { name: 'lz4', magic: [0x04, 0x22, 0x4d, 0x18], cat: 'lz4cat' },
+  { name: 'zip', magic: [0x50, 0x4b, 0x03, 0x04], cat: 'unzip -p' },
+];
+
+interface Compression {
+  name: string;
+  magic: readonly number[];
+  cat: string;
+}
+
+/**
+ * The compression a regular file starts with (its first bytes), `'gzip'` for the one read here,
+ * or `undefined` for text. No log line starts with these bytes (`BZh` aside: a text file starting
+ * `BZh` is taken for bzip2 and refused with the advice to decompress it).
+ */
+function compressionOf(path: string): Compression | 'gzip' | undefined {
+  const head = Buffer.alloc(6);
+  const fd = openSync(path, 'r');
+  let length: number;
+  try {
+    length = readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const found = COMPRESSIONS.find(
+    (format) => length >= format.magic.length && format.magic.every((byte, i) => head[i] === byte),
+  );
+  return found?.name === 'gzip' ? 'gzip' : found;
+}
+
 /**
  * A log that cannot be read (no such file, no permission, an I/O error) as the usage error it is:
  * its name and the system's reason, exit status 2, no stack trace. Anything else stays as it was.
  */
 function unreadable(log: string, path: string, error: unknown): unknown {
   const failed = error as NodeJS.ErrnoException;
-  // The system's errors carry their errno name (ENOENT, EACCES, EIO); those of other files (a
-  // filter's) name their own path.
-  if (!(error instanceof Error) || typeof failed.code !== 'string' || !/^E[A-Z0-9]+$/.test(failed.code))
+  // The system's errors carry their errno name (ENOENT, EACCES, EIO), gunzip's its own
+  // (Z_DATA_ERROR: a damaged .gz); those of other files (a filter's) name their own path.
+  if (
+    !(error instanceof Error) ||
+    typeof failed.code !== 'string' ||
+    !/^(?:E|Z_)[A-Z0-9_]+$/.test(failed.code)
+  )
     return error;
   if (failed.path !== undefined && resolve(failed.path) !== path) return error;
   return new PortcullisError(ErrorCodes.CONFIG_NOT_FOUND, `${log}: cannot read the log: ${error.message}`);

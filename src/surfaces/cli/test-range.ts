@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
 import { ConfigError } from '../../core/errors.js';
 import { loadFail2banReference } from '../../detection/filters/fail2ban/reference.js';
 import { DnsCache, isDnsName } from '../../detection/filters/regex/dns.js';
@@ -252,6 +253,23 @@ export async function* readRange(path: string, start: number, end: number): Asyn
     // Left early (the caller stopped): the read under way finishes before the file closes.
     await next?.catch(() => undefined);
     await file.close();
+  }
+}
+
+/**
+ * The text of a gzip file (every member of it), a chunk at a time. The streams are made when the
+ * reading starts and read at once: a gunzip that fails (a file cut short) before anyone listens
+ * would throw its error out of the process. A read error ends the text with that error.
+ */
+export async function* gunzipped(path: string): AsyncGenerator<Buffer> {
+  const source = createReadStream(path);
+  const gunzip = createGunzip();
+  source.on('error', (error) => gunzip.destroy(error));
+  source.pipe(gunzip);
+  try {
+    yield* gunzip;
+  } finally {
+    source.destroy();
   }
 }
 

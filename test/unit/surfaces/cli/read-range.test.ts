@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readRange } from '../../../../src/surfaces/cli/test-range.js';
+import { gunzipped, readRange } from '../../../../src/surfaces/cli/test-range.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-read-range-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -81,5 +82,35 @@ describe('readRange (portcullis test reads ahead into two buffers)', () => {
 
   it('rejects a file that cannot be opened', async () => {
     await expect(collect(join(dir, 'missing.bin'), 0, 10)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('gunzipped (portcullis test FILE.gz)', () => {
+  const text = Buffer.from(
+    'Nov 25 12:00:01 gate sshd[1]: Failed password for root from 192.0.2.7 port 1 ssh2\n'.repeat(2_000),
+  );
+
+  async function read(path: string, delayMs = 0): Promise<Buffer> {
+    const chunks = gunzipped(path);
+    // The filter loads between the moment the input is made and its first read.
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const parts: Buffer[] = [];
+    for await (const chunk of chunks) parts.push(Buffer.from(chunk));
+    return Buffer.concat(parts);
+  }
+
+  it('gives the text of every member', async () => {
+    const file = join(dir, 'two-members.gz');
+    writeFileSync(file, Buffer.concat([gzipSync(text), gzipSync(text)]));
+    expect((await read(file)).equals(Buffer.concat([text, text]))).toBe(true);
+  });
+
+  it('rejects with the error of a file cut short, also when the reading starts late', async () => {
+    // A gunzip made at once and read 100 ms later failed before anyone listened: the error
+    // event went unhandled and took the process down.
+    const file = join(dir, 'cut.gz');
+    writeFileSync(file, gzipSync(text).subarray(0, 100));
+    await expect(read(file, 100)).rejects.toThrow('unexpected end of file');
+    await expect(read(join(dir, 'absent.gz'), 100)).rejects.toThrow(/ENOENT/);
   });
 });
