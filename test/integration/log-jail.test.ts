@@ -119,6 +119,17 @@ describe('log jails: files', () => {
     ]);
   });
 
+  it('warns about a literal path named like a compressed file, and reads it as it is', async () => {
+    const file = path.join(dir, 'auth.log.2.gz');
+    fs.writeFileSync(file, numberedLines(1, 2));
+    const { guard } = await start({ sshd: { source: { log: file, start: 'beginning' } } });
+    await waitFor(() => guard.reports.length >= 2);
+    const warnings = logged.filter((entry) => entry.message.includes('is named like a compressed file'));
+    expect(warnings.map((entry) => entry.message)).toEqual([
+      `jail sshd: ${file} is named like a compressed file; its bytes are read as lines as they are (no decompression)`,
+    ]);
+  });
+
   it('follows every file a glob matches, including files that appear later', async () => {
     const glob = path.join(dir, 'logs', '*.log');
     const { guard, logJails } = await start({

@@ -18,7 +18,7 @@ afterAll(async () => {
 const LISTENING = /proxy listening on http:\/\/127\.0\.0\.1:(\d+)/;
 
 describe('reverse proxy: two instances on one Redis', () => {
-  it('a ban earned through one proxy is enforced by the other within 50 ms', async () => {
+  it('a ban earned through one proxy is enforced by the other within 250 ms (pub/sub, not a reload)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-proxy-redis-'));
     const upstream = await startUpstream();
     const config = join(dir, 'portcullis.yaml');
@@ -55,7 +55,10 @@ describe('reverse proxy: two instances on one Redis', () => {
           break;
         }
       }
-      expect(refusedAfterMs, 'ms until the other instance refused the client').toBeLessThan(50);
+      // Without the ban's announcement the other instance would not learn of it before a restart:
+      // any bound under the loop's 2 s tells the two apart. Under 50 ms in 19 CI runs of 20; 66 ms
+      // in one with every core busy (the bound was 50 ms).
+      expect(refusedAfterMs, 'ms until the other instance refused the client').toBeLessThan(250);
       expect((await send(portOne, { path: '/', from: A })).status).toBe(403);
       expect((await send(portTwo, { path: '/', from: B })).status).toBe(200);
     } finally {

@@ -321,6 +321,13 @@ class LogJailRunner {
     const base = this.#guard.config.file === null ? process.cwd() : dirname(this.#guard.config.file);
     const literal: string[] = [];
     for (const path of source.paths) (hasMagic(path) ? this.#globs : literal).push(resolve(base, path));
+    for (const path of literal.filter(isCompressedName)) {
+      // Named on purpose, so followed; but most likely a rotation named by mistake.
+      this.#logger.warn(
+        { jail: this.name, path },
+        `jail ${this.name}: ${path} is named like a compressed file; its bytes are read as lines as they are (no decompression)`,
+      );
+    }
     await Promise.all(literal.map((path) => this.#follow(path, start, false)));
     if (this.#globs.length > 0) {
       await this.#expand(start);
