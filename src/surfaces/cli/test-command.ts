@@ -182,9 +182,11 @@ export async function runLogTest(
       throw unreadable(log, name, error);
     }
     if (compression === 'gzip') {
-      // A rotated `auth.log.2.gz`: read through gunzip, in one pass.
+      // A rotated `auth.log.2.gz`: read through gunzip, in one pass (no progress bar: the text's
+      // length is not known).
       gzip = true;
       regular = false;
+      size = 0;
     } else if (compression !== undefined) {
       throw new PortcullisError(
         ErrorCodes.CONFIG_NOT_FOUND,
