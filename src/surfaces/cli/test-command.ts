@@ -175,13 +175,13 @@ export async function runLogTest(
         ErrorCodes.CONFIG_NOT_FOUND,
         `${log}: cannot read the log: it is a directory`,
       );
-    let compression: Compression | 'gzip' | undefined;
+    let compression: Compression | undefined;
     try {
       compression = regular ? compressionOf(name) : undefined;
     } catch (error) {
       throw unreadable(log, name, error);
     }
-    if (compression === 'gzip') {
+    if (compression?.name === 'gzip') {
       // A rotated `auth.log.2.gz`: read through gunzip, in one pass (no progress bar: the text's
       // length is not known).
       gzip = true;
@@ -270,11 +270,11 @@ interface Compression {
 }
 
 /**
- * The compression a regular file starts with (its first bytes), `'gzip'` for the one read here,
- * or `undefined` for text. No log line starts with these bytes (`BZh` aside: a text file starting
- * `BZh` is taken for bzip2 and refused with the advice to decompress it).
+ * The compression a regular file starts with (its first bytes), or `undefined` for text. No log
+ * line starts with these bytes (`BZh` aside: a text file starting `BZh` is taken for bzip2 and
+ * refused with the advice to decompress it).
  */
-function compressionOf(path: string): Compression | 'gzip' | undefined {
+function compressionOf(path: string): Compression | undefined {
   const head = Buffer.alloc(6);
   const fd = openSync(path, 'r');
   let length: number;
@@ -283,10 +283,9 @@ function compressionOf(path: string): Compression | 'gzip' | undefined {
   } finally {
     closeSync(fd);
   }
-  const found = COMPRESSIONS.find(
+  return COMPRESSIONS.find(
     (format) => length >= format.magic.length && format.magic.every((byte, i) => head[i] === byte),
   );
-  return found?.name === 'gzip' ? 'gzip' : found;
 }
 
 /**
@@ -296,11 +295,12 @@ function compressionOf(path: string): Compression | 'gzip' | undefined {
 function unreadable(log: string, path: string, error: unknown): unknown {
   const failed = error as NodeJS.ErrnoException;
   // The system's errors carry their errno name (ENOENT, EACCES, EIO), gunzip's its own
-  // (Z_DATA_ERROR: a damaged .gz); those of other files (a filter's) name their own path.
+  // (Z_DATA_ERROR: a damaged .gz), Node's own (ERR_INVALID_ARG_TYPE: a bug) neither; those of
+  // other files (a filter's) name their own path.
   if (
     !(error instanceof Error) ||
     typeof failed.code !== 'string' ||
-    !/^(?:E|Z_)[A-Z0-9_]+$/.test(failed.code)
+    !/^(?:E[A-Z0-9]+|Z_[A-Z_]+)$/.test(failed.code)
   )
     return error;
   if (failed.path !== undefined && resolve(failed.path) !== path) return error;
