@@ -1,4 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -179,6 +180,64 @@ describe('portcullis test LOG FILTER', () => {
     expect(broken.stderr).toBe(`${damaged}: cannot read the log: unexpected end of file\n`);
   });
 
+  it('tells a compressed stream by its first bytes: gzip on standard input or through a FIFO is read as text, xz is refused', async () => {
+    const plain = await runCli(['test', logFile, 'sshd', '--logtimezone', 'UTC', '--json']);
+    const once = JSON.parse(plain.stdout) as { lines: Record<string, number> };
+    type Report = { lines: Record<string, number>; dateFormats: Record<string, number> };
+    // `zcat -f`-less habits: `portcullis test - sshd < auth.log.2.gz` and `<(cat auth.log.2.gz)`.
+    const gz = Buffer.concat([gzipSync(`${LOG}\n`), gzipSync(`${LOG}\n`)]);
+    const stdin = await runWithInput(['test', '-', 'sshd', '--logtimezone', 'UTC', '--json'], [gz]);
+    expect(stdin.stderr).toBe('');
+    expect(stdin.status).toBe(0);
+    const fromStdin = JSON.parse(stdin.stdout) as Report;
+    expect(fromStdin.lines.total).toBe(2 * (once.lines.total as number));
+    expect(fromStdin.lines.matched).toBe(2 * (once.lines.matched as number));
+    expect(fromStdin.dateFormats).toEqual({ 'syslog (MMM dd HH:MM:SS)': 16 });
+
+    // Through a FIFO, its magic bytes split over two writes, ~1.4 MiB of gzip read in pipe-sized
+    // pieces into reused buffers: the same counts as the text read from a file.
+    const noise = Array.from(
+      { length: 50_000 },
+      () => `Nov 25 12:00:09 gate cron[9]: ${randomBytes(24).toString('hex')}`,
+    );
+    const big = `${LOG}\n${noise.join('\n')}\n${LOG}\n`;
+    const bigFile = join(dir, 'big.log');
+    writeFileSync(bigFile, big);
+    const bigGz = gzipSync(big);
+    expect(bigGz.length).toBeGreaterThan(1 << 20);
+    const fromFile = await runCli(['test', bigFile, 'sshd', '--logtimezone', 'UTC', '--json']);
+    const fifo = join(dir, 'gz.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const run = runCli(['test', fifo, 'sshd', '--logtimezone', 'UTC', '--json']);
+    const writer = await open(fifo, 'w');
+    await writer.write(bigGz.subarray(0, 1));
+    await new Promise((r) => setTimeout(r, 50));
+    await writer.write(bigGz.subarray(1));
+    await writer.close();
+    const throughFifo = await run;
+    expect(throughFifo.stderr).toBe('');
+    expect((JSON.parse(throughFifo.stdout) as Report).lines).toEqual(
+      (JSON.parse(fromFile.stdout) as Report).lines,
+    );
+
+    // Plain text on standard input that happens to be short is text, as before.
+    const short = await runWithInput(['test', '-', 'sshd', '--json'], [Buffer.from('ab')]);
+    expect(short.status).toBe(0);
+    expect((JSON.parse(short.stdout) as Report).lines.total).toBe(1);
+
+    const xz = await runWithInput(
+      ['test', '-', 'sshd'],
+      [Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04])],
+    );
+    expect(xz.status).toBe(2);
+    expect(xz.stderr).toBe(
+      '(standard input): cannot read the log: it is xz-compressed; decompress it on the way in: xzcat FILE | portcullis test - FILTER\n',
+    );
+    const cut = await runWithInput(['test', '-', 'sshd'], [gz.subarray(0, 40)]);
+    expect(cut.status).toBe(2);
+    expect(cut.stderr).toBe('(standard input): cannot read the log: unexpected end of file\n');
+  });
+
   it('exits 2 naming the log a user may not read (it used to crash on an unhandled stream error)', async () => {
     // Run as nobody (the tests run as root, who may read anything): a file of mode 000 in a
     // directory nobody may enter.
@@ -202,3 +261,24 @@ describe('portcullis test LOG FILTER', () => {
     }
   });
 });
+
+/** Runs `portcullis ...args` from the sources with `input` written to its standard input. */
+function runWithInput(
+  args: string[],
+  input: Buffer[],
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  // A refused input stops reading: the rest of it may meet a closed pipe.
+  child.stdin.on('error', () => undefined);
+  for (const part of input) child.stdin.write(part);
+  child.stdin.end();
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+}

@@ -155,6 +155,8 @@ export async function runLogTest(
   let gzip = false;
   let size = 0;
   let name: string;
+  // Standard input, a pipe or a FIFO: told compressed or not by its first bytes as it is read.
+  let peek = true;
   if (log === '-') {
     input = process.stdin;
     name = '(standard input)';
@@ -181,6 +183,7 @@ export async function runLogTest(
     } catch (error) {
       throw unreadable(log, name, error);
     }
+    peek = !regular;
     if (compression?.name === 'gzip') {
       // A rotated `auth.log.2.gz`: read through gunzip, in one pass (no progress bar: the text's
       // length is not known).
@@ -228,8 +231,9 @@ export async function runLogTest(
     }
   }
   const loaded = await load();
-  const { feedLines, gunzipped, readRange } = await import('./test-range.js');
+  const { feedLines, gunzipped, readRange, sniffed } = await import('./test-range.js');
   if (input === undefined) input = gzip ? gunzipped(name) : readRange(name, 0, Number.POSITIVE_INFINITY);
+  if (peek) input = sniffed(input as AsyncIterable<Buffer>, (head) => isGzipStream(log, head));
   const progress =
     options.progress === true && size >= PROGRESS_MIN_BYTES ? new ProgressBar(size) : undefined;
   const started = performance.now();
@@ -283,8 +287,31 @@ function compressionOf(path: string): Compression | undefined {
   } finally {
     closeSync(fd);
   }
+  return formatOf(head.subarray(0, length));
+}
+
+function formatOf(head: Buffer): Compression | undefined {
   return COMPRESSIONS.find(
-    (format) => length >= format.magic.length && format.magic.every((byte, i) => head[i] === byte),
+    (format) => head.length >= format.magic.length && format.magic.every((byte, i) => head[i] === byte),
+  );
+}
+
+/**
+ * For a stream's first bytes: true for gzip (read through gunzip), false for text; another
+ * compression is refused with the command that reads it, put where this stream came from.
+ */
+function isGzipStream(log: string, head: Buffer): boolean {
+  const compression = formatOf(head);
+  if (compression === undefined) return false;
+  if (compression.name === 'gzip') return true;
+  const stdin = log === '-';
+  throw new PortcullisError(
+    ErrorCodes.CONFIG_NOT_FOUND,
+    `${stdin ? '(standard input)' : log}: cannot read the log: it is ${compression.name}-compressed; decompress it on the way in: ${
+      stdin
+        ? `${compression.cat} FILE | portcullis test - FILTER`
+        : `portcullis test <(${compression.cat} FILE) FILTER`
+    }`,
   );
 }
 
@@ -304,7 +331,10 @@ function unreadable(log: string, path: string, error: unknown): unknown {
   )
     return error;
   if (failed.path !== undefined && resolve(failed.path) !== path) return error;
-  return new PortcullisError(ErrorCodes.CONFIG_NOT_FOUND, `${log}: cannot read the log: ${error.message}`);
+  return new PortcullisError(
+    ErrorCodes.CONFIG_NOT_FOUND,
+    `${log === '-' ? '(standard input)' : log}: cannot read the log: ${error.message}`,
+  );
 }
 
 function each({ filter, late }: TestFilter, collector: LogTestCollector, line: string): void {

@@ -1,5 +1,6 @@
 import { createReadStream, existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ConfigError } from '../../core/errors.js';
 import { loadFail2banReference } from '../../detection/filters/fail2ban/reference.js';
@@ -257,19 +258,66 @@ export async function* readRange(path: string, start: number, end: number): Asyn
 }
 
 /**
- * The text of a gzip file (every member of it), a chunk at a time. The streams are made when the
- * reading starts and read at once: a gunzip that fails (a file cut short) before anyone listens
- * would throw its error out of the process. A read error ends the text with that error.
+ * The text of a gzip file (every member of it), a chunk at a time; `source` is its path or its
+ * bytes. The streams are made when the reading starts and read at once: a gunzip that fails (a
+ * file cut short) before anyone listens would throw its error out of the process. A read error
+ * ends the text with that error.
  */
-export async function* gunzipped(path: string): AsyncGenerator<Buffer> {
-  const source = createReadStream(path);
+export async function* gunzipped(source: string | AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const compressed: Readable = typeof source === 'string' ? createReadStream(source) : Readable.from(source);
   const gunzip = createGunzip();
-  source.on('error', (error) => gunzip.destroy(error));
-  source.pipe(gunzip);
+  compressed.on('error', (error) => gunzip.destroy(error));
+  compressed.pipe(gunzip);
   try {
     yield* gunzip;
   } finally {
-    source.destroy();
+    compressed.destroy();
+  }
+}
+
+/** Bytes enough to tell every compressed format `portcullis test` knows (xz's magic is 6). */
+const SNIFF_BYTES = 6;
+
+/**
+ * A stream that cannot be looked at before it is read (standard input, a pipe, a FIFO: what
+ * `zcat`, `<(...)` or `journalctl |` hand over), told by its first bytes: `isGzip(head)` says
+ * whether it is gzip (read through gunzip, those bytes included) or throws to refuse it; anything
+ * else is passed on as it is. The head's chunks are copied, and every chunk given to gunzip: a
+ * source may reuse its buffers (readRange does).
+ */
+export async function* sniffed(
+  input: AsyncIterable<Buffer>,
+  isGzip: (head: Buffer) => boolean,
+): AsyncGenerator<Buffer> {
+  const chunks = input[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let length = 0;
+  let ended = false;
+  try {
+    while (length < SNIFF_BYTES) {
+      const next = await chunks.next();
+      if (next.done === true) {
+        ended = true;
+        break;
+      }
+      head.push(Buffer.from(next.value));
+      length += next.value.length;
+    }
+    // `copy`: for gunzip, which may hold a chunk while the next is read (into the same buffer).
+    const whole = async function* (copy: boolean): AsyncGenerator<Buffer> {
+      yield* head;
+      while (!ended) {
+        const next = await chunks.next();
+        if (next.done === true) ended = true;
+        else yield copy ? Buffer.from(next.value) : next.value;
+      }
+    };
+    const first = head.length === 1 ? (head[0] as Buffer) : Buffer.concat(head, length);
+    if (isGzip(first.subarray(0, SNIFF_BYTES))) yield* gunzipped(whole(true));
+    else yield* whole(false);
+  } finally {
+    // Left early (the caller stopped, or the format was refused): the source is let go.
+    if (!ended) await chunks.return?.();
   }
 }
 

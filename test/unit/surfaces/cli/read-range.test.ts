@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { gunzipped, readRange } from '../../../../src/surfaces/cli/test-range.js';
+import { gunzipped, readRange, sniffed } from '../../../../src/surfaces/cli/test-range.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-read-range-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -112,5 +112,77 @@ describe('gunzipped (portcullis test FILE.gz)', () => {
     writeFileSync(file, gzipSync(text).subarray(0, 100));
     await expect(read(file, 100)).rejects.toThrow('unexpected end of file');
     await expect(read(join(dir, 'absent.gz'), 100)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('sniffed (standard input or a pipe, told by its first bytes)', () => {
+  const text = Buffer.from(
+    'Nov 25 12:00:01 gate sshd[1]: Failed password for root from 192.0.2.7 port 1 ssh2\n'.repeat(500),
+  );
+  const isGzip = (head: Buffer) => head[0] === 0x1f && head[1] === 0x8b;
+
+  /** Hands over `bytes` in pieces of `size`, always in the same buffer (as readRange may). */
+  function reusing(bytes: Buffer, size: number) {
+    const state = { returned: false, reads: 0 };
+    async function* source(): AsyncGenerator<Buffer> {
+      const buffer = Buffer.alloc(size);
+      try {
+        for (let at = 0; at < bytes.length; at += size) {
+          const n = bytes.copy(buffer, 0, at, at + size);
+          state.reads++;
+          yield buffer.subarray(0, n);
+          buffer.fill(0x2a); // what the next read would overwrite
+        }
+      } finally {
+        state.returned = true;
+      }
+    }
+    return { chunks: source(), state };
+  }
+
+  async function all(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const chunk of chunks) parts.push(Buffer.from(chunk));
+    return Buffer.concat(parts);
+  }
+
+  it('passes text on byte for byte, whatever the first chunks, and gzip as its text', async () => {
+    for (const size of [1, 2, 5, 6, 7, 4096]) {
+      expect((await all(sniffed(reusing(text, size).chunks, isGzip))).equals(text)).toBe(true);
+      const gz = Buffer.concat([gzipSync(text), gzipSync(text)]);
+      expect((await all(sniffed(reusing(gz, size).chunks, isGzip))).equals(Buffer.concat([text, text]))).toBe(
+        true,
+      );
+    }
+    // Shorter than the head, and empty.
+    expect((await all(sniffed(reusing(Buffer.from('ab'), 1).chunks, isGzip))).toString()).toBe('ab');
+    expect((await all(sniffed(reusing(Buffer.alloc(0), 1).chunks, isGzip))).length).toBe(0);
+  });
+
+  it('sees the first bytes only, and lets the source go when refused or left early', async () => {
+    const seen: Buffer[] = [];
+    const refused = reusing(text, 2);
+    const refuse = (head: Buffer) => {
+      seen.push(Buffer.from(head));
+      throw new Error('refused');
+    };
+    await expect(all(sniffed(refused.chunks, refuse))).rejects.toThrow('refused');
+    expect(seen.map(String)).toEqual(['Nov 25']);
+    expect(refused.state).toEqual({ returned: true, reads: 3 });
+
+    const early = reusing(text, 64);
+    for await (const _ of sniffed(early.chunks, isGzip)) break;
+    expect(early.state.returned).toBe(true);
+    expect(early.state.reads).toBeLessThan(3);
+
+    const gz = reusing(gzipSync(text), 64);
+    for await (const _ of sniffed(gz.chunks, isGzip)) break;
+    expect(gz.state.returned).toBe(true);
+  });
+
+  it('rejects with the error of a gzip stream cut short', async () => {
+    await expect(all(sniffed(reusing(gzipSync(text).subarray(0, 100), 7).chunks, isGzip))).rejects.toThrow(
+      'unexpected end of file',
+    );
   });
 });
