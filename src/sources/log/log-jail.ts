@@ -141,6 +141,32 @@ export interface LogJails {
  *
  * Rejects (having started nothing) when a jail's filter cannot be built or a path is invalid.
  */
+/** Where a log jail's relative paths start: the configuration file's directory, like the SQLite path. */
+function logBase(config: PortcullisConfig): string {
+  return config.file === null ? process.cwd() : dirname(config.file);
+}
+
+function compressedNameWarning(jail: string, path: string): string {
+  return `jail ${jail}: ${path} is named like a compressed file; its bytes are read as lines as they are (no decompression)`;
+}
+
+/**
+ * What a log jail warns of when it starts, said by `check-config` before: the literal paths
+ * (globs leave compressed names out) of enabled log jails named like a compressed file.
+ */
+export function logSourceWarnings(config: PortcullisConfig): string[] {
+  const base = logBase(config);
+  const warnings: string[] = [];
+  for (const jail of config.jails) {
+    if (!jail.enabled || jail.source.kind !== 'log') continue;
+    for (const path of jail.source.paths) {
+      if (!hasMagic(path) && isCompressedName(path))
+        warnings.push(compressedNameWarning(jail.name, resolve(base, path)));
+    }
+  }
+  return warnings;
+}
+
 export async function startLogJails(guard: LogJailGuard, options: LogJailsOptions = {}): Promise<LogJails> {
   const jails = guard.config.jails.filter(
     (jail) => jail.enabled && (jail.source.kind === 'log' || jail.source.kind === 'command'),
@@ -318,15 +344,12 @@ class LogJailRunner {
     if (source.kind !== 'log') return;
     const start = source.start ?? 'end';
     // Relative paths are relative to the configuration file, like the SQLite path.
-    const base = this.#guard.config.file === null ? process.cwd() : dirname(this.#guard.config.file);
+    const base = logBase(this.#guard.config);
     const literal: string[] = [];
     for (const path of source.paths) (hasMagic(path) ? this.#globs : literal).push(resolve(base, path));
     for (const path of literal.filter(isCompressedName)) {
       // Named on purpose, so followed; but most likely a rotation named by mistake.
-      this.#logger.warn(
-        { jail: this.name, path },
-        `jail ${this.name}: ${path} is named like a compressed file; its bytes are read as lines as they are (no decompression)`,
-      );
+      this.#logger.warn({ jail: this.name, path }, compressedNameWarning(this.name, path));
     }
     await Promise.all(literal.map((path) => this.#follow(path, start, false)));
     if (this.#globs.length > 0) {

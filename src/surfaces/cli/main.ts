@@ -76,10 +76,13 @@ program
   .action(async (options: { config: string }) => {
     const { loadConfigFile } = await import('../../config/load.js');
     const config = loadConfigFile(options.config);
-    // Valid, but probably not what was meant (`10.1.2.3/8` is 10.0.0.0/8): said, not refused.
-    for (const warning of config.warnings) process.stderr.write(`warning: ${warning}\n`);
+    // Valid, but probably not what was meant (`10.1.2.3/8` is 10.0.0.0/8): said, not refused. And
+    // what the log jails will warn of when they start (a literal `auth.log.2.gz`).
+    const { logSourceWarnings } = await import('../../sources/log/log-jail.js');
+    const said = [...config.warnings, ...logSourceWarnings(config)];
+    for (const warning of said) process.stderr.write(`warning: ${warning}\n`);
     const jails = config.jails.filter((jail) => jail.enabled).map((jail) => jail.name);
-    const warnings = config.warnings.length === 0 ? '' : `; ${plural(config.warnings.length, 'warning')}`;
+    const warnings = said.length === 0 ? '' : `; ${plural(said.length, 'warning')}`;
     process.stdout.write(
       `${options.config}: OK (${plural(jails.length, 'jail')}${jails.length > 0 ? `: ${jails.join(', ')}` : ''}; store ${config.store.kind}${warnings})\n`,
     );

@@ -31,6 +31,29 @@ describe('check-config', () => {
     expect(result.stdout).toBe(`${file}: OK (1 jail: sshd; store sqlite; 1 warning)\n`);
   });
 
+  it('says what a log jail will warn of when it starts: a literal path named like a compressed file', async () => {
+    const file = writeConfig(
+      'gz.yaml',
+      [
+        'jails:',
+        '  sshd:',
+        '    source: { log: [auth.log.2.gz, "/var/log/auth.log*"] }',
+        '    filter: sshd',
+        '  old:',
+        '    enabled: false',
+        '    source: { log: /var/log/old.log.xz }',
+        '    filter: sshd',
+      ].join('\n'),
+    );
+    const result = await runCli(['check-config', '-c', file]);
+    expect(result.status).toBe(0);
+    // Relative to the configuration file, as the jail reads it; a glob leaves such names out.
+    expect(result.stderr).toBe(
+      `warning: jail sshd: ${join(dir, 'auth.log.2.gz')} is named like a compressed file; its bytes are read as lines as they are (no decompression)\n`,
+    );
+    expect(result.stdout).toBe(`${file}: OK (1 jail: sshd; store sqlite; 1 warning)\n`);
+  });
+
   it('refuses a billion-laughs file in one line, exit 2, for check-config and run alike', async () => {
     const file = writeConfig('bomb.yaml', BOMB);
     const expected = `${file}:2:8: invalid YAML: too many alias expansions (more than 100: aliases of aliases multiply); write the values out\n`;
