@@ -17,11 +17,20 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, wrap: string
   return runNode(['--import', 'tsx', CLI, ...args], env, wrap);
 }
 
-/** Runs `node ...args` to completion (a built CLI: `[main.js, ...args]`), as runCli does. */
+/** Runs `portcullis ...args` from the sources with `input` written to its standard input. */
+export function runCliWithInput(args: string[], input: readonly Buffer[]): Promise<CliResult> {
+  return runNode(['--import', 'tsx', CLI, ...args], {}, [], input);
+}
+
+/**
+ * Runs `node ...args` to completion (a built CLI: `[main.js, ...args]`), as runCli does; `input`
+ * is written to its standard input, which is then closed.
+ */
 export function runNode(
   args: string[],
   env: NodeJS.ProcessEnv = {},
   wrap: string[] = [],
+  input?: readonly Buffer[],
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const argv = [process.execPath, ...args];
@@ -39,6 +48,12 @@ export function runNode(
     });
     child.on('error', reject);
     child.on('close', (status) => resolve({ status, stdout, stderr }));
+    if (input !== undefined) {
+      // A command that refuses its input stops reading: the rest may meet a closed pipe.
+      child.stdin.on('error', () => undefined);
+      for (const part of input) child.stdin.write(part);
+      child.stdin.end();
+    }
   });
 }
 

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, runCli } from '../helpers/cli.js';
+import { runCli, runCliWithInput } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-cmd-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -84,22 +84,16 @@ describe('portcullis test LOG FILTER', () => {
   });
 
   it('reads standard input with -, lists missed lines, and takes a bare failregex as the filter', async () => {
-    const child = spawn(process.execPath, [
-      '--import',
-      'tsx',
-      CLI,
-      'test',
-      '-',
-      'Accepted \\S+ for <F-USER>\\S+</F-USER> from <HOST> port',
-      '--print-missed',
-      '--print-matched',
-    ]);
-    let stdout = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stdin.end(LOG);
-    const status = await new Promise((resolve) => child.on('close', resolve));
+    const { status, stdout } = await runCliWithInput(
+      [
+        'test',
+        '-',
+        'Accepted \\S+ for <F-USER>\\S+</F-USER> from <HOST> port',
+        '--print-missed',
+        '--print-matched',
+      ],
+      [Buffer.from(LOG)],
+    );
     expect(status).toBe(0);
     expect(stdout).toContain('Lines: 9 lines, 0 ignored, 1 matched, 8 missed');
     expect(stdout).toContain('Matched lines: 1');
@@ -186,7 +180,7 @@ describe('portcullis test LOG FILTER', () => {
     type Report = { lines: Record<string, number>; dateFormats: Record<string, number> };
     // `zcat -f`-less habits: `portcullis test - sshd < auth.log.2.gz` and `<(cat auth.log.2.gz)`.
     const gz = Buffer.concat([gzipSync(`${LOG}\n`), gzipSync(`${LOG}\n`)]);
-    const stdin = await runWithInput(['test', '-', 'sshd', '--logtimezone', 'UTC', '--json'], [gz]);
+    const stdin = await runCliWithInput(['test', '-', 'sshd', '--logtimezone', 'UTC', '--json'], [gz]);
     expect(stdin.stderr).toBe('');
     expect(stdin.status).toBe(0);
     const fromStdin = JSON.parse(stdin.stdout) as Report;
@@ -221,11 +215,11 @@ describe('portcullis test LOG FILTER', () => {
     );
 
     // Plain text on standard input that happens to be short is text, as before.
-    const short = await runWithInput(['test', '-', 'sshd', '--json'], [Buffer.from('ab')]);
+    const short = await runCliWithInput(['test', '-', 'sshd', '--json'], [Buffer.from('ab')]);
     expect(short.status).toBe(0);
     expect((JSON.parse(short.stdout) as Report).lines.total).toBe(1);
 
-    const xz = await runWithInput(
+    const xz = await runCliWithInput(
       ['test', '-', 'sshd'],
       [Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04])],
     );
@@ -233,7 +227,7 @@ describe('portcullis test LOG FILTER', () => {
     expect(xz.stderr).toBe(
       '(standard input): cannot read the log: it is xz-compressed; decompress it on the way in: xzcat FILE | portcullis test - FILTER\n',
     );
-    const cut = await runWithInput(['test', '-', 'sshd'], [gz.subarray(0, 40)]);
+    const cut = await runCliWithInput(['test', '-', 'sshd'], [gz.subarray(0, 40)]);
     expect(cut.status).toBe(2);
     expect(cut.stderr).toBe('(standard input): cannot read the log: unexpected end of file\n');
   });
@@ -261,24 +255,3 @@ describe('portcullis test LOG FILTER', () => {
     }
   });
 });
-
-/** Runs `portcullis ...args` from the sources with `input` written to its standard input. */
-function runWithInput(
-  args: string[],
-  input: Buffer[],
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args]);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  // A refused input stops reading: the rest of it may meet a closed pipe.
-  child.stdin.on('error', () => undefined);
-  for (const part of input) child.stdin.write(part);
-  child.stdin.end();
-  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
-}
