@@ -8,7 +8,7 @@
 // The upstream is nginx answering "Hello World!" itself (the cheapest upstream there is, so the
 // proxies get the CPU). portcullis runs with seven http jails (web-auth, scanners, bad-bots and the four payload rules) and 100k bans (an in-memory SQLite
 // store, as bench:express). Needs wrk and nginx (apt-get install wrk nginx).
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Agent as HttpAgent, type Server } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
@@ -325,11 +325,19 @@ function mixRequests(mix: Mix): MixRequest[] {
   return requests;
 }
 
-/** A wrk script cycling through `requests` (Lua long strings: no escaping of the values). */
+/**
+ * A wrk script cycling through `requests` (Lua long strings: no escaping of the values). A key is
+ * `[ [==[Name]==] ]`, blanks included: `[[==[` would open a level-0 long string, and the script
+ * failed to load — wrk then printed the error and sent its own `GET /`, so the browser and
+ * look-alike mixes measured the tiny one.
+ */
 function wrkScript(mix: Mix, dir: string): string {
-  const quote = (text: string) => `[==[${text}]==]`;
+  const quote = (text: string) => {
+    if (text.includes(']==]')) throw new Error(`a request value holds "]==]": ${text}`);
+    return `[==[${text}]==]`;
+  };
   const lines = mixRequests(mix).map((r) => {
-    const headers = Object.entries(r.headers).map(([k, v]) => `[${quote(k)}] = ${quote(v)}`);
+    const headers = Object.entries(r.headers).map(([k, v]) => `[ ${quote(k)} ] = ${quote(v)}`);
     return `  wrk.format("GET", ${quote(r.path)}, { ${headers.join(', ')} }),`;
   });
   const path = join(dir, `${mix}.lua`);
@@ -350,11 +358,15 @@ function wrk(port: number, seconds: number, connections = CONNECTIONS, mix: Mix 
     scripts = new Map(MIXES.map((m) => [m, wrkScript(m, dir)]));
   }
   const script = scripts.get(mix) ?? wrkScript(mix, tmpdir());
-  const out = execFileSync(
+  const run = spawnSync(
     'wrk',
     ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, `http://127.0.0.1:${port}/`],
     { encoding: 'utf8' },
   );
+  // A script wrk cannot load is printed on stderr, and wrk goes on with its own `GET /`.
+  if (run.status !== 0 || run.stderr.trim() !== '')
+    throw new Error(`wrk failed (${run.status}) on the ${mix} mix: ${run.stderr.trim()}`);
+  const out = run.stdout;
   const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? 0);
   const latency = (label: string) => {
     const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
