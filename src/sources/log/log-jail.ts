@@ -115,32 +115,6 @@ export interface LogJails {
   close(): Promise<void>;
 }
 
-/**
- * Starts every enabled jail whose source is `log` (files and globs) or `command`: each complete line
- * goes through the jail's filter, and each failure found is reported with
- * `guard.report(ip, { jail, timeMs, fields })`, except failures older than now − findtime (so a
- * restart that re-reads a file does not cause a ban storm). Reports for one address are made in
- * line order, one at a time; different addresses are reported concurrently. Relative paths are
- * relative to the configuration file.
- *
- * **Restart guarantee (files).** Each file's position (`<jail>:<absolute path>` → offset, inode,
- * first-line hash) is saved in the guard's store at most every `saveIntervalMs` and at `close()`,
- * and only ever at the end of a batch whose `report()` calls have all settled. So:
- * - after `close()` (a graceful stop), the next start resumes at the next unread line: no line is
- *   counted twice and none is skipped (a partial last line is read whole next time);
- * - after a crash (`kill -9`), the lines after the last saved position (about `saveIntervalMs` of
- *   input plus the batches in flight) are read and reported again; no line before it is, and none
- *   is skipped;
- * - a file whose inode or first line changed while stopped is read from 0; the old file, if it is
- *   under a rotated name in the same directory (`auth.log.1`, also after `.1` → `.2`), is read on
- *   from its saved position first, as is a rotated file that was still being read at the stop
- *   (its position is saved too). Lines older than findtime are never counted, so reading a file
- *   again cannot cause a ban storm.
- * `journalctl -o json` commands save the cursor of the last handled entry the same way and
- * restart with `--after-cursor`; other commands have no position.
- *
- * Rejects (having started nothing) when a jail's filter cannot be built or a path is invalid.
- */
 /** Where a log jail's relative paths start: the configuration file's directory, like the SQLite path. */
 function logBase(config: PortcullisConfig): string {
   return config.file === null ? process.cwd() : dirname(config.file);
@@ -167,6 +141,32 @@ export function logSourceWarnings(config: PortcullisConfig): string[] {
   return warnings;
 }
 
+/**
+ * Starts every enabled jail whose source is `log` (files and globs) or `command`: each complete line
+ * goes through the jail's filter, and each failure found is reported with
+ * `guard.report(ip, { jail, timeMs, fields })`, except failures older than now − findtime (so a
+ * restart that re-reads a file does not cause a ban storm). Reports for one address are made in
+ * line order, one at a time; different addresses are reported concurrently. Relative paths are
+ * relative to the configuration file.
+ *
+ * **Restart guarantee (files).** Each file's position (`<jail>:<absolute path>` → offset, inode,
+ * first-line hash) is saved in the guard's store at most every `saveIntervalMs` and at `close()`,
+ * and only ever at the end of a batch whose `report()` calls have all settled. So:
+ * - after `close()` (a graceful stop), the next start resumes at the next unread line: no line is
+ *   counted twice and none is skipped (a partial last line is read whole next time);
+ * - after a crash (`kill -9`), the lines after the last saved position (about `saveIntervalMs` of
+ *   input plus the batches in flight) are read and reported again; no line before it is, and none
+ *   is skipped;
+ * - a file whose inode or first line changed while stopped is read from 0; the old file, if it is
+ *   under a rotated name in the same directory (`auth.log.1`, also after `.1` → `.2`), is read on
+ *   from its saved position first, as is a rotated file that was still being read at the stop
+ *   (its position is saved too). Lines older than findtime are never counted, so reading a file
+ *   again cannot cause a ban storm.
+ * `journalctl -o json` commands save the cursor of the last handled entry the same way and
+ * restart with `--after-cursor`; other commands have no position.
+ *
+ * Rejects (having started nothing) when a jail's filter cannot be built or a path is invalid.
+ */
 export async function startLogJails(guard: LogJailGuard, options: LogJailsOptions = {}): Promise<LogJails> {
   const jails = guard.config.jails.filter(
     (jail) => jail.enabled && (jail.source.kind === 'log' || jail.source.kind === 'command'),
