@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../../../src/core/errors.js';
 import {
   type LogFilterOptions,
@@ -10,6 +10,10 @@ import {
 import { MAX_SESSIONS } from '../../../../../src/detection/filters/regex/sessions.js';
 
 const NOW = Date.UTC(2026, 10, 25, 13, 0, 0);
+// One directory for the filter files the tests write, removed at the end.
+const root = mkdtempSync(join(tmpdir(), 'pc-log-filter-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const tempDir = (prefix: string) => mkdtempSync(join(root, prefix));
 const options: LogFilterOptions = { logtimezone: 'UTC', now: () => NOW };
 
 function problemsOf(fn: () => unknown): readonly string[] {
@@ -37,7 +41,7 @@ describe('RE2 only', () => {
   });
 
   it('names the file and key for a filter file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pc-filter-'));
+    const dir = tempDir('filter-');
     const file = join(dir, 'bad.yaml');
     writeFileSync(
       file,
@@ -179,7 +183,7 @@ describe('lines', () => {
     expect(ours.processLine(line).matches[0]?.ip).toBe('192.0.2.7');
     expect(ours.processLine(line.replace('/wp', '/ok')).kind).toBe('missed');
     // fail2ban's: only the date's text goes, `[]` stays: `- [] "GET /wp` is made.
-    const dir = mkdtempSync(join(tmpdir(), 'pc-join-'));
+    const dir = tempDir('join-');
     const conf = join(dir, 'join.conf');
     writeFileSync(conf, '[Definition]\nfailregex = ^<HOST> - \\[\\] "GET /wp\n');
     const theirs = loadLogFilter({ fail2ban: conf }, options);
@@ -225,7 +229,7 @@ describe('lines', () => {
   });
 
   it('selects modes, follows extends, and overrides vars', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pc-filter-'));
+    const dir = tempDir('filter-');
     writeFileSync(
       join(dir, 'base.yaml'),
       [
