@@ -177,24 +177,19 @@ export async function runLogTest(
         ErrorCodes.CONFIG_NOT_FOUND,
         `${log}: cannot read the log: it is a directory`,
       );
-    let compression: Compression | undefined;
+    let head: Buffer | undefined;
     try {
-      compression = regular ? compressionOf(name) : undefined;
+      head = regular ? headOf(name) : undefined;
     } catch (error) {
       throw unreadable(log, name, error);
     }
     peek = !regular;
-    if (compression?.name === 'gzip') {
+    if (head !== undefined && isGzipLog(log, head, true)) {
       // A rotated `auth.log.2.gz`: read through gunzip, in one pass (no progress bar: the text's
       // length is not known).
       gzip = true;
       regular = false;
       size = 0;
-    } else if (compression !== undefined) {
-      throw new PortcullisError(
-        ErrorCodes.CONFIG_NOT_FOUND,
-        `${log}: cannot read the log: it is ${compression.name}-compressed; decompress it first: portcullis test <(${compression.cat} ${log}) FILTER`,
-      );
     }
     const jobs = options.jobs ?? 1;
     if (regular && jobs > 1 && size >= PARALLEL_MIN_BYTES) {
@@ -233,7 +228,7 @@ export async function runLogTest(
   const loaded = await load();
   const { feedLines, gunzipped, readRange, sniffed } = await import('./test-range.js');
   if (input === undefined) input = gzip ? gunzipped(name) : readRange(name, 0, Number.POSITIVE_INFINITY);
-  if (peek) input = sniffed(input as AsyncIterable<Buffer>, (head) => isGzipStream(log, head));
+  if (peek) input = sniffed(input as AsyncIterable<Buffer>, (head) => isGzipLog(log, head, false));
   const progress =
     options.progress === true && size >= PROGRESS_MIN_BYTES ? new ProgressBar(size) : undefined;
   const started = performance.now();
@@ -274,44 +269,40 @@ interface Compression {
 }
 
 /**
- * The compression a regular file starts with (its first bytes), or `undefined` for text. No log
- * line starts with these bytes (`BZh` aside: a text file starting `BZh` is taken for bzip2 and
- * refused with the advice to decompress it).
+ * The first bytes of a regular file, enough to tell its compression (see isGzipLog). No log line
+ * starts with these bytes (`BZh` aside: a text file starting `BZh` is taken for bzip2 and refused
+ * with the advice to decompress it).
  */
-function compressionOf(path: string): Compression | undefined {
+function headOf(path: string): Buffer {
   const head = Buffer.alloc(6);
   const fd = openSync(path, 'r');
-  let length: number;
   try {
-    length = readSync(fd, head, 0, head.length, 0);
+    return head.subarray(0, readSync(fd, head, 0, head.length, 0));
   } finally {
     closeSync(fd);
   }
-  return formatOf(head.subarray(0, length));
-}
-
-function formatOf(head: Buffer): Compression | undefined {
-  return COMPRESSIONS.find(
-    (format) => head.length >= format.magic.length && format.magic.every((byte, i) => head[i] === byte),
-  );
 }
 
 /**
- * For a stream's first bytes: true for gzip (read through gunzip), false for text; another
- * compression is refused with the command that reads it, put where this stream came from.
+ * For a log's first bytes (`file`: a regular file, else a stream: standard input, a pipe, a
+ * FIFO): true for gzip (read through gunzip), false for text; another compression is refused
+ * with the command that reads it, put where this log came from.
  */
-function isGzipStream(log: string, head: Buffer): boolean {
-  const compression = formatOf(head);
+function isGzipLog(log: string, head: Buffer, file: boolean): boolean {
+  const compression = COMPRESSIONS.find(
+    (format) => head.length >= format.magic.length && format.magic.every((byte, i) => head[i] === byte),
+  );
   if (compression === undefined) return false;
   if (compression.name === 'gzip') return true;
-  const stdin = log === '-';
+  const { name, cat } = compression;
+  const advice = file
+    ? `decompress it first: portcullis test <(${cat} ${log}) FILTER`
+    : log === '-'
+      ? `decompress it on the way in: ${cat} FILE | portcullis test - FILTER`
+      : `decompress it on the way in: portcullis test <(${cat} FILE) FILTER`;
   throw new PortcullisError(
     ErrorCodes.CONFIG_NOT_FOUND,
-    `${stdin ? '(standard input)' : log}: cannot read the log: it is ${compression.name}-compressed; decompress it on the way in: ${
-      stdin
-        ? `${compression.cat} FILE | portcullis test - FILTER`
-        : `portcullis test <(${compression.cat} FILE) FILTER`
-    }`,
+    `${log === '-' ? '(standard input)' : log}: cannot read the log: it is ${name}-compressed; ${advice}`,
   );
 }
 
