@@ -4,9 +4,9 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { createGzip, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli, runCliWithInput } from '../helpers/cli.js';
+import { CLI, runCli, runCliWithInput, runNode } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-cmd-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -130,6 +130,11 @@ describe('portcullis test LOG FILTER', () => {
     expect(mode.stderr).toBe(
       '--mode: the filter "sshd" has no mode "agressive" (modes: normal, aggressive)\n',
     );
+    const long = await runCli(['test', logFile, 'sshd', '--max-line-length', '1073741824']);
+    expect(long.status).toBe(2);
+    expect(long.stderr).toBe(
+      '--max-line-length: expected a whole number of bytes from 1 to 1048576, got "1073741824"\n',
+    );
     const zone = await runCli(['test', logFile, 'sshd', '--logtimezone', 'Nowhere/Special']);
     expect(zone.status).toBe(2);
     expect(zone.stderr).toContain('--logtimezone: expected "UTC"');
@@ -231,6 +236,35 @@ describe('portcullis test LOG FILTER', () => {
     expect(cut.status).toBe(2);
     expect(cut.stderr).toBe('(standard input): cannot read the log: unexpected end of file\n');
   });
+
+  it('reads a gzip bomb line by line: 640 MiB without a newline from ~600 KiB, cut, never held whole', async () => {
+    // Held whole, the one "line" would be longer than V8's longest string (~512 Mi characters):
+    // the process would fail. Cut at --max-line-length, it is one truncated line.
+    const gzip = createGzip({ level: 9 });
+    const parts: Buffer[] = [];
+    gzip.on('data', (part: Buffer) => parts.push(part));
+    const done = new Promise((resolve) => gzip.on('end', resolve));
+    const block = Buffer.alloc(1024 * 1024, 'a');
+    for (let i = 0; i < 640; i++) if (!gzip.write(block)) await new Promise((r) => gzip.once('drain', r));
+    gzip.end();
+    await done;
+    const bomb = Buffer.concat(parts);
+    expect(bomb.length).toBeLessThan(1024 * 1024);
+    const file = join(dir, 'bomb.log.gz');
+    writeFileSync(file, bomb);
+    for (const input of [{ args: [file] }, { args: ['-'], stdin: [bomb] }]) {
+      const result = await runNode(
+        ['--import', 'tsx', CLI, 'test', ...input.args, 'sshd', '--json'],
+        {},
+        [],
+        input.stdin,
+      );
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      const report = JSON.parse(result.stdout) as { lines: Record<string, number> };
+      expect(report.lines).toMatchObject({ total: 1, truncated: 1, matched: 0 });
+    }
+  }, 60_000);
 
   it('exits 2 naming the log a user may not read (it used to crash on an unhandled stream error)', async () => {
     // Run as nobody (the tests run as root, who may read anything): a file of mode 000 in a

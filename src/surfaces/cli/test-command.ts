@@ -39,6 +39,11 @@ interface TestCommandOptions {
 
 /** Files at least this big get a progress bar (when stderr is a terminal). */
 const PROGRESS_MIN_BYTES = 32 * 1024 * 1024;
+/**
+ * The longest `--max-line-length`, as for a jail's `max_line_length`: a line is held whole up to
+ * it, and one of ~512 MiB is more than a JavaScript string can hold (a gzip bomb's one "line").
+ */
+const MAX_LINE_LENGTH_LIMIT = 1_048_576;
 /** More threads than this only cost memory. */
 const MAX_JOBS = 64;
 
@@ -79,9 +84,13 @@ export function registerTestCommand(program: Command): void {
     )
     .action(async (log: string, filterArg: string, options: TestCommandOptions) => {
       const maxLineLength = Number(options.maxLineLength);
-      if (!Number.isSafeInteger(maxLineLength) || maxLineLength < 1) {
+      if (
+        !Number.isSafeInteger(maxLineLength) ||
+        maxLineLength < 1 ||
+        maxLineLength > MAX_LINE_LENGTH_LIMIT
+      ) {
         throw new ConfigError([
-          `--max-line-length: expected a whole number of bytes, got ${JSON.stringify(options.maxLineLength)}`,
+          `--max-line-length: expected a whole number of bytes from 1 to ${MAX_LINE_LENGTH_LIMIT}, got ${JSON.stringify(options.maxLineLength)}`,
         ]);
       }
       const jobs = Number(options.jobs ?? DEFAULT_JOBS);
